@@ -1,0 +1,200 @@
+"""Opening sources, keeping them open across requests, and naming what went wrong.
+
+A warm Lambda container serves many tiles from the same few files; reopening one costs a
+header fetch (a GET on S3/HTTP) and loses GDAL's block cache. :func:`get` keeps a small LRU
+of opened datasets. Each entry has its own lock: a GDAL dataset must not be read from two
+threads at once (``chalice local`` serves requests on threads; Lambda uses one).
+
+Only the GeoTIFF driver may open a source: a VRT (which reads other files), a netCDF or any
+other format is "not a raster" here, whatever its name.
+"""
+
+import math
+import os
+import threading
+from collections import OrderedDict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import rasterio
+import rasterio.env
+from rasterio.crs import CRS
+from rasterio.enums import ColorInterp
+from rasterio.errors import RasterioError
+from rasterio.warp import calculate_default_transform, transform_bounds
+from rasterio.windows import Window
+
+from .errors import (NotARaster, NotFound, SourceNotAllowed, TilerError, UpstreamError,
+                     UpstreamTimeout)
+from .settings import Settings
+from .sources import Source, display_name
+
+WEB_MERCATOR = CRS.from_epsg(3857)
+WGS84 = CRS.from_epsg(4326)
+MAX_LAT = 85.0511287798066  # Web Mercator covers latitudes up to here
+
+
+@dataclass(eq=False)
+class OpenDataset:
+    """An opened source plus what every request needs to know about it, computed once."""
+
+    src: rasterio.DatasetReader
+    name: str
+    key: tuple
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    #: Index (1-based) of the alpha band, if the file has one.
+    alpha: int | None = None
+    #: (west, south, east, north) in degrees; west > east when the data crosses 180 degrees.
+    geographic_bounds: tuple[float, float, float, float] = (-180, -90, 180, 90)
+    #: Results cached per dataset (e.g. the statistics used to stretch non-uint8 data).
+    memo: dict = field(default_factory=dict)
+
+    @property
+    def data_indexes(self) -> tuple[int, ...]:
+        """The bands a user means by default: all but the alpha band."""
+        return tuple(i for i in self.src.indexes if i != self.alpha)
+
+    def native_resolution(self, crs: CRS) -> float:
+        """The dataset's pixel size expressed in ``crs`` units (memoised)."""
+        key = ("resolution", crs.to_string())
+        if key not in self.memo:
+            src = self.src
+            if src.crs == crs:
+                self.memo[key] = min(abs(src.transform.a), abs(src.transform.e))
+            else:
+                # Measure over a few pixels at the image centre: the scale of the whole
+                # extent is meaningless for data that wraps the antimeridian or reaches a pole.
+                size = min(16, src.width, src.height)
+                col, row = (src.width - size) // 2, (src.height - size) // 2
+                window_bounds = src.window_bounds(Window(col, row, size, size))
+                transform, _, _ = calculate_default_transform(src.crs, crs, size, size,
+                                                              *window_bounds)
+                self.memo[key] = min(abs(transform.a), abs(transform.e))
+        return self.memo[key]
+
+
+def classify(exc: BaseException) -> TilerError:
+    """Turn a GDAL/rasterio failure into the error the user should see."""
+    text = " ".join(str(e) for e in (exc, exc.__cause__, exc.__context__) if e).lower()
+    if any(s in text for s in ("timed out", "timeout")):
+        return UpstreamTimeout("the storage holding the source did not answer in time; "
+                               "try again")
+    if "http response code: 404" in text or "no such file" in text or "does not exist" in text \
+            or "nosuchkey" in text or "nosuchbucket" in text:
+        return NotFound("no such file: check the url")
+    if "http response code: 403" in text or "access denied" in text or "accessdenied" in text \
+            or "http response code: 401" in text:
+        return SourceNotAllowed("the storage refused access to the source (403): check that "
+                                "the tiler's role may read it")
+    if any(s in text for s in ("curl error", "http response code", "could not resolve",
+                               "connection", "ssl", "s3", "http error")):
+        return UpstreamError("the storage holding the source failed to answer; try again")
+    if "not recognized as" in text or "not a tiff" in text or "not supported" in text:
+        return NotARaster("the source is not a GeoTIFF this tiler can read")
+    return NotARaster("the source's data could not be read (the file may be damaged)")
+
+
+def _describe(src, source: Source, key: tuple) -> OpenDataset:
+    if src.crs is None or (src.transform.is_identity and not src.gcps[0]):
+        raise NotARaster("the source has no georeferencing (no CRS or geotransform); "
+                         "only georeferenced rasters can be tiled")
+    if src.gcps[0] and src.transform.is_identity:
+        raise NotARaster("the source is georeferenced by ground control points only; "
+                         "warp it to a regular grid (gdalwarp) first")
+    alpha = next((i for i, ci in zip(src.indexes, src.colorinterp) if ci == ColorInterp.alpha),
+                 None)
+    west, south, east, north = transform_bounds(src.crs, WGS84, *src.bounds, densify_pts=21)
+    south, north = max(south, -90.0), min(north, 90.0)
+    if not all(map(math.isfinite, (west, south, east, north))):
+        raise NotARaster("the source's bounds cannot be expressed in longitude/latitude")
+    return OpenDataset(src=src, name=display_name(source), key=key, alpha=alpha,
+                       geographic_bounds=(west, south, east, north))
+
+
+class DatasetCache:
+    """A bounded LRU of :class:`OpenDataset`, safe to share between threads."""
+
+    def __init__(self):
+        self._entries: "OrderedDict[tuple, OpenDataset]" = OrderedDict()
+        self._lock = threading.Lock()
+        self._gdal_options: tuple = ()
+        self.opened = 0  # how many times a source was really opened (tests, benchmarks)
+
+    def _apply_gdal_options(self, options: tuple) -> None:
+        if options != self._gdal_options:
+            for name, value in options:
+                if name == "GDAL_CACHEMAX":  # rasterio sets this one as a number of bytes
+                    if not value.isdigit():
+                        continue  # e.g. "10%": GDAL reads it from the process environment
+                    number = int(value)
+                    value = number * 1024 * 1024 if number < 100_000 else number
+                rasterio.env.set_gdal_config(name, value)
+            self._gdal_options = options
+
+    def get(self, source: Source, settings: Settings) -> OpenDataset:
+        key = (source.gdal_path,)
+        if source.scheme == "file":
+            try:
+                stat = os.stat(source.path)
+            except OSError:
+                raise NotFound("no such file: check the url")
+            key = (source.gdal_path, stat.st_mtime_ns, stat.st_size)  # a rewritten file reopens
+        with self._lock:
+            self._apply_gdal_options(settings.gdal_options)
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+                return entry
+        try:
+            src = rasterio.open(source.gdal_path, driver="GTiff")
+        except RasterioError as exc:
+            raise classify(exc) from None
+        try:
+            entry = _describe(src, source, key)
+        except Exception:
+            src.close()
+            raise
+        with self._lock:
+            self.opened += 1
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > settings.dataset_cache_size:
+                _, old = self._entries.popitem(last=False)
+                with old.lock:
+                    old.src.close()
+        return entry
+
+    def evict(self, entry: OpenDataset) -> None:
+        with self._lock:
+            if self._entries.get(entry.key) is entry:
+                del self._entries[entry.key]
+
+    def clear(self) -> None:
+        with self._lock:
+            for entry in self._entries.values():
+                with entry.lock:
+                    entry.src.close()
+            self._entries.clear()
+
+
+cache = DatasetCache()
+
+
+@contextmanager
+def reading(entry: OpenDataset):
+    """Hold the dataset for a read; GDAL failures become :class:`TilerError`.
+
+    A failed read evicts the dataset, so a broken connection or a file replaced underneath
+    does not poison the cache of a warm container.
+    """
+    with entry.lock:
+        try:
+            yield entry
+        except TilerError:
+            raise
+        except (RasterioError, MemoryError) as exc:
+            cache.evict(entry)
+            if isinstance(exc, MemoryError):
+                raise TilerError("the request needs more memory than the server has; "
+                                 "ask for a smaller image") from None
+            raise classify(exc) from None

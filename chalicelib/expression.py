@@ -1,0 +1,174 @@
+"""Band math: ``(b4-b3)/(b4+b3)``, ``where(b1>100, 1, 0)``, ``sqrt(b1);b2*2`` (one output per ``;``).
+
+Parsed with Python's ``ast`` and walked over a whitelist of node types; nothing is ever
+passed to ``eval``/``exec``. Numbers become float64 numpy scalars, so ``9**9**9`` is an
+overflow to ``inf``, not an endless big-integer computation.
+"""
+
+import ast
+import operator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import BadRequest
+
+MAX_LENGTH = 1000
+MAX_NODES = 200
+MAX_OUTPUTS = 16
+
+_BINARY = {
+    ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: np.true_divide,
+    ast.FloorDiv: np.floor_divide, ast.Mod: np.mod, ast.Pow: np.power,
+    ast.BitAnd: np.logical_and, ast.BitOr: np.logical_or,
+}
+_UNARY = {ast.USub: np.negative, ast.UAdd: operator.pos, ast.Not: np.logical_not,
+          ast.Invert: np.logical_not}
+_COMPARE = {ast.Lt: np.less, ast.LtE: np.less_equal, ast.Gt: np.greater,
+            ast.GtE: np.greater_equal, ast.Eq: np.equal, ast.NotEq: np.not_equal}
+_FUNCTIONS = {
+    "sqrt": np.sqrt, "log": np.log, "log10": np.log10, "log2": np.log2, "log1p": np.log1p,
+    "exp": np.exp, "abs": np.abs, "where": np.where, "minimum": np.minimum,
+    "maximum": np.maximum, "clip": np.clip, "sin": np.sin, "cos": np.cos, "tan": np.tan,
+    "arcsin": np.arcsin, "arccos": np.arccos, "arctan": np.arctan, "arctan2": np.arctan2,
+    "floor": np.floor, "ceil": np.ceil, "round": np.round, "isnan": np.isnan,
+}
+_ARITY = {"where": 3, "clip": 3, "minimum": 2, "maximum": 2, "arctan2": 2}
+_CONSTANTS = {"pi": np.float64(np.pi), "e": np.float64(np.e)}
+
+
+def _band_number(name: str) -> int | None:
+    if len(name) > 1 and name[0] in "bB" and name[1:].isdigit():
+        number = int(name[1:])
+        return number if number >= 1 else None
+    return None
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A parsed expression: ``bands`` are the 1-based band numbers it reads."""
+
+    text: str
+    outputs: tuple[ast.AST, ...]
+    bands: tuple[int, ...]
+
+    def evaluate(self, bands: dict[int, np.ndarray]) -> np.ndarray:
+        """Evaluate over ``{band number: 2-D array}``; returns float (outputs, h, w)."""
+        shape = next(iter(bands.values())).shape
+        results = []
+        with np.errstate(all="ignore"):
+            for node in self.outputs:
+                value = _Evaluator(bands).visit(node)
+                results.append(np.broadcast_to(np.asarray(value, dtype="float64"), shape))
+        return np.stack(results).astype("float32", copy=False) if len(results) else None
+
+
+class _Evaluator(ast.NodeVisitor):
+    def __init__(self, bands):
+        self.bands = bands
+
+    def generic_visit(self, node):  # anything not whitelisted below
+        raise BadRequest(f"'{type(node).__name__}' is not allowed in an expression")
+
+    def visit_Expression(self, node):
+        return self.visit(node.body)
+
+    def visit_Constant(self, node):
+        if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
+            raise BadRequest("expressions take numbers and band names (b1, b2...) only")
+        return np.float64(node.value)
+
+    def visit_Name(self, node):
+        number = _band_number(node.id)
+        if number is not None:
+            return self.bands[number].astype("float64", copy=False)
+        return _CONSTANTS[node.id.lower()]
+
+    def visit_BinOp(self, node):
+        return _BINARY[type(node.op)](self.visit(node.left), self.visit(node.right))
+
+    def visit_UnaryOp(self, node):
+        return _UNARY[type(node.op)](self.visit(node.operand))
+
+    def visit_BoolOp(self, node):
+        fn = np.logical_and if isinstance(node.op, ast.And) else np.logical_or
+        values = [self.visit(v) for v in node.values]
+        result = values[0]
+        for value in values[1:]:
+            result = fn(result, value)
+        return result
+
+    def visit_Compare(self, node):
+        left, result = self.visit(node.left), None
+        for op, comparator in zip(node.ops, node.comparators):
+            right = self.visit(comparator)
+            part = _COMPARE[type(op)](left, right)
+            result = part if result is None else np.logical_and(result, part)
+            left = right
+        return result
+
+    def visit_IfExp(self, node):
+        return np.where(self.visit(node.test), self.visit(node.body), self.visit(node.orelse))
+
+    def visit_Call(self, node):
+        return _FUNCTIONS[node.func.id.lower()](*[self.visit(a) for a in node.args])
+
+
+def _check(node: ast.AST, count: list) -> None:
+    """Validate the tree once at parse time, so evaluation meets only known nodes."""
+    count[0] += 1
+    if count[0] > MAX_NODES:
+        raise BadRequest(f"the expression is too complex (more than {MAX_NODES} terms)")
+    if isinstance(node, ast.BinOp) and type(node.op) not in _BINARY:
+        raise BadRequest(f"the operator '{type(node.op).__name__}' is not allowed in an expression")
+    if isinstance(node, ast.UnaryOp) and type(node.op) not in _UNARY:
+        raise BadRequest(f"the operator '{type(node.op).__name__}' is not allowed in an expression")
+    if isinstance(node, ast.Compare) and any(type(op) not in _COMPARE for op in node.ops):
+        raise BadRequest("only <, <=, >, >=, == and != comparisons are allowed")
+    if isinstance(node, ast.Name):
+        if _band_number(node.id) is None and node.id.lower() not in _CONSTANTS:
+            raise BadRequest(f"unknown name '{node.id}' in expression: bands are b1, b2, ...")
+    elif isinstance(node, ast.Call):
+        if not isinstance(node.func, ast.Name) or node.func.id.lower() not in _FUNCTIONS:
+            raise BadRequest("unknown function in expression; allowed: "
+                             + ", ".join(sorted(_FUNCTIONS)))
+        if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
+            raise BadRequest("functions in expressions take positional arguments only")
+        name = node.func.id.lower()
+        if len(node.args) != _ARITY.get(name, 1):
+            raise BadRequest(f"{name}() takes {_ARITY.get(name, 1)} argument(s)")
+        for arg in node.args:
+            _check(arg, count)
+        return
+    elif not isinstance(node, (ast.Expression, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare,
+                               ast.IfExp, ast.Constant, ast.Load, ast.operator, ast.unaryop,
+                               ast.cmpop, ast.boolop)):
+        raise BadRequest(f"'{type(node).__name__}' is not allowed in an expression")
+    for child in ast.iter_child_nodes(node):
+        _check(child, count)
+
+
+def parse(text: str) -> Expression:
+    """Parse an expression, or raise :class:`BadRequest` saying what is wrong with it."""
+    text = (text or "").strip()
+    if not text:
+        raise BadRequest("'expression' is empty")
+    if len(text) > MAX_LENGTH:
+        raise BadRequest(f"'expression' is longer than {MAX_LENGTH} characters")
+    parts = [p.strip() for p in text.split(";") if p.strip()]
+    if len(parts) > MAX_OUTPUTS:
+        raise BadRequest(f"an expression gives at most {MAX_OUTPUTS} outputs (';'-separated)")
+    outputs, bands = [], set()
+    for part in parts:
+        try:
+            tree = ast.parse(part, mode="eval")
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            raise BadRequest(f"cannot parse expression '{part[:80]}': check the parentheses "
+                             "and operators")
+        _check(tree, [0])
+        bands.update(n for n in (_band_number(node.id) for node in ast.walk(tree)
+                                 if isinstance(node, ast.Name)) if n is not None)
+        outputs.append(tree)
+    if not bands:
+        raise BadRequest("the expression uses no band: refer to bands as b1, b2, ...")
+    return Expression(text, tuple(outputs), tuple(sorted(bands)))

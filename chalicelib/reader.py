@@ -1,0 +1,328 @@
+"""Reading pixels from an open dataset: tiles, parts, previews, points, info and statistics.
+
+One read path serves tiles, bbox parts and previews: a ``WarpedVRT`` over the requested
+bounds in the output CRS, at the source's native resolution (or the output's, when zoomed
+in past it), read with ``out_shape`` so that GDAL picks the overview level itself and reads
+only the blocks the output needs. Validity comes from, in order: the nodata value (the
+user's override, else the file's), the alpha band, else the warper's alpha (which carries
+the file's mask band and marks everything outside the footprint).
+
+Callers hold ``datasets.reading(entry)`` around these functions.
+"""
+
+import math
+
+import mercantile
+import numpy as np
+from rasterio.dtypes import in_dtype_range
+from rasterio.transform import from_bounds, rowcol
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform as transform_points
+from rasterio.windows import Window
+
+from .datasets import MAX_LAT, WEB_MERCATOR, WGS84, OpenDataset
+from .errors import BadRequest, TileOutsideBounds
+from .models import ImageData
+from .params import Selection
+
+EARTH_CIRCUMFERENCE = 2 * math.pi * 6378137.0
+#: Largest virtual grid a read may span; beyond it the read resolution is coarsened.
+MAX_VRT_SIDE = 1 << 28
+
+
+def band_indexes(entry: OpenDataset, selection: Selection) -> tuple[int, ...]:
+    """The file bands to read for ``selection`` (validated against the file)."""
+    if selection.expression is not None:
+        indexes = selection.expression.bands
+    else:
+        indexes = selection.indexes or entry.data_indexes or entry.src.indexes
+    count = entry.src.count
+    for index in indexes:
+        if index > count:
+            raise BadRequest(f"band {index} does not exist: this file has {count} band(s)")
+    return tuple(indexes)
+
+
+def _nodata(entry: OpenDataset, selection: Selection) -> float | None:
+    nodata = selection.nodata if selection.nodata is not None else entry.src.nodata
+    if nodata is None:
+        return None
+    dtype = entry.src.dtypes[0]
+    if math.isnan(nodata):
+        return nodata if np.dtype(dtype).kind == "f" else None
+    if not in_dtype_range(nodata, dtype):
+        if selection.nodata is not None:
+            raise BadRequest(f"nodata={selection.nodata:g} is outside the range of this "
+                             f"file's data type ({dtype})")
+        return None
+    return nodata
+
+
+def _valid(data: np.ndarray, nodata: float | None) -> np.ndarray:
+    """Per-pixel validity (any band valid) from a nodata value, NaN-aware."""
+    if nodata is None:
+        return np.ones(data.shape[1:], dtype=bool)
+    if math.isnan(nodata):
+        return (~np.isnan(data)).any(axis=0)
+    return (data != np.asarray(nodata).astype(data.dtype)).any(axis=0)
+
+
+def _finish(entry: OpenDataset, selection: Selection, data: np.ndarray, mask: np.ndarray,
+            indexes: tuple[int, ...], bounds, crs) -> ImageData:
+    """Apply the expression (if any) and mask what is not a finite number."""
+    if selection.expression is not None:
+        data = selection.expression.evaluate(dict(zip(indexes, data)))
+        names = tuple(part.strip() for part in selection.expression.text.split(";")
+                      if part.strip())
+    else:
+        names = tuple(f"b{i}" for i in indexes)
+    if data.dtype.kind == "f":
+        mask = mask & np.isfinite(data).all(axis=0)
+    return ImageData(data=data, mask=mask, bounds=tuple(bounds), crs=crs, band_names=names)
+
+
+def part(entry: OpenDataset, bounds, crs, width: int, height: int,
+         selection: Selection) -> ImageData:
+    """Pixels covering ``bounds`` (in ``crs``) as a ``width`` x ``height`` image."""
+    src = entry.src
+    indexes = band_indexes(entry, selection)
+    nodata = _nodata(entry, selection)
+    left, bottom, right, top = bounds
+    resolution = entry.native_resolution(crs)
+    vrt_width = max(1, round((right - left) / resolution))
+    vrt_height = max(1, round((top - bottom) / resolution))
+    if vrt_width < width or vrt_height < height:  # zoomed in past the data: read at output size
+        vrt_width, vrt_height = width, height
+    shrink = max(vrt_width, vrt_height) / MAX_VRT_SIDE
+    if shrink > 1:
+        vrt_width, vrt_height = max(width, int(vrt_width / shrink)), max(height, int(vrt_height / shrink))
+    options = dict(crs=crs, transform=from_bounds(left, bottom, right, top, vrt_width, vrt_height),
+                   width=vrt_width, height=vrt_height, resampling=selection.reproject)
+    extra: list[int] = []
+    if nodata is not None:
+        options.update(src_nodata=nodata, nodata=nodata)
+    elif entry.alpha is not None:
+        extra = [entry.alpha]
+    else:
+        options["add_alpha"] = True
+        extra = [src.count + 1]
+    read = list(indexes) + extra
+    with WarpedVRT(src, **options) as vrt:
+        data = vrt.read(read, out_shape=(len(read), height, width),
+                        resampling=selection.resampling)
+    if extra:
+        mask = data[-1] > 0
+        data = data[:-1]
+    else:
+        mask = _valid(data, nodata)
+    return _finish(entry, selection, data, mask, indexes, bounds, crs)
+
+
+def tile_exists(entry: OpenDataset, z: int, x: int, y: int) -> bool:
+    """Whether the tile touches the data (handling data that crosses 180 degrees)."""
+    west, south, east, north = mercantile.bounds(x, y, z)
+    d_west, d_south, d_east, d_north = entry.geographic_bounds
+    if south >= d_north or north <= d_south:
+        return False
+    if d_west <= d_east:
+        return west < d_east and east > d_west
+    return east > d_west or west < d_east
+
+
+def tile(entry: OpenDataset, z: int, x: int, y: int, tilesize: int,
+         selection: Selection) -> ImageData:
+    """A WebMercatorQuad tile; :class:`TileOutsideBounds` when it does not touch the data."""
+    if not tile_exists(entry, z, x, y):
+        raise TileOutsideBounds(f"tile {z}/{x}/{y} is outside the data; "
+                                "see /cog/info for its bounds and zoom levels")
+    return part(entry, mercantile.xy_bounds(x, y, z), WEB_MERCATOR, tilesize, tilesize, selection)
+
+
+def _fit(width: float, height: float, max_size: int) -> tuple[int, int]:
+    scale = min(1.0, max_size / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def preview(entry: OpenDataset, selection: Selection, max_size: int,
+            width: int | None = None, height: int | None = None) -> ImageData:
+    """The whole image in its own CRS, longest side at most ``max_size``."""
+    src = entry.src
+    if width is None or height is None:
+        fit_w, fit_h = _fit(src.width, src.height, max_size)
+        width, height = width or fit_w, height or fit_h
+    return part(entry, src.bounds, src.crs, width, height, selection)
+
+
+def bbox(entry: OpenDataset, bounds, selection: Selection, max_size: int,
+         width: int | None = None, height: int | None = None) -> ImageData:
+    """The part of the image inside WGS84 ``bounds``, as an EPSG:4326 image."""
+    west, south, east, north = bounds
+    d_west, d_south, d_east, d_north = entry.geographic_bounds
+    crosses = d_west > d_east
+    outside_x = (east <= d_west and west >= d_east) if crosses else (east <= d_west or west >= d_east)
+    if outside_x or north <= d_south or south >= d_north:
+        raise TileOutsideBounds("the bbox does not touch the data; see /cog/info for its bounds")
+    if width is None or height is None:
+        resolution = entry.native_resolution(WGS84)
+        fit_w, fit_h = _fit((east - west) / resolution, (north - south) / resolution, max_size)
+        width, height = width or fit_w, height or fit_h
+    return part(entry, bounds, WGS84, width, height, selection)
+
+
+def point(entry: OpenDataset, lon: float, lat: float, selection: Selection) -> ImageData:
+    """The pixel under ``lon, lat`` as a 1x1 image (masked where it is nodata)."""
+    src = entry.src
+    indexes = band_indexes(entry, selection)
+    xs, ys = transform_points(WGS84, src.crs, [lon], [lat])
+    row, col = rowcol(src.transform, xs[0], ys[0])
+    if not (0 <= row < src.height and 0 <= col < src.width):
+        raise TileOutsideBounds(f"the point {lon:g},{lat:g} is outside the data")
+    window = Window(col, row, 1, 1)
+    nodata = _nodata(entry, selection)
+    data = src.read(indexes, window=window)
+    if nodata is not None:
+        mask = _valid(data, nodata)
+    elif entry.alpha is not None:
+        mask = src.read(entry.alpha, window=window) > 0
+    else:
+        mask = src.dataset_mask(window=window) > 0
+    x0, y0 = src.xy(row, col, offset="ul")
+    x1, y1 = src.xy(row, col, offset="lr")
+    return _finish(entry, selection, data, mask, indexes, (x0, y1, x1, y0), src.crs)
+
+
+def zoom_for_resolution(resolution: float, tilesize: int = 256) -> float:
+    """The (fractional) WebMercatorQuad zoom whose pixels are ``resolution`` metres wide."""
+    return math.log2(EARTH_CIRCUMFERENCE / (tilesize * resolution))
+
+
+def zoom_range(entry: OpenDataset) -> tuple[int, int]:
+    """(minzoom, maxzoom): from where the whole image fits one tile to full resolution."""
+    src = entry.src
+    resolution = entry.native_resolution(WEB_MERCATOR)
+    maxzoom = max(0, min(30, math.ceil(zoom_for_resolution(resolution) - 0.01)))
+    whole = resolution * max(src.width, src.height) / 256
+    minzoom = max(0, min(maxzoom, math.floor(zoom_for_resolution(whole))))
+    return minzoom, maxzoom
+
+
+def _crs_name(crs) -> str:
+    epsg = crs.to_epsg(confidence_threshold=70)
+    return f"EPSG:{epsg}" if epsg else crs.to_wkt()
+
+
+def info(entry: OpenDataset) -> dict:
+    """What the file is: bounds, CRS, size, bands, nodata, overviews, zoom levels."""
+    src = entry.src
+    minzoom, maxzoom = zoom_range(entry)
+    if src.nodata is not None:
+        nodata_type = "Nodata"
+    elif entry.alpha is not None:
+        nodata_type = "Alpha"
+    elif any(flag.name == "per_dataset" for flag in src.mask_flag_enums[0]):
+        nodata_type = "Mask"
+    else:
+        nodata_type = "None"
+    colormap = None
+    try:
+        colormap = {str(k): list(v) for k, v in src.colormap(1).items()}
+    except ValueError:
+        pass
+    west, south, east, north = entry.geographic_bounds
+    nodata = src.nodata
+    result = {
+        "name": entry.name,
+        "bounds": [west, south, east, north],
+        "crosses_antimeridian": west > east,
+        "crs": _crs_name(src.crs),
+        "native_bounds": list(src.bounds),
+        "width": src.width,
+        "height": src.height,
+        "count": src.count,
+        "dtype": src.dtypes[0],
+        "dtypes": list(src.dtypes),
+        "nodata_type": nodata_type,
+        "nodata_value": None if nodata is None or math.isnan(nodata) else nodata,
+        "nodata_is_nan": nodata is not None and math.isnan(nodata),
+        "colorinterp": [ci.name for ci in src.colorinterp],
+        "band_descriptions": [[f"b{i}", d or ""] for i, d in zip(src.indexes, src.descriptions)],
+        "band_metadata": [[f"b{i}", src.tags(i)] for i in src.indexes],
+        "scales": list(src.scales),
+        "offsets": list(src.offsets),
+        "overviews": src.overviews(1),
+        "is_tiled": src.block_shapes[0][1] != src.width or src.width <= 512,
+        "blocksize": list(src.block_shapes[0]),
+        "compression": src.compression.value if src.compression else None,
+        "driver": src.driver,
+        "minzoom": minzoom,
+        "maxzoom": maxzoom,
+    }
+    if colormap:
+        result["colormap"] = colormap
+    return result
+
+
+def _json_number(value) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def band_statistics(values: np.ndarray, total: int, percentiles=(2, 98), bins: int = 10,
+                    histogram_range=None) -> dict:
+    """Statistics of the valid ``values`` of one band (``total`` pixels in all)."""
+    count = int(values.size)
+    result = {"valid_pixels": count, "masked_pixels": total - count,
+              "valid_percent": round(100.0 * count / total, 2) if total else 0.0}
+    if count == 0:
+        result.update({k: None for k in ("min", "max", "mean", "std", "median", "sum")})
+        result.update({f"percentile_{p:g}": None for p in percentiles})
+        result["histogram"] = [[], []]
+        return result
+    values = values.astype("float64", copy=False)
+    counts, edges = np.histogram(values, bins=bins, range=histogram_range)
+    result.update({
+        "min": _json_number(values.min()), "max": _json_number(values.max()),
+        "mean": _json_number(values.mean()), "std": _json_number(values.std()),
+        "median": _json_number(np.median(values)), "sum": _json_number(values.sum()),
+        "count": count,
+        "histogram": [counts.tolist(), [_json_number(e) for e in edges]],
+    })
+    for p, value in zip(percentiles, np.percentile(values, percentiles)):
+        result[f"percentile_{p:g}"] = _json_number(value)
+    return result
+
+
+def statistics(entry: OpenDataset, selection: Selection, max_size: int = 1024,
+               percentiles=(2, 98), bins: int = 10, histogram_range=None) -> dict:
+    """Per-band statistics from an overview no larger than ``max_size``."""
+    image = preview(entry, selection, max_size)
+    total = image.mask.size
+    return {name: band_statistics(band[image.mask], total, percentiles, bins, histogram_range)
+            for name, band in zip(image.band_names, image.data)}
+
+
+def stretch_ranges(entry: OpenDataset, selection: Selection) -> tuple[tuple[float, float], ...]:
+    """Dataset-wide (2nd, 98th) percentile per output band, for data without ``rescale``.
+
+    Computed once per dataset and selection from a small overview, so that every tile of a
+    layer is stretched alike.
+    """
+    key = ("stretch",) + selection.key
+    if key not in entry.memo:
+        image = preview(entry, selection, 512)
+        ranges = []
+        for band in image.data:
+            values = band[image.mask]
+            if values.size == 0:
+                ranges.append((0.0, 1.0))
+                continue
+            low, high = (float(v) for v in np.percentile(values, (2, 98)))
+            if not high > low:
+                low, high = float(values.min()), float(values.max())
+            ranges.append((low, high if high > low else low + 1.0))
+        entry.memo[key] = tuple(ranges)
+    return entry.memo[key]
+
+
+__all__ = ["part", "tile", "tile_exists", "preview", "bbox", "point", "info", "statistics",
+           "stretch_ranges", "zoom_range", "band_indexes", "MAX_LAT"]

@@ -1,0 +1,97 @@
+"""From read pixels to displayable ones: rescale to 8 bits, colormaps, the alpha channel.
+
+Rules:
+
+* uint8 data without ``rescale`` is shown as it is; anything else is stretched linearly
+  from ``rescale`` (one ``min,max`` per band, or one for all) or, without it, from the
+  dataset's own 2nd-98th percentiles (``stretch``), so float or 16-bit data never renders
+  as a black tile.
+* A colormap (``colormap_name``, ``colormap`` JSON, or a paletted file's own table) colours
+  a single band. Discrete and interval colormaps match raw values unless ``rescale`` is
+  given; lookup tables take the 8-bit values.
+* Image formats show 1 or 3 bands: two bands show the first, more than three the first three.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import colormaps
+from .errors import BadRequest
+from .models import ImageData
+from .params import Style
+
+
+@dataclass
+class Rendered:
+    """Display-ready pixels: ``data`` (1 or 3 bands, or raw bands for GeoTIFF/NPY) and
+    ``alpha`` (h, w) uint8, 0 where transparent."""
+
+    data: np.ndarray
+    alpha: np.ndarray
+
+    @property
+    def fully_opaque(self) -> bool:
+        return bool(self.alpha.min() == 255)
+
+
+def needs_stretch(image: ImageData, style: Style, palette=None) -> bool:
+    """Whether :func:`render` will need the dataset's stretch ranges for this image."""
+    if style.rescale is not None or image.data.dtype == np.uint8:
+        return False
+    discrete = style.colormap is not None and not isinstance(style.colormap, np.ndarray)
+    return not discrete
+
+
+def to_uint8(data: np.ndarray, ranges) -> np.ndarray:
+    """Linear stretch of each band from its (min, max) to 0-255."""
+    if len(ranges) == 1:
+        ranges = tuple(ranges) * data.shape[0]
+    if len(ranges) != data.shape[0]:
+        raise BadRequest(f"'rescale' has {len(ranges)} ranges for {data.shape[0]} bands: give "
+                         "one min,max for all bands or one per band")
+    out = np.empty(data.shape, dtype="uint8")
+    with np.errstate(invalid="ignore"):
+        for i, (band, (low, high)) in enumerate(zip(data, ranges)):
+            scaled = (band.astype("float32") - np.float32(low)) * np.float32(255.0 / (high - low))
+            np.clip(scaled, 0, 255, out=scaled)
+            out[i] = np.nan_to_num(scaled + 0.5, nan=0.0)
+    return out
+
+
+def render(image: ImageData, style: Style, palette=None, stretch=None,
+           raw_format: bool = False) -> Rendered:
+    """Render ``image``. ``palette`` is the file's own colormap table (if paletted);
+    ``stretch`` the dataset ranges (required when :func:`needs_stretch`); ``raw_format``
+    keeps the raw values when nothing asks for rendering (GeoTIFF and NPY output)."""
+    data, mask = image.data, image.mask
+    alpha = np.where(mask, np.uint8(255), np.uint8(0))
+    cmap = style.colormap
+    if cmap is None and palette is not None and style.rescale is None \
+            and data.dtype == np.uint8 and data.shape[0] == 1:
+        cmap = palette
+    if raw_format and cmap is None and style.rescale is None:
+        return Rendered(data, alpha)
+    if cmap is not None and data.shape[0] != 1:
+        raise BadRequest(f"a colormap colours one band, but the output has {data.shape[0]}: "
+                         "choose one with bidx= or an expression")
+    discrete = cmap is not None and not isinstance(cmap, np.ndarray)
+    if discrete and style.rescale is None:
+        values = data[0]
+    else:
+        if data.dtype == np.uint8 and style.rescale is None:
+            values = data
+        else:
+            ranges = style.rescale or stretch
+            if ranges is None:
+                raise ValueError("stretch ranges are required for non-uint8 data")
+            values = to_uint8(data, ranges)
+        if cmap is None:
+            if values.shape[0] == 2:
+                values = values[:1]
+            elif values.shape[0] > 3:
+                values = values[:3]
+            return Rendered(values, alpha)
+        values = values[0]
+    rgba, _ = colormaps.apply(values, cmap)
+    return Rendered(rgba[:3], np.minimum(alpha, rgba[3]))

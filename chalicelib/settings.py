@@ -1,0 +1,82 @@
+"""Configuration from the environment, parsed once per distinct environment.
+
+Every other module receives values from here; nothing else reads ``os.environ``. On Lambda
+the environment never changes, so :func:`current` parses it once per container. (Chalice's
+test client swaps ``os.environ`` per request, which is why the result is memoised on the
+raw values rather than computed at import.)
+"""
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Directory holding app.py; relative local paths (in ALLOWED_SOURCES and in ``url=``)
+#: are resolved against it, so the same configuration works locally and on Lambda.
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+#: The built-in demo dataset, as a user would name it in ``url=``.
+DEMO_URL = "chalicelib/demo/demo.tif"
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _int(name: str, default: int, env) -> int:
+    raw = env.get(name, "")
+    try:
+        return int(raw) if raw.strip() else default
+    except ValueError:
+        raise RuntimeError(f"environment variable {name} must be an integer, got {raw!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    #: Prefixes a source must start with (``s3://bucket/``, ``https://host/path/``, ``/srv/x/``).
+    allowed_sources: tuple[str, ...] = ()
+    #: host[:port] entries exempt from the private-address ban. For tests and benchmarks
+    #: against servers on 127.0.0.1 only; never set it in a deployed stage.
+    unsafe_allow_hosts: tuple[str, ...] = ()
+    #: ``Cache-Control: public, max-age=N`` on successful tiles and images; 0 disables.
+    cache_max_age: int = 3600
+    #: How many opened datasets a warm container keeps.
+    dataset_cache_size: int = 32
+    #: Largest side in pixels of any rendered image (preview, bbox, tile).
+    max_image_size: int = 4096
+    #: GDAL configuration options found in the environment (GDAL_*, CPL_*, VSI_*, AWS_*...).
+    #: Applied to GDAL by the dataset layer, so they hold even where ``os.environ`` is not
+    #: the process environment (Chalice's test client).
+    gdal_options: tuple[tuple[str, str], ...] = field(default=())
+
+
+#: Environment variable prefixes that are GDAL configuration options.
+GDAL_PREFIXES = ("GDAL_", "CPL_", "VSI_", "AWS_S3_ENDPOINT", "AWS_HTTPS", "AWS_VIRTUAL_HOSTING",
+                 "AWS_NO_SIGN_REQUEST", "AWS_REQUEST_PAYER", "PROJ_NETWORK")
+
+_RELEVANT = ("ALLOWED_SOURCES", "UNSAFE_ALLOW_HOSTS", "CACHE_MAX_AGE", "DATASET_CACHE_SIZE",
+             "MAX_IMAGE_SIZE")
+_memo: dict = {}
+
+
+def current() -> Settings:
+    """The settings for the environment as it is now (parsed once per distinct environment)."""
+    env = os.environ
+    key = tuple(env.get(name) for name in _RELEVANT) + tuple(
+        sorted((k, v) for k, v in env.items() if k.startswith(GDAL_PREFIXES)))
+    found = _memo.get(key)
+    if found is None:
+        _memo.clear()
+        found = _memo[key] = from_environ(env)
+    return found
+
+
+def from_environ(env=None) -> Settings:
+    env = os.environ if env is None else env
+    return Settings(
+        gdal_options=tuple(sorted((k, v) for k, v in env.items() if k.startswith(GDAL_PREFIXES))),
+        allowed_sources=_split(env.get("ALLOWED_SOURCES", "")),
+        unsafe_allow_hosts=_split(env.get("UNSAFE_ALLOW_HOSTS", "")),
+        cache_max_age=_int("CACHE_MAX_AGE", 3600, env),
+        dataset_cache_size=max(1, _int("DATASET_CACHE_SIZE", 32, env)),
+        max_image_size=_int("MAX_IMAGE_SIZE", 4096, env),
+    )
