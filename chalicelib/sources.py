@@ -110,7 +110,8 @@ def _remote(url: str, scheme: str) -> Source:
         if not key:
             raise BadRequest("an s3:// source needs a key: s3://bucket/path/to/file.tif")
         return Source("s3", host, "/" + key, f"/vsis3/{host}/{key}")
-    netloc = host if port is None else f"{host}:{port}"
+    bracketed = f"[{host}]" if ":" in host else host  # IPv6 literals keep their brackets
+    netloc = bracketed if port is None else f"{bracketed}:{port}"
     rebuilt = f"{scheme}://{netloc}{raw_path}" + (f"?{parts.query}" if parts.query else "")
     return Source(scheme, netloc, raw_path, f"/vsicurl/{rebuilt}", parts.query)
 
@@ -162,8 +163,7 @@ def check_host(host: str, unsafe_allow_hosts: tuple[str, ...] = ()) -> None:
     now = time.monotonic()
     if _host_checked.get(host, 0.0) > now:
         return
-    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    name = name.strip("[]")
+    name = urlsplit("//" + host).hostname or ""
     try:
         addresses = [ipaddress.ip_address(name)]
     except ValueError:

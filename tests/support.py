@@ -1,0 +1,70 @@
+"""Test helpers: synthetic rasters with known pixels, image decoding, request paths."""
+
+import io
+from pathlib import Path
+from urllib.parse import urlencode
+
+import mercantile
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from PIL import Image
+from rasterio.transform import from_bounds
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = (ROOT.parent / "shared" / "data").resolve()
+BUILD = ROOT / "build" / "test-rasters"
+
+#: A z10 WebMercatorQuad tile; synthetic rasters cover exactly this tile at 256x256.
+TILE = mercantile.Tile(x=300, y=380, z=10)
+
+#: What Chrome sends for an <img>: the first type is not one API Gateway knows as binary.
+ACCEPT_IMAGE = {"Accept": "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"}
+
+
+def write_raster(path: Path, data: np.ndarray, bounds=None, crs="EPSG:3857", nodata=None,
+                 mask=None, overviews=(), colormap=None, colorinterp=None, blocksize=256,
+                 **profile):
+    """Write ``data`` (bands, h, w) as a tiled GeoTIFF covering ``bounds`` (default: TILE)."""
+    count, height, width = data.shape
+    bounds = bounds or mercantile.xy_bounds(TILE)
+    tiled = width >= blocksize and height >= blocksize
+    options = dict(driver="GTiff", width=width, height=height, count=count,
+                   dtype=data.dtype.name, crs=crs, transform=from_bounds(*bounds, width, height),
+                   nodata=nodata, tiled=tiled, compress="deflate", **profile)
+    if tiled:
+        options.update(blockxsize=blocksize, blockysize=blocksize)
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        with rasterio.open(path, "w", **options) as dst:
+            dst.write(data)
+            if mask is not None:
+                dst.write_mask(mask)
+            if colormap is not None:
+                dst.write_colormap(1, colormap)
+            if colorinterp is not None:
+                dst.colorinterp = colorinterp
+        if overviews:
+            with rasterio.open(path, "r+") as dst:
+                dst.build_overviews(list(overviews), Resampling.average)
+    return path
+
+
+def pattern(height=256, width=256, bands=1, dtype="uint8") -> np.ndarray:
+    """Distinct, position-dependent values: band b, row r, col c -> (7r + 13c + 50b) % 250 + 1."""
+    rows, cols = np.mgrid[0:height, 0:width]
+    return np.stack([((7 * rows + 13 * cols + 50 * b) % 250 + 1) for b in range(bands)]) \
+        .astype(dtype)
+
+
+def decode(body: bytes) -> np.ndarray:
+    """Decode an image response into (bands, h, w) with Pillow (independent of GDAL)."""
+    image = Image.open(io.BytesIO(body))
+    array = np.asarray(image)
+    return array[None] if array.ndim == 2 else np.moveaxis(array, -1, 0)
+
+
+def tile_path(tile=TILE, suffix="", **query) -> str:
+    return f"/cog/tiles/{tile.z}/{tile.x}/{tile.y}{suffix}?{urlencode(query, doseq=True)}"
+
+
+ACCEPT_IMAGE = {"Accept": "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"}

@@ -1,0 +1,413 @@
+"""The HTTP API through Chalice's real test client: status, headers, decoded images, errors."""
+
+import io
+import json
+
+import mercantile
+import numpy as np
+import pytest
+import rasterio
+
+from chalicelib import colormaps
+from tests.support import ACCEPT_IMAGE, ROOT, TILE, decode, pattern, tile_path, write_raster
+
+
+@pytest.fixture
+def rgb(rasters):
+    data = pattern(bands=3)
+    return data, str(write_raster(rasters / "api_rgb.tif", data))
+
+
+@pytest.fixture
+def half_masked(rasters):
+    data = pattern(bands=3)
+    mask = np.full((256, 256), 255, "uint8")
+    mask[128:] = 0
+    return data, str(write_raster(rasters / "api_half.tif", data, mask=mask))
+
+
+def assert_error(response, status, code=None):
+    assert response.status_code == status, response.body
+    assert response.headers["Content-Type"] == "application/json"
+    body = json.loads(response.body)
+    assert set(body) == {"Code", "Message"} and body["Message"]
+    if code:
+        assert body["Code"] == code
+    assert "Cache-Control" not in response.headers  # errors are never cached
+    assert str(ROOT) not in body["Message"] and "Traceback" not in body["Message"]
+    assert response.headers.get("Access-Control-Allow-Origin") == "*"
+    return body
+
+
+@pytest.mark.parametrize("suffix, media_type, pil_format", [
+    (".png", "image/png", "PNG"), (".jpg", "image/jpeg", "JPEG"), (".jpeg", "image/jpeg", "JPEG"),
+    (".webp", "image/webp", "WEBP"),
+])
+def test_tile_formats(client, rasters, suffix, media_type, pil_format):
+    rows, cols = np.mgrid[0:256, 0:256]
+    data = np.stack([rows // 2, cols // 2, (rows + cols) // 4]).astype("uint8")  # smooth
+    url = str(write_raster(rasters / "api_smooth.tif", data))
+    response = client.http.get(tile_path(suffix=suffix, url=url), headers=ACCEPT_IMAGE)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == media_type
+    assert response.headers["Cache-Control"] == "public, max-age=3600"
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    from PIL import Image
+    assert Image.open(io.BytesIO(response.body)).format == pil_format
+    pixels = decode(response.body)
+    assert pixels.shape[1:] == (256, 256)
+    if pil_format == "PNG":
+        np.testing.assert_array_equal(pixels, data)
+    else:  # lossy: close, not equal
+        assert np.abs(pixels.astype(int) - data).mean() < 3
+
+
+def test_lossless_png_round_trip_with_alpha(client, half_masked):
+    data, url = half_masked
+    response = client.http.get(tile_path(suffix=".png", url=url), headers=ACCEPT_IMAGE)
+    pixels = decode(response.body)
+    assert pixels.shape == (4, 256, 256)
+    np.testing.assert_array_equal(pixels[:3, :128], data[:, :128])
+    assert np.all(pixels[3, :128] == 255) and np.all(pixels[3, 128:] == 0)
+
+
+def test_no_format_gives_jpeg_when_opaque_and_png_when_masked(client, rgb, half_masked):
+    opaque = client.http.get(tile_path(url=rgb[1]), headers=ACCEPT_IMAGE)
+    assert opaque.headers["Content-Type"] == "image/jpeg"
+    masked = client.http.get(tile_path(url=half_masked[1]), headers=ACCEPT_IMAGE)
+    assert masked.headers["Content-Type"] == "image/png"
+    assert decode(masked.body).shape[0] == 4
+
+
+def test_webp_keeps_the_mask(client, half_masked):
+    response = client.http.get(tile_path(suffix=".webp", url=half_masked[1]),
+                               headers=ACCEPT_IMAGE)
+    pixels = decode(response.body)
+    assert pixels.shape[0] == 4 and pixels[3, 200, 10] == 0 and pixels[3, 10, 10] == 255
+
+
+def test_return_mask_false_drops_alpha(client, half_masked):
+    response = client.http.get(tile_path(suffix=".png", url=half_masked[1], return_mask="false"),
+                               headers=ACCEPT_IMAGE)
+    assert decode(response.body).shape[0] == 3
+
+
+@pytest.mark.parametrize("path_suffix, query, size", [
+    ("@2x.png", {}, 512), (".png", {"tilesize": 512}, 512), ("@2x.png", {"tilesize": 128}, 256),
+])
+def test_retina_and_tilesize(client, rgb, path_suffix, query, size):
+    response = client.http.get(tile_path(suffix=path_suffix, url=rgb[1], **query),
+                               headers=ACCEPT_IMAGE)
+    assert decode(response.body).shape[1:] == (size, size)
+
+
+def test_webmercatorquad_route_is_the_same_tile(client, rgb):
+    plain = client.http.get(tile_path(suffix=".png", url=rgb[1]), headers=ACCEPT_IMAGE)
+    wmq = client.http.get(tile_path(suffix=".png", url=rgb[1]).replace(
+        "/cog/tiles/", "/cog/tiles/WebMercatorQuad/"), headers=ACCEPT_IMAGE)
+    assert wmq.status_code == 200 and wmq.body == plain.body
+
+
+def test_geotiff_tile_is_georeferenced(client, rgb):
+    data, url = rgb
+    response = client.http.get(tile_path(suffix=".tif", url=url), headers=ACCEPT_IMAGE)
+    assert response.headers["Content-Type"].startswith("image/tiff")
+    with rasterio.MemoryFile(response.body) as memfile, memfile.open() as dst:
+        assert dst.crs.to_epsg() == 3857
+        assert tuple(dst.bounds) == pytest.approx(tuple(mercantile.xy_bounds(TILE)), abs=1e-3)
+        np.testing.assert_array_equal(dst.read(), data)
+
+
+def test_npy_tile_has_raw_values_and_the_mask(client, rasters):
+    data = pattern(dtype="uint16") * 100
+    url = str(write_raster(rasters / "api_u16.tif", data))
+    response = client.http.get(tile_path(suffix=".npy", url=url), headers=ACCEPT_IMAGE)
+    array = np.load(io.BytesIO(response.body))
+    assert array.shape == (2, 256, 256) and array.dtype == np.uint16
+    np.testing.assert_array_equal(array[0], data[0])
+    assert np.all(array[1] == 255)
+
+
+def test_non_uint8_without_rescale_is_not_a_black_tile(client, rasters):
+    data = (pattern(dtype="float32") * 37 + 5000)
+    url = str(write_raster(rasters / "api_float.tif", data))
+    pixels = decode(client.http.get(tile_path(suffix=".png", url=url), headers=ACCEPT_IMAGE).body)
+    assert pixels[0].min() <= 5 and pixels[0].max() >= 250
+
+
+def test_rescale_and_colormap(client, rasters):
+    data = np.full((1, 256, 256), 1500, "uint16")
+    url = str(write_raster(rasters / "api_cmap.tif", data))
+    response = client.http.get(tile_path(suffix=".png", url=url, rescale="1000,2000",
+                                         colormap_name="viridis"), headers=ACCEPT_IMAGE)
+    pixels = decode(response.body)
+    expected = colormaps.named("viridis")[128, :3]  # (1500-1000)/1000*255 = 127.5 -> 128
+    assert np.all(pixels[:3, 0, 0] == expected)
+
+
+def test_custom_colormap_json(client, rasters):
+    data = np.ones((1, 256, 256), "uint8")
+    data[0, :, 128:] = 2
+    url = str(write_raster(rasters / "api_classes.tif", data))
+    cmap = json.dumps({"1": [255, 0, 0, 255], "2": [0, 0, 255, 255]})
+    pixels = decode(client.http.get(tile_path(suffix=".png", url=url, colormap=cmap),
+                                    headers=ACCEPT_IMAGE).body)
+    assert list(pixels[:, 0, 0]) == [255, 0, 0] and list(pixels[:, 0, 255]) == [0, 0, 255]
+
+
+def test_paletted_file_renders_with_its_own_colormap(client, rasters):
+    data = np.zeros((1, 256, 256), "uint8")
+    data[0, :, 128:] = 1
+    url = str(write_raster(rasters / "api_palette.tif", data,
+                           colormap={0: (10, 20, 30, 255), 1: (200, 100, 50, 255)}))
+    pixels = decode(client.http.get(tile_path(suffix=".png", url=url), headers=ACCEPT_IMAGE).body)
+    assert list(pixels[:3, 5, 5]) == [10, 20, 30] and list(pixels[:3, 5, 200]) == [200, 100, 50]
+
+
+def test_expression_tile(client, rasters):
+    data = np.stack([np.full((256, 256), 10, "uint8"), np.full((256, 256), 30, "uint8")])
+    url = str(write_raster(rasters / "api_two.tif", data))
+    response = client.http.get(tile_path(suffix=".npy", url=url,
+                                         expression="(b2-b1)/(b2+b1)"), headers=ACCEPT_IMAGE)
+    array = np.load(io.BytesIO(response.body))
+    np.testing.assert_allclose(array[0], 0.5)
+    response = client.http.get(tile_path(suffix=".png", url=url, expression="(b2-b1)/(b2+b1)",
+                                         rescale="0,1"), headers=ACCEPT_IMAGE)
+    assert np.all(decode(response.body)[0] == 128)
+
+
+def test_requests_without_accept_header_are_answered(client, rgb):
+    assert client.http.get(tile_path(suffix=".png", url=rgb[1])).status_code == 200
+    assert client.http.get(f"/cog/info?url={rgb[1]}").status_code == 200
+
+
+def test_info(client, rgb):
+    response = client.http.get(f"/cog/info?url={rgb[1]}")
+    info = response.json_body
+    assert info["count"] == 3 and info["width"] == 256 and info["crs"] == "EPSG:3857"
+    assert info["minzoom"] == info["maxzoom"] == TILE.z
+    assert info["name"] == "api_rgb.tif"
+
+
+def test_statistics(client, rgb):
+    data, url = rgb
+    stats = client.http.get(f"/cog/statistics?url={url}&p=50&histogram_bins=4").json_body
+    assert set(stats) == {"b1", "b2", "b3"}
+    assert stats["b1"]["max"] == data[0].max() and stats["b1"]["percentile_50"] == \
+        pytest.approx(np.percentile(data[0], 50))
+    assert len(stats["b1"]["histogram"][0]) == 4
+
+
+def test_point(client, rgb):
+    data, url = rgb
+    left, bottom, right, top = mercantile.xy_bounds(TILE)
+    res = (right - left) / 256
+    lon, lat = mercantile.lnglat(left + res * 10.5, top - res * 20.5)
+    body = client.http.get(f"/cog/point/{lon},{lat}?url={url}").json_body
+    assert body["values"] == data[:, 20, 10].tolist() and body["band_names"] == ["b1", "b2", "b3"]
+    body = client.http.get(f"/cog/point/{lon},{lat}?url={url}&expression=b1%2Bb2").json_body
+    assert body["values"] == [float(int(data[0, 20, 10]) + int(data[1, 20, 10]))]
+
+
+def test_preview_and_sizes(client, rasters):
+    url = str(write_raster(rasters / "api_wide.tif", pattern(200, 400), blocksize=16))
+    response = client.http.get(f"/cog/preview.png?url={url}&max_size=100", headers=ACCEPT_IMAGE)
+    assert response.status_code == 200 and decode(response.body).shape[1:] == (50, 100)
+    default = client.http.get(f"/cog/preview?url={url}", headers=ACCEPT_IMAGE)
+    assert decode(default.body).shape[1:] == (200, 400)  # never upsampled past native size
+    sized = client.http.get(f"/cog/preview/64x32.webp?url={url}", headers=ACCEPT_IMAGE)
+    assert sized.headers["Content-Type"] == "image/webp" and \
+        decode(sized.body).shape[1:] == (32, 64)
+
+
+def test_bbox(client, rgb):
+    data, url = rgb
+    west, south, east, north = mercantile.bounds(TILE)
+    inner = f"{west + (east - west) / 4},{south + (north - south) / 4},{east},{north}"
+    response = client.http.get(f"/cog/bbox/{inner}.png?url={url}", headers=ACCEPT_IMAGE)
+    assert response.status_code == 200
+    pixels = decode(response.body)
+    assert pixels.shape[0] in (3, 4) and 150 < pixels.shape[2] < 250
+    sized = client.http.get(f"/cog/bbox/{inner}/100x80.jpg?url={url}", headers=ACCEPT_IMAGE)
+    assert decode(sized.body).shape[1:] == (80, 100)
+    with rasterio.MemoryFile(client.http.get(f"/cog/bbox/{inner}.tif?url={url}",
+                                             headers=ACCEPT_IMAGE).body) as m, m.open() as dst:
+        assert dst.crs.to_epsg() == 4326
+        assert dst.bounds.left == pytest.approx(west + (east - west) / 4)
+
+
+def test_tilejson_carries_parameters_and_stage_prefix(client, rgb):
+    url = rgb[1]
+    body = client.http.get(f"/cog/tilejson.json?url={url}&rescale=0,100&bidx=1&tile_format=webp"
+                           "&tile_scale=2", headers={"Host": "tiles.example.com",
+                                                     "X-Forwarded-Proto": "https"}).json_body
+    assert body["tilejson"] == "3.0.0"
+    tiles = body["tiles"][0]
+    assert tiles.startswith("https://tiles.example.com/cog/tiles/WebMercatorQuad/{z}/{x}/{y}"
+                            "@2x.webp?")
+    assert "rescale=0%2C100" in tiles and "bidx=1" in tiles and "tile_format" not in tiles
+    assert body["minzoom"] == body["maxzoom"] == TILE.z
+    assert body["bounds"] == pytest.approx(list(mercantile.bounds(TILE)), abs=1e-6)
+    # the same route under the titiler path
+    assert client.http.get(f"/cog/WebMercatorQuad/tilejson.json?url={url}").status_code == 200
+
+
+def test_tilejson_under_an_api_gateway_stage():
+    from app import app
+    event = {
+        "resource": "/cog/tilejson.json", "path": "/cog/tilejson.json", "httpMethod": "GET",
+        "headers": {"Host": "abc.execute-api.us-east-1.amazonaws.com",
+                    "X-Forwarded-Proto": "https", "Accept": "*/*"},
+        "multiValueHeaders": {}, "pathParameters": None, "stageVariables": None, "body": None,
+        "queryStringParameters": {"url": "chalicelib/demo/demo.tif"},
+        "multiValueQueryStringParameters": {"url": ["chalicelib/demo/demo.tif"]},
+        "requestContext": {"resourcePath": "/cog/tilejson.json", "httpMethod": "GET",
+                           "path": "/api/cog/tilejson.json", "stage": "api"},
+        "isBase64Encoded": False,
+    }
+    response = app(event, None)
+    assert response["statusCode"] == 200
+    import base64
+    body = response["body"]
+    body = json.loads(base64.b64decode(body) if response.get("isBase64Encoded") else body)
+    assert body["tiles"][0].startswith(
+        "https://abc.execute-api.us-east-1.amazonaws.com/api/cog/tiles/WebMercatorQuad/")
+
+
+def test_lambda_proxy_tile_is_base64_for_api_gateway(rgb):
+    from app import app
+    event = {
+        "resource": "/cog/tiles/{z}/{x}/{y}", "path": "/cog/tiles/10/300/380.webp",
+        "httpMethod": "GET", "headers": ACCEPT_IMAGE, "multiValueHeaders": {},
+        "pathParameters": {"z": "10", "x": "300", "y": "380.webp"}, "stageVariables": None,
+        "multiValueQueryStringParameters": {"url": [rgb[1]]}, "body": None,
+        "queryStringParameters": {"url": rgb[1]},
+        "requestContext": {"resourcePath": "/cog/tiles/{z}/{x}/{y}", "httpMethod": "GET",
+                           "path": "/api/cog/tiles/10/300/380.webp"},
+        "isBase64Encoded": False,
+    }
+    response = app(event, None)
+    assert response["statusCode"] == 200 and response["isBase64Encoded"] is True
+    assert response["headers"]["Content-Type"] == "image/webp"
+    import base64
+    assert decode(base64.b64decode(response["body"])).shape[1:] == (256, 256)
+
+
+def test_binary_media_types_cover_browsers():
+    from app import app
+    assert app.api.binary_types == ["*/*"]
+
+
+def test_viewer_page(client):
+    response = client.http.get("/", headers={"Accept": "text/html,*/*"})
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/html")
+    page = response.body.decode()
+    assert "leaflet" in page.lower() and '"chalicelib/demo/demo.tif"' in page
+    assert "cog/tilejson.json" in page
+
+
+# ---- errors ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", [
+    "/cog/tiles/10/300/380.gif?url={url}",
+    "/cog/tiles/10/99999/380.png?url={url}",
+    "/cog/tiles/x/300/380.png?url={url}",
+    "/cog/tiles/10/300/380.png?url={url}&bidx=0",
+    "/cog/tiles/10/300/380.png?url={url}&rescale=1",
+    "/cog/tiles/10/300/380.png?url={url}&colormap_name=nope",
+    "/cog/tiles/10/300/380.png?url={url}&colormap=%7Bbad",
+    "/cog/tiles/10/300/380.png?url={url}&expression=__import__(%22os%22)",
+    "/cog/tiles/10/300/380.png?url={url}&resampling=magic",
+    "/cog/tiles/10/300/380.png?url={url}&tilesize=5000",
+    "/cog/tiles/10/300/380.png?url={url}&bidx=9",
+    "/cog/tiles/10/300/380.png?url={url}&colormap_name=viridis",
+    "/cog/tiles/10/300/380.png",
+    "/cog/point/abc?url={url}",
+    "/cog/point/200,0?url={url}",
+    "/cog/bbox/1,2,3.png?url={url}",
+    "/cog/bbox/0,0,1,1.gif?url={url}",
+    "/cog/preview.png?url={url}&max_size=0",
+    "/cog/preview.png?url={url}&max_size=100000",
+    "/cog/preview/axb.png?url={url}",
+    "/cog/statistics?url={url}&histogram_bins=0",
+    "/cog/tilejson.json?url={url}&tile_format=gif",
+])
+def test_malformed_parameters_are_400(client, rgb, path):
+    assert_error(client.http.get(path.format(url=rgb[1]), headers=ACCEPT_IMAGE), 400)
+
+
+@pytest.mark.parametrize("url", [
+    "/etc/passwd", "file:///etc/passwd", "/vsicurl/http://169.254.169.254/latest",
+    "http://169.254.169.254/latest/meta-data/", "http://127.0.0.1:22/x.tif",
+    "s3://somebody-elses-bucket/x.tif", "chalicelib/demo/../../app.py",
+])
+def test_sources_not_allowed_are_403(client, url):
+    from urllib.parse import quote
+    body = assert_error(client.http.get(f"/cog/info?url={quote(url, safe='')}"), 403)
+    assert body["Code"] == "SourceNotAllowed"
+
+
+def test_missing_file_is_404_without_the_path(client, rasters):
+    body = assert_error(client.http.get(f"/cog/info?url={rasters}/missing.tif"), 404)
+    assert "missing.tif" not in body["Message"] or str(rasters) not in body["Message"]
+
+
+def test_tile_outside_the_data_is_404(client, rgb):
+    body = assert_error(client.http.get(tile_path(mercantile.Tile(0, 0, 10), ".png",
+                                                  url=rgb[1]), headers=ACCEPT_IMAGE), 404)
+    assert body["Code"] == "TileOutsideBounds"
+
+
+def test_not_a_raster_is_422(client, rasters):
+    path = rasters / "text.tif"
+    path.write_text("hello, not a tiff")
+    assert_error(client.http.get(f"/cog/info?url={path}"), 422, "NotARaster")
+
+
+def test_oversized_images_are_refused_not_crashed(client, rasters):
+    # 1400 x 1400 RGB noise: an incompressible 5.9 MB PNG, beyond Lambda's 6 MB after base64
+    noise = np.random.default_rng(1).integers(0, 255, (3, 1400, 1400), "uint8")
+    url = str(write_raster(rasters / "api_big.tif", noise))
+    response = client.http.get(f"/cog/preview.png?url={url}&max_size=1400", headers=ACCEPT_IMAGE)
+    assert_error(response, 400, "TooLarge")
+
+
+def test_unexpected_errors_are_a_bare_500(client, rgb, monkeypatch):
+    from chalicelib import tiler
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("/secret/server/path exploded")
+
+    monkeypatch.setattr(tiler, "info", broken)
+    body = assert_error(client.http.get(f"/cog/info?url={rgb[1]}"), 500)
+    assert "secret" not in body["Message"]
+
+
+def test_cache_max_age_is_configurable(client, rgb, monkeypatch):
+    monkeypatch.setenv("CACHE_MAX_AGE", "60")
+    response = client.http.get(tile_path(suffix=".png", url=rgb[1]), headers=ACCEPT_IMAGE)
+    assert response.headers["Cache-Control"] == "public, max-age=60"
+    monkeypatch.setenv("CACHE_MAX_AGE", "0")
+    response = client.http.get(tile_path(suffix=".png", url=rgb[1]), headers=ACCEPT_IMAGE)
+    assert "Cache-Control" not in response.headers
+
+
+def test_demo_dataset_is_allowed_in_dev(client):
+    from chalice.test import Client
+    from app import app
+    with Client(app, stage_name="dev", project_dir=str(ROOT)) as dev:
+        info = dev.http.get("/cog/info?url=chalicelib/demo/demo.tif").json_body
+        assert info["count"] == 3
+        t = mercantile.tile(-77.7, 24.5, info["maxzoom"])
+        response = dev.http.get(tile_path(t, ".png", url="chalicelib/demo/demo.tif"),
+                                headers=ACCEPT_IMAGE)
+        assert response.status_code == 200 and decode(response.body)[:3].any()
+
+
+def test_prod_allows_nothing_by_default():
+    from chalice.test import Client
+    from app import app
+    with Client(app, stage_name="prod", project_dir=str(ROOT)) as prod:
+        response = prod.http.get("/cog/info?url=chalicelib/demo/demo.tif")
+        assert response.status_code == 403

@@ -1,0 +1,257 @@
+"""The read path on synthetic rasters whose every pixel is known."""
+
+import math
+
+import mercantile
+import numpy as np
+import pytest
+from rasterio.enums import ColorInterp
+
+from chalicelib import datasets, params, reader, sources, tiler
+from chalicelib.errors import BadRequest, NotARaster, TileOutsideBounds
+from tests.support import TILE, pattern, write_raster
+
+SEL = params.Selection()
+
+
+def open_entry(path):
+    return tiler.open_dataset(str(path))
+
+
+def test_a_tile_aligned_raster_reads_back_exactly(rasters):
+    data = pattern(bands=3)
+    entry = open_entry(write_raster(rasters / "aligned.tif", data))
+    image = reader.tile(entry, TILE.z, TILE.x, TILE.y, 256, SEL)
+    np.testing.assert_array_equal(image.data, data)
+    assert image.mask.all()
+    assert image.bounds == pytest.approx(tuple(mercantile.xy_bounds(TILE)))
+
+
+def test_zooming_in_repeats_pixels(rasters):
+    data = pattern()
+    entry = open_entry(write_raster(rasters / "aligned.tif", data))
+    child = mercantile.children(TILE)[0]  # the top-left quarter
+    image = reader.tile(entry, child.z, child.x, child.y, 256, SEL)
+    expected = np.repeat(np.repeat(data[:, :128, :128], 2, axis=1), 2, axis=2)
+    np.testing.assert_array_equal(image.data, expected)
+
+
+def test_a_512_pixel_tile_of_the_same_area(rasters):
+    data = pattern()
+    entry = open_entry(write_raster(rasters / "aligned.tif", data))
+    image = reader.tile(entry, TILE.z, TILE.x, TILE.y, 512, SEL)
+    np.testing.assert_array_equal(image.data, np.repeat(np.repeat(data, 2, axis=1), 2, axis=2))
+
+
+def test_zooming_out_reads_the_overview_and_masks_the_rest(rasters):
+    # A 0/200 checkerboard averages to 100 in the overview; decimating the full
+    # resolution image instead would give 0s and 200s.
+    rows, cols = np.mgrid[0:256, 0:256]
+    board = (((rows + cols) % 2) * 200).astype("uint8")[None]
+    entry = open_entry(write_raster(rasters / "board.tif", board, overviews=(2, 4)))
+    parent = mercantile.parent(TILE)  # TILE is its top-left quarter (x, y even)
+    image = reader.tile(entry, parent.z, parent.x, parent.y, 256, SEL)
+    assert np.all(image.data[0, :128, :128] == 100)
+    assert image.mask[:128, :128].all() and not image.mask[128:, :].any() \
+        and not image.mask[:, 128:].any()
+
+
+def test_tiles_outside_the_data_are_404(rasters):
+    entry = open_entry(write_raster(rasters / "aligned.tif", pattern()))
+    with pytest.raises(TileOutsideBounds):
+        reader.tile(entry, TILE.z, TILE.x + 2, TILE.y, 256, SEL)
+
+
+def test_nodata_pixels_are_masked(rasters):
+    data = pattern()
+    data[0, 10:20, 30:40] = 0
+    entry = open_entry(write_raster(rasters / "nodata.tif", data, nodata=0))
+    image = reader.tile(entry, TILE.z, TILE.x, TILE.y, 256, SEL)
+    expected = np.ones((256, 256), bool)
+    expected[10:20, 30:40] = False
+    np.testing.assert_array_equal(image.mask, expected)
+
+
+def test_a_user_nodata_overrides_the_file(rasters):
+    data = pattern()
+    entry = open_entry(write_raster(rasters / "plain.tif", data))
+    value = int(data[0, 5, 5])
+    image = reader.tile(entry, TILE.z, TILE.x, TILE.y, 256, params.Selection(nodata=value))
+    np.testing.assert_array_equal(image.mask, data[0] != value)
+
+
+def test_nan_nodata_on_float_data(rasters):
+    data = pattern(dtype="float32")
+    data[0, :8, :] = np.nan
+    entry = open_entry(write_raster(rasters / "nan.tif", data, nodata=float("nan")))
+    image = reader.tile(entry, TILE.z, TILE.x, TILE.y, 256, SEL)
+    assert not image.mask[:8].any() and image.mask[8:].all()
+
+
+def test_nodata_outside_the_data_type_is_a_bad_request(rasters):
+    entry = open_entry(write_raster(rasters / "plain.tif", pattern()))
+    with pytest.raises(BadRequest, match="range"):
+        reader.tile(entry, TILE.z, TILE.x, TILE.y, 256, params.Selection(nodata=-5))
+
+
+def test_alpha_band_is_the_mask_and_not_a_default_band(rasters):
+    data = pattern(bands=4)
+    data[3] = 255
+    data[3, 100:, :] = 0
+    path = write_raster(rasters / "rgba.tif", data, photometric="RGB", alpha="YES")
+    entry = open_entry(path)
+    assert entry.src.colorinterp[3] == ColorInterp.alpha
+    image = reader.tile(entry, TILE.z, TILE.x, TILE.y, 256, SEL)
+    assert image.data.shape[0] == 3
+    np.testing.assert_array_equal(image.mask, data[3] > 0)
+
+
+def test_mask_band_is_honoured(rasters):
+    mask = np.full((256, 256), 255, "uint8")
+    mask[:, :64] = 0
+    entry = open_entry(write_raster(rasters / "masked.tif", pattern(bands=3), mask=mask))
+    image = reader.tile(entry, TILE.z, TILE.x, TILE.y, 256, SEL)
+    np.testing.assert_array_equal(image.mask, mask > 0)
+
+
+def test_bidx_and_expression(rasters):
+    data = pattern(bands=3)
+    entry = open_entry(write_raster(rasters / "rgb.tif", data))
+    image = reader.tile(entry, TILE.z, TILE.x, TILE.y, 256, params.Selection(indexes=(3, 1)))
+    np.testing.assert_array_equal(image.data, data[[2, 0]])
+    selection = params.selection({"expression": ["(b3 - b1) / (b3 + b1)"]})
+    image = reader.tile(entry, TILE.z, TILE.x, TILE.y, 256, selection)
+    d = data.astype("float64")
+    np.testing.assert_allclose(image.data[0], (d[2] - d[0]) / (d[2] + d[0]), rtol=1e-6)
+    with pytest.raises(BadRequest, match="band 4"):
+        reader.tile(entry, TILE.z, TILE.x, TILE.y, 256, params.Selection(indexes=(4,)))
+
+
+def test_reprojected_geographic_data_lands_where_it_belongs(rasters):
+    # A 4326 raster split in a west half (value 10) and an east half (value 20) at lon 0.
+    data = np.full((1, 180, 360), 10, "uint8")
+    data[0, :, 180:] = 20
+    entry = open_entry(write_raster(rasters / "halves.tif", data, bounds=(-180, -90, 180, 90),
+                                    crs="EPSG:4326", blocksize=16))
+    west = reader.tile(entry, 1, 0, 0, 256, SEL)
+    east = reader.tile(entry, 1, 1, 1, 256, SEL)
+    assert np.all(west.data == 10) and np.all(east.data == 20)
+    assert west.mask.all() and east.mask.all()
+    whole = reader.tile(entry, 0, 0, 0, 256, SEL)
+    assert np.all(whole.data[0, :, :127] == 10) and np.all(whole.data[0, :, 129:] == 20)
+
+
+def test_data_crossing_the_antimeridian_shows_on_both_sides(rasters):
+    # UTM zone 60 north around 180 degrees: the raster spans 178E to 178W.
+    from rasterio.warp import transform
+    xs, ys = transform("EPSG:4326", "EPSG:32660", [178.0, -178.0], [50.0, 52.0])
+    bounds = (min(xs), min(ys), max(xs), max(ys))
+    entry = open_entry(write_raster(rasters / "dateline.tif", np.full((1, 256, 256), 7, "uint8"),
+                                    bounds=bounds, crs="EPSG:32660", nodata=0))
+    west, _, east, _ = entry.geographic_bounds
+    assert west > east  # crosses 180 degrees
+    for lon in (179.5, -179.5):
+        t = mercantile.tile(lon, 51.0, 6)
+        image = reader.tile(entry, t.z, t.x, t.y, 256, SEL)
+        assert image.mask.any() and np.all(image.data[0][image.mask] == 7)
+    far = mercantile.tile(0, 51.0, 6)
+    with pytest.raises(TileOutsideBounds):
+        reader.tile(entry, far.z, far.x, far.y, 256, SEL)
+
+
+def test_point_values(rasters):
+    data = pattern(bands=2, dtype="uint16")
+    entry = open_entry(write_raster(rasters / "points.tif", data))
+    left, bottom, right, top = mercantile.xy_bounds(TILE)
+    res = (right - left) / 256
+    x, y = left + res * (30 + 0.5), top - res * (40 + 0.5)  # row 40, col 30
+    lon, lat = mercantile.lnglat(x, y)
+    image = reader.point(entry, lon, lat, SEL)
+    np.testing.assert_array_equal(image.data[:, 0, 0], data[:, 40, 30])
+    with pytest.raises(TileOutsideBounds):
+        reader.point(entry, 0.0, 0.0, SEL)
+
+
+def test_statistics_are_those_of_the_data(rasters):
+    data = pattern(dtype="float32")
+    data[0, :16] = -1
+    entry = open_entry(write_raster(rasters / "stats.tif", data, nodata=-1))
+    stats = reader.statistics(entry, SEL, max_size=1024)["b1"]
+    valid = data[0][data[0] != -1]
+    assert stats["min"] == valid.min() and stats["max"] == valid.max()
+    assert stats["mean"] == pytest.approx(valid.mean(), rel=1e-6)
+    assert stats["std"] == pytest.approx(valid.std(), rel=1e-5)
+    assert stats["percentile_98"] == pytest.approx(np.percentile(valid, 98))
+    assert stats["valid_percent"] == pytest.approx(100 * valid.size / data[0].size, abs=0.01)
+    assert sum(stats["histogram"][0]) == valid.size
+
+
+def test_stretch_ranges_come_from_the_dataset(rasters):
+    data = (pattern(dtype="float32") * 10 + 1000)
+    entry = open_entry(write_raster(rasters / "float.tif", data))
+    low, high = reader.stretch_ranges(entry, SEL)[0]
+    assert low == pytest.approx(np.percentile(data, 2), rel=0.01)
+    assert high == pytest.approx(np.percentile(data, 98), rel=0.01)
+
+
+def test_info_describes_the_file(rasters):
+    path = write_raster(rasters / "info.tif", pattern(bands=2, dtype="int16"), nodata=-9,
+                        overviews=(2,))
+    info = reader.info(open_entry(path))
+    assert info["count"] == 2 and info["dtype"] == "int16" and info["nodata_value"] == -9
+    assert info["nodata_type"] == "Nodata" and info["overviews"] == [2]
+    west, south, east, north = info["bounds"]
+    expected = mercantile.bounds(TILE)
+    assert (west, south, east, north) == pytest.approx(tuple(expected), abs=1e-6)
+    assert info["maxzoom"] == TILE.z  # 256 pixels over one z10 tile
+    assert info["minzoom"] == TILE.z
+    assert "/" not in info["name"]
+
+
+def test_files_without_georeferencing_are_refused(rasters):
+    import rasterio
+    path = rasters / "nogeo.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=8, height=8, count=1,
+                       dtype="uint8") as dst:
+        dst.write(np.zeros((1, 8, 8), "uint8"))
+    with pytest.raises(NotARaster, match="georeferencing"):
+        open_entry(path)
+
+
+def test_vrt_files_are_refused_even_when_allowed(rasters):
+    write_raster(rasters / "inner.tif", pattern())
+    vrt = rasters / "evil.tif"  # a VRT in disguise, pointing at another file
+    vrt.write_text(f'<VRTDataset rasterXSize="8" rasterYSize="8"><VRTRasterBand dataType="Byte" '
+                   f'band="1"><SimpleSource><SourceFilename>{rasters / "inner.tif"}'
+                   f'</SourceFilename></SimpleSource></VRTRasterBand></VRTDataset>')
+    with pytest.raises(NotARaster):
+        open_entry(vrt)
+
+
+def test_opened_datasets_are_reused_and_the_cache_is_bounded(rasters, monkeypatch):
+    monkeypatch.setenv("DATASET_CACHE_SIZE", "2")
+    paths = [write_raster(rasters / f"c{i}.tif", pattern()) for i in range(3)]
+    before = datasets.cache.opened
+    first = open_entry(paths[0])
+    assert open_entry(paths[0]) is first and datasets.cache.opened == before + 1
+    open_entry(paths[1]), open_entry(paths[2])
+    assert first.src.closed  # evicted: least recently used
+    assert datasets.cache.opened == before + 3
+
+
+def test_a_rewritten_local_file_is_reopened(rasters):
+    path = write_raster(rasters / "rewritten.tif", pattern())
+    first = open_entry(path)
+    write_raster(path, pattern() + 1)
+    second = open_entry(path)
+    assert second is not first
+    image = reader.tile(second, TILE.z, TILE.x, TILE.y, 256, SEL)
+    np.testing.assert_array_equal(image.data, pattern() + 1)
+
+
+def test_native_resolution_of_world_data_is_sane(rasters):
+    entry = open_entry(write_raster(rasters / "world.tif", np.ones((1, 180, 360), "uint8"),
+                                    bounds=(-180, -90, 180, 90), crs="EPSG:4326", blocksize=16))
+    # one degree at the equator is 111 km in web mercator metres
+    assert entry.native_resolution(datasets.WEB_MERCATOR) == pytest.approx(111_319, rel=0.05)
+    assert reader.zoom_range(entry) == (0, math.ceil(reader.zoom_for_resolution(111_319) - 0.01))

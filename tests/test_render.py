@@ -1,0 +1,86 @@
+"""Rescale, colormaps and the alpha channel, on arrays whose expected colours are known."""
+
+import matplotlib
+import numpy as np
+import pytest
+from rasterio.crs import CRS
+
+from chalicelib import colormaps, params, render
+from chalicelib.errors import BadRequest
+from chalicelib.models import ImageData
+
+
+def image(data, mask=None):
+    data = np.asarray(data)
+    mask = np.ones(data.shape[1:], bool) if mask is None else mask
+    return ImageData(data, mask, (0, 0, 1, 1), CRS.from_epsg(3857), ())
+
+
+@pytest.mark.parametrize("name", ["viridis", "magma", "terrain", "rdylgn", "spectral", "greys"])
+def test_named_colormaps_match_matplotlib(name):
+    by_lower = {n.lower(): n for n in matplotlib.colormaps}
+    expected = matplotlib.colormaps[by_lower[name]](np.arange(256) / 255.0) * 255
+    np.testing.assert_allclose(colormaps.named(name).astype(float), expected, atol=1.0)
+
+
+def test_at_least_a_dozen_standard_colormaps():
+    wanted = {"viridis", "magma", "inferno", "plasma", "cividis", "greys", "terrain", "rdylgn",
+              "spectral", "rdbu", "blues", "jet"}
+    assert wanted <= set(colormaps.names())
+
+
+def test_rescale_is_a_clipped_linear_stretch():
+    data = np.array([[[0.0, 50.0, 100.0, 150.0, -20.0]]], dtype="float32")
+    out = render.render(image(data), params.Style(rescale=((0.0, 100.0),))).data
+    np.testing.assert_array_equal(out[0, 0], [0, 128, 255, 255, 0])
+
+
+def test_uint8_without_rescale_is_shown_as_is_and_mask_becomes_alpha():
+    data = np.arange(12, dtype="uint8").reshape(3, 2, 2)
+    mask = np.array([[True, False], [True, True]])
+    out = render.render(image(data, mask), params.Style())
+    np.testing.assert_array_equal(out.data, data)
+    np.testing.assert_array_equal(out.alpha, [[255, 0], [255, 255]])
+
+
+def test_non_uint8_needs_the_dataset_stretch():
+    img = image(np.array([[[1000, 2000]]], dtype="uint16"))
+    assert render.needs_stretch(img, params.Style())
+    out = render.render(img, params.Style(), stretch=((1000.0, 2000.0),))
+    np.testing.assert_array_equal(out.data[0, 0], [0, 255])
+
+
+def test_lookup_table_colours_the_band():
+    table = colormaps.named("viridis")
+    data = np.array([[[0, 128, 255]]], dtype="uint8")
+    out = render.render(image(data), params.Style(colormap=table))
+    np.testing.assert_array_equal(np.moveaxis(out.data, 0, -1)[0], table[[0, 128, 255], :3])
+
+
+def test_discrete_colormap_matches_raw_values_and_hides_the_rest():
+    cmap = {1000.0: (255, 0, 0, 255), 2000.0: (0, 0, 255, 255)}
+    data = np.array([[[1000, 2000, 3000]]], dtype="uint16")
+    out = render.render(image(data), params.Style(colormap=cmap))
+    np.testing.assert_array_equal(out.data[:, 0, 0], [255, 0, 0])
+    np.testing.assert_array_equal(out.data[:, 0, 1], [0, 0, 255])
+    np.testing.assert_array_equal(out.alpha[0], [255, 255, 0])
+
+
+def test_interval_colormap():
+    cmap = [((0.0, 10.0), (1, 2, 3, 255)), ((10.0, 20.0), (4, 5, 6, 255))]
+    data = np.array([[[5.0, 15.0, 25.0]]], dtype="float32")
+    out = render.render(image(data), params.Style(colormap=cmap))
+    np.testing.assert_array_equal(out.data[:, 0, :2].T, [[1, 2, 3], [4, 5, 6]])
+    assert out.alpha[0, 2] == 0
+
+
+def test_colormap_on_several_bands_is_refused():
+    with pytest.raises(BadRequest, match="one band"):
+        render.render(image(np.zeros((3, 2, 2), "uint8")),
+                      params.Style(colormap=colormaps.named("viridis")))
+
+
+def test_rescale_count_must_fit_the_bands():
+    with pytest.raises(BadRequest, match="rescale"):
+        render.render(image(np.zeros((3, 2, 2), "float32")),
+                      params.Style(rescale=((0, 1), (0, 1))))
