@@ -296,9 +296,20 @@ def statistics(entry: OpenDataset, selection: Selection, max_size: int = 1024,
                percentiles=(2, 98), bins: int = 10, histogram_range=None) -> dict:
     """Per-band statistics from an overview no larger than ``max_size``."""
     image = preview(entry, selection, max_size)
-    total = image.mask.size
-    return {name: band_statistics(band[image.mask], total, percentiles, bins, histogram_range)
-            for name, band in zip(image.band_names, image.data)}
+    return {name: band_statistics(band[valid], valid.size, percentiles, bins, histogram_range)
+            for name, band, valid in zip(image.band_names, image.data,
+                                         _band_validity(entry, selection, image))}
+
+
+def _band_validity(entry: OpenDataset, selection: Selection, image: ImageData):
+    """Per-band validity: a pixel is shown if any band is valid, but a band's statistics
+    leave out its own nodata values (nodata is per band in GDAL)."""
+    nodata = _nodata(entry, selection)
+    for band in image.data:
+        if selection.expression is None and nodata is not None:
+            yield image.mask & _valid(band[None], nodata)
+        else:
+            yield image.mask
 
 
 def stretch_ranges(entry: OpenDataset, selection: Selection) -> tuple[tuple[float, float], ...]:
@@ -311,8 +322,8 @@ def stretch_ranges(entry: OpenDataset, selection: Selection) -> tuple[tuple[floa
     if key not in entry.memo:
         image = preview(entry, selection, 512)
         ranges = []
-        for band in image.data:
-            values = band[image.mask]
+        for band, valid in zip(image.data, _band_validity(entry, selection, image)):
+            values = band[valid]
             if values.size == 0:
                 ranges.append((0.0, 1.0))
                 continue

@@ -51,7 +51,7 @@ def to_uint8(data: np.ndarray, ranges) -> np.ndarray:
         raise BadRequest(f"'rescale' has {len(ranges)} ranges for {data.shape[0]} bands: give "
                          "one min,max for all bands or one per band")
     out = np.empty(data.shape, dtype="uint8")
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):  # masked nodata may be +-3.4e38
         for i, (band, (low, high)) in enumerate(zip(data, ranges)):
             scaled = (band.astype("float32") - np.float32(low)) * np.float32(255.0 / (high - low))
             np.clip(scaled, 0, 255, out=scaled)
