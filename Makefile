@@ -10,7 +10,7 @@ STAGE  ?= dev
 # pytest-xdist workers; CI machines have 2 cores.
 WORKERS ?= 2
 
-.PHONY: setup run test clean
+.PHONY: setup run test bench clean
 
 $(VENV)/.installed: requirements-runtime.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 12), \
@@ -28,9 +28,14 @@ run: setup
 	@echo "cogtiler: open http://$(HOST):$(PORT)/ for the map viewer (stage $(STAGE))"
 	$(BIN)/chalice local --stage $(STAGE) --host $(HOST) --port $(PORT)
 
-## test: run the whole test suite
+## test: lint, then run the whole test suite
 test: setup
+	$(BIN)/ruff check app.py chalicelib tests bench scripts
 	$(BIN)/python -m pytest -n $(WORKERS) $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .chalice/deployments
+
+## bench: warm tile time against rio-tiler on the same tiles (not part of `make test`)
+bench: setup
+	$(BIN)/python bench/warm_tiles.py

@@ -59,7 +59,7 @@ def _number(value) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise BadRequest(f"colormap keys must be numbers, got {str(value)[:20]!r}")
+        raise BadRequest(f"colormap keys must be numbers, got {str(value)[:20]!r}") from None
     if math.isnan(number):
         raise BadRequest("colormap keys must be numbers, not NaN")
     return number
@@ -71,7 +71,7 @@ def parse(text: str):
         value = json.loads(text)
     except (ValueError, RecursionError):
         raise BadRequest("'colormap' is not valid JSON; give {\"value\": [r, g, b, a], ...} "
-                         "or [[[min, max], [r, g, b, a]], ...]")
+                         "or [[[min, max], [r, g, b, a]], ...]") from None
     if isinstance(value, dict) and value:
         if len(value) > MAX_ENTRIES:
             raise BadRequest(f"'colormap' has more than {MAX_ENTRIES} entries")

@@ -137,7 +137,7 @@ class DatasetCache:
             try:
                 stat = os.stat(source.path)
             except OSError:
-                raise NotFound("no such file: check the url")
+                raise NotFound("no such file: check the url") from None
             key = (source.gdal_path, stat.st_mtime_ns, stat.st_size)  # a rewritten file reopens
         with self._lock:
             self._apply_gdal_options(settings.gdal_options)

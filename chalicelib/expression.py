@@ -1,4 +1,6 @@
-"""Band math: ``(b4-b3)/(b4+b3)``, ``where(b1>100, 1, 0)``, ``sqrt(b1);b2*2`` (one output per ``;``).
+"""Band math: ``(b4-b3)/(b4+b3)``, ``where(b1>100, 1, 0)``, ``sqrt(b1);b2*2``.
+
+One output band per ``;``-separated part.
 
 Parsed with Python's ``ast`` and walked over a whitelist of node types; nothing is ever
 passed to ``eval``/``exec``. Numbers become float64 numpy scalars, so ``9**9**9`` is an
@@ -164,7 +166,7 @@ def parse(text: str) -> Expression:
             tree = ast.parse(part, mode="eval")
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             raise BadRequest(f"cannot parse expression '{part[:80]}': check the parentheses "
-                             "and operators")
+                             "and operators") from None
         _check(tree, [0])
         bands.update(n for n in (_band_number(node.id) for node in ast.walk(tree)
                                  if isinstance(node, ast.Name)) if n is not None)

@@ -89,7 +89,7 @@ def integer(value: str, name: str, low: int, high: int) -> int:
     try:
         number = int(value)
     except (TypeError, ValueError):
-        raise BadRequest(f"'{name}' must be an integer, got {str(value)[:20]!r}")
+        raise BadRequest(f"'{name}' must be an integer, got {str(value)[:20]!r}") from None
     if not low <= number <= high:
         raise BadRequest(f"'{name}' must be between {low} and {high}, got {number}")
     return number
@@ -99,7 +99,7 @@ def _float(value: str, name: str, allow_nan: bool = False) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise BadRequest(f"'{name}' must be a number, got {str(value)[:20]!r}")
+        raise BadRequest(f"'{name}' must be a number, got {str(value)[:20]!r}") from None
     if math.isinf(number) or (math.isnan(number) and not allow_nan):
         raise BadRequest(f"'{name}' must be a finite number")
     return number

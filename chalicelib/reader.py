@@ -20,7 +20,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform as transform_points
 from rasterio.windows import Window
 
-from .datasets import MAX_LAT, WEB_MERCATOR, WGS84, OpenDataset
+from .datasets import WEB_MERCATOR, WGS84, OpenDataset
 from .errors import BadRequest, TileOutsideBounds
 from .models import ImageData
 from .params import Selection
@@ -95,7 +95,8 @@ def part(entry: OpenDataset, bounds, crs, width: int, height: int,
         vrt_width, vrt_height = width, height
     shrink = max(vrt_width, vrt_height) / MAX_VRT_SIDE
     if shrink > 1:
-        vrt_width, vrt_height = max(width, int(vrt_width / shrink)), max(height, int(vrt_height / shrink))
+        vrt_width = max(width, int(vrt_width / shrink))
+        vrt_height = max(height, int(vrt_height / shrink))
     options = dict(crs=crs, transform=from_bounds(left, bottom, right, top, vrt_width, vrt_height),
                    width=vrt_width, height=vrt_height, resampling=selection.reproject)
     extra: list[int] = []
@@ -159,7 +160,10 @@ def bbox(entry: OpenDataset, bounds, selection: Selection, max_size: int,
     west, south, east, north = bounds
     d_west, d_south, d_east, d_north = entry.geographic_bounds
     crosses = d_west > d_east
-    outside_x = (east <= d_west and west >= d_east) if crosses else (east <= d_west or west >= d_east)
+    if crosses:
+        outside_x = east <= d_west and west >= d_east
+    else:
+        outside_x = east <= d_west or west >= d_east
     if outside_x or north <= d_south or south >= d_north:
         raise TileOutsideBounds("the bbox does not touch the data; see /cog/info for its bounds")
     if width is None or height is None:
@@ -334,6 +338,3 @@ def stretch_ranges(entry: OpenDataset, selection: Selection) -> tuple[tuple[floa
         entry.memo[key] = tuple(ranges)
     return entry.memo[key]
 
-
-__all__ = ["part", "tile", "tile_exists", "preview", "bbox", "point", "info", "statistics",
-           "stretch_ranges", "zoom_range", "band_indexes", "MAX_LAT"]

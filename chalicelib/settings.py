@@ -27,7 +27,8 @@ def _int(name: str, default: int, env) -> int:
     try:
         return int(raw) if raw.strip() else default
     except ValueError:
-        raise RuntimeError(f"environment variable {name} must be an integer, got {raw!r}")
+        raise RuntimeError(f"environment variable {name} must be an integer, got {raw!r}") \
+            from None
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,7 @@ def _remote(url: str, scheme: str) -> Source:
         parts = urlsplit(url)
         port = parts.port  # raises ValueError on a malformed port
     except ValueError:
-        raise BadRequest("'url' is not a valid URL")
+        raise BadRequest("'url' is not a valid URL") from None
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
         raise SourceNotAllowed("URLs with credentials (user@host) are not accepted")
     host = (parts.hostname or "").lower()
@@ -170,7 +170,7 @@ def check_host(host: str, unsafe_allow_hosts: tuple[str, ...] = ()) -> None:
         try:
             infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
         except (socket.gaierror, UnicodeError, OSError):
-            raise NotFound(f"the host '{name}' cannot be resolved")
+            raise NotFound(f"the host '{name}' cannot be resolved") from None
         addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
     if any(_blocked_ip(ip) for ip in addresses):
         raise SourceNotAllowed(f"the host '{name}' is a private, loopback or link-local "

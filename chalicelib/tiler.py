@@ -12,7 +12,7 @@ import numpy as np
 from rasterio.enums import ColorInterp
 
 from . import colormaps, params, reader, render, settings
-from .datasets import OpenDataset, cache, reading
+from .datasets import MAX_LAT, OpenDataset, cache, reading
 from .encode import encode
 from .errors import BadRequest, TooLarge
 from .models import ImageData
@@ -204,6 +204,6 @@ def tilejson(url: str | None, query: Query, base_url: str) -> dict:
                   + urlencode(passthrough)],
         "minzoom": minzoom,
         "maxzoom": maxzoom,
-        "bounds": [west, max(south, -reader.MAX_LAT), east, min(north, reader.MAX_LAT)],
+        "bounds": [west, max(south, -MAX_LAT), east, min(north, MAX_LAT)],
         "center": [center_lon, (south + north) / 2, minzoom],
     }

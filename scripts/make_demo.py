@@ -17,7 +17,8 @@ from rasterio.io import MemoryFile
 from rasterio.shutil import copy
 
 ROOT = Path(__file__).resolve().parent.parent
-source = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared" / "data" / "RGB.byte.tif"
+default = ROOT.parent / "shared" / "data" / "RGB.byte.tif"
+source = Path(sys.argv[1]) if len(sys.argv) > 1 else default
 target = ROOT / "chalicelib" / "demo" / "demo.tif"
 
 with rasterio.open(source) as src:

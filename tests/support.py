@@ -23,7 +23,7 @@ ACCEPT_IMAGE = {"Accept": "image/avif,image/webp,image/apng,image/svg+xml,image/
 
 
 def write_raster(path: Path, data: np.ndarray, bounds=None, crs="EPSG:3857", nodata=None,
-                 mask=None, overviews=(), colormap=None, colorinterp=None, blocksize=256,
+                 mask=None, overviews=(), colormap=None, blocksize=256,
                  **profile):
     """Write ``data`` (bands, h, w) as a tiled GeoTIFF covering ``bounds`` (default: TILE)."""
     count, height, width = data.shape
@@ -41,8 +41,6 @@ def write_raster(path: Path, data: np.ndarray, bounds=None, crs="EPSG:3857", nod
                 dst.write_mask(mask)
             if colormap is not None:
                 dst.write_colormap(1, colormap)
-            if colorinterp is not None:
-                dst.colorinterp = colorinterp
         if overviews:
             with rasterio.open(path, "r+") as dst:
                 dst.build_overviews(list(overviews), Resampling.average)

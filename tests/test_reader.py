@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from rasterio.enums import ColorInterp
 
-from chalicelib import datasets, params, reader, sources, tiler
+from chalicelib import datasets, params, reader, tiler
 from chalicelib.errors import BadRequest, NotARaster, TileOutsideBounds
 from tests.support import TILE, pattern, write_raster
 
