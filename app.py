@@ -93,7 +93,10 @@ def _base_url(route: str) -> str:
 @app.route("/")
 @handled
 def viewer():
-    return Response(body=VIEWER.encode("utf-8"), status_code=200,
+    # "/api/" or "/api" behind an API Gateway stage, "/" locally
+    prefix = (app.current_request.context or {}).get("path", "/").rstrip("/")
+    page = VIEWER.replace("__API_PREFIX__", json.dumps(prefix))
+    return Response(body=page.encode("utf-8"), status_code=200,
                     headers={"Content-Type": "text/html; charset=utf-8"})
 
 

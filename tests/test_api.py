@@ -304,7 +304,23 @@ def test_viewer_page(client):
     assert response.headers["Content-Type"].startswith("text/html")
     page = response.body.decode()
     assert "leaflet" in page.lower() and '"chalicelib/demo/demo.tif"' in page
-    assert "cog/tilejson.json" in page
+    assert 'const API_PREFIX = "";' in page and "/cog/tilejson.json" in page
+
+
+def test_viewer_behind_an_api_gateway_stage_without_trailing_slash():
+    from app import app
+    event = {
+        "resource": "/", "path": "/", "httpMethod": "GET", "headers": {"Accept": "text/html"},
+        "multiValueHeaders": {}, "pathParameters": None, "stageVariables": None, "body": None,
+        "queryStringParameters": None, "multiValueQueryStringParameters": None,
+        "requestContext": {"resourcePath": "/", "httpMethod": "GET", "path": "/api",
+                           "stage": "api"},
+        "isBase64Encoded": False,
+    }
+    response = app(event, None)
+    import base64
+    page = base64.b64decode(response["body"]).decode()
+    assert 'const API_PREFIX = "/api";' in page
 
 
 # ---- errors ------------------------------------------------------------------------------
