@@ -211,11 +211,37 @@ def max_size(query: Query, default: int, limit: int) -> int:
     return integer(first(query, "max_size", str(default)), "max_size", 1, limit)
 
 
-def size(query: Query, limit: int) -> tuple[int | None, int | None]:
-    """Explicit ``width``/``height`` for preview and bbox images, if given."""
+@dataclass(frozen=True)
+class ImageRequest:
+    """What a preview or bbox image asks for (an explicit size overrides ``max_size``)."""
+
+    selection: Selection
+    style: Style
+    format: ImageFormat | None
+    max_size: int
+    width: int | None
+    height: int | None
+
+
+def image_request(query: Query, fmt: str | None, size_segment: str | None, default_max: int,
+                  limit: int) -> ImageRequest:
+    """Parse a preview/bbox request. ``size_segment`` is titiler's ``{width}x{height}[.fmt]``
+    path segment; ``width=``/``height=`` may also come in the query."""
     width, height = first(query, "width"), first(query, "height")
-    return (integer(width, "width", 1, limit) if width else None,
-            integer(height, "height", 1, limit) if height else None)
+    if size_segment is not None:
+        size, _, segment_fmt = size_segment.partition(".")
+        width, sep, height = size.partition("x")
+        if not sep:
+            raise BadRequest("the size segment is {width}x{height}[.{format}], e.g. 512x256.png")
+        fmt = segment_fmt or fmt
+    return ImageRequest(
+        selection=selection(query),
+        style=style(query),
+        format=image_format(fmt),
+        max_size=max_size(query, default_max, limit),
+        width=integer(width, "width", 1, limit) if width else None,
+        height=integer(height, "height", 1, limit) if height else None,
+    )
 
 
 def bbox(text: str) -> tuple[float, float, float, float]:

@@ -21,13 +21,15 @@ from rasterio.warp import transform as transform_points
 from rasterio.windows import Window
 
 from .datasets import WEB_MERCATOR, WGS84, OpenDataset
-from .errors import BadRequest, TileOutsideBounds
+from .errors import BadRequest, TileOutsideBounds, TooLarge
 from .models import ImageData
 from .params import Selection
 
 EARTH_CIRCUMFERENCE = 2 * math.pi * 6378137.0
 #: Largest virtual grid a read may span; beyond it the read resolution is coarsened.
 MAX_VRT_SIDE = 1 << 28
+#: Most values (bands x pixels) one read may return: 64 M, 256 MB as float32.
+MAX_READ_VALUES = 64_000_000
 
 
 def band_indexes(entry: OpenDataset, selection: Selection) -> tuple[int, ...]:
@@ -86,6 +88,9 @@ def part(entry: OpenDataset, bounds, crs, width: int, height: int,
     """Pixels covering ``bounds`` (in ``crs``) as a ``width`` x ``height`` image."""
     src = entry.src
     indexes = band_indexes(entry, selection)
+    if (len(indexes) + 1) * width * height > MAX_READ_VALUES:
+        raise TooLarge(f"{len(indexes)} band(s) of {width}x{height} pixels is too much to read "
+                       "at once: choose fewer bands (bidx) or a smaller size")
     nodata = _nodata(entry, selection)
     left, bottom, right, top = bounds
     resolution = entry.native_resolution(crs)

@@ -88,50 +88,31 @@ def tile(url: str | None, z: str, x: str, y_segment: str, query: Query) -> Image
     return result
 
 
-def _size_segment(segment: str | None) -> tuple[int | None, int | None, str | None]:
-    """Parse ``512x256.png`` / ``512x256`` (titiler's /{width}x{height}.{format})."""
-    if segment is None:
-        return None, None, None
-    size, _, fmt = segment.partition(".")
-    width, sep, height = size.partition("x")
-    if not sep or not width.isdigit() or not height.isdigit():
-        raise BadRequest("the size segment is {width}x{height}[.{format}], e.g. 512x256.png")
-    return int(width), int(height), fmt or None
-
-
 def preview(url: str | None, fmt: str | None, query: Query, size: str | None = None) -> Image:
-    config = settings.current()
-    width, height, size_fmt = _size_segment(size)
-    fmt_record = params.image_format(fmt or size_fmt or params.first(query, "format"))
-    selection, style = params.selection(query), params.style(query)
-    max_size = params.max_size(query, DEFAULT_PREVIEW_SIZE, config.max_image_size)
-    q_width, q_height = params.size(query, config.max_image_size)
-    width, height = width or q_width, height or q_height
+    request = params.image_request(query, fmt or params.first(query, "format"), size,
+                                   DEFAULT_PREVIEW_SIZE, settings.current().max_image_size)
     entry = open_dataset(url)
     with reading(entry):
-        image = reader.preview(entry, selection, max_size, width, height)
-        return _render(entry, image, selection, style, fmt_record)
+        image = reader.preview(entry, request.selection, request.max_size, request.width,
+                               request.height)
+        return _render(entry, image, request.selection, request.style, request.format)
 
 
 def bbox(url: str | None, segment: str, query: Query, size: str | None = None) -> Image:
-    config = settings.current()
-    width, height, size_fmt = _size_segment(size)
-    coords, _, fmt = segment.rpartition(".") if size is None else (segment, "", size_fmt)
-    if size is None and not coords:
+    coords, _, fmt = segment.rpartition(".") if size is None else (segment, "", None)
+    if not coords:
         raise BadRequest("the bbox route is /cog/bbox/minx,miny,maxx,maxy.{format}")
     bounds = params.bbox(coords)
     if bounds[0] > bounds[2]:
         raise BadRequest("bbox minx must be less than maxx (split a bbox that crosses 180 "
                          "degrees into two requests)")
-    fmt_record = params.image_format(fmt)
-    selection, style = params.selection(query), params.style(query)
-    max_size = params.max_size(query, DEFAULT_PREVIEW_SIZE, config.max_image_size)
-    q_width, q_height = params.size(query, config.max_image_size)
-    width, height = width or q_width, height or q_height
+    request = params.image_request(query, fmt, size, DEFAULT_PREVIEW_SIZE,
+                                   settings.current().max_image_size)
     entry = open_dataset(url)
     with reading(entry):
-        image = reader.bbox(entry, bounds, selection, max_size, width, height)
-        return _render(entry, image, selection, style, fmt_record)
+        image = reader.bbox(entry, bounds, request.selection, request.max_size, request.width,
+                            request.height)
+        return _render(entry, image, request.selection, request.style, request.format)
 
 
 def point(url: str | None, lonlat: str, query: Query) -> dict:

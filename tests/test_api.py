@@ -346,6 +346,9 @@ def test_viewer_behind_an_api_gateway_stage_without_trailing_slash():
     "/cog/preview.png?url={url}&max_size=0",
     "/cog/preview.png?url={url}&max_size=100000",
     "/cog/preview/axb.png?url={url}",
+    "/cog/preview/100000x100000.png?url={url}",
+    "/cog/preview.png?url={url}&width=100000",
+    "/cog/bbox/0,0,1,1/100000x10.png?url={url}",
     "/cog/statistics?url={url}&histogram_bins=0",
     "/cog/tilejson.json?url={url}&tile_format=gif",
 ])

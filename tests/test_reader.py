@@ -255,3 +255,12 @@ def test_native_resolution_of_world_data_is_sane(rasters):
     # one degree at the equator is 111 km in web mercator metres
     assert entry.native_resolution(datasets.WEB_MERCATOR) == pytest.approx(111_319, rel=0.05)
     assert reader.zoom_range(entry) == (0, math.ceil(reader.zoom_for_resolution(111_319) - 0.01))
+
+
+def test_reads_beyond_the_value_budget_are_refused(rasters, monkeypatch):
+    from chalicelib.errors import TooLarge
+    entry = open_entry(write_raster(rasters / "many.tif", pattern(bands=4)))
+    monkeypatch.setattr(reader, "MAX_READ_VALUES", 4 * 256 * 256)  # 3 bands + mask fit, 4 do not
+    reader.tile(entry, TILE.z, TILE.x, TILE.y, 256, params.Selection(indexes=(1, 2, 3)))
+    with pytest.raises(TooLarge):
+        reader.tile(entry, TILE.z, TILE.x, TILE.y, 256, params.Selection(indexes=(1, 2, 3, 4)))
