@@ -96,3 +96,16 @@ def test_viewer_over_http(server):
     status, headers, body = fetch(f"{server}/", {"Accept": "text/html"})
     assert status == 200 and headers["Content-Type"].startswith("text/html")
     assert b"leaflet" in body.lower()
+
+
+def test_concurrent_requests_on_one_dataset(server):
+    """chalice local answers on threads; the shared dataset must give each its own tile."""
+    from concurrent.futures import ThreadPoolExecutor
+    tiles = [mercantile.Tile(x, y, 9) for x in (144, 145, 146) for y in (218, 219, 220)]
+    url = "{server}/cog/tiles/{t.z}/{t.x}/{t.y}.npy?url=chalicelib/demo/demo.tif"
+    serial = {t: fetch(url.format(server=server, t=t))[2] for t in tiles}
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        results = list(pool.map(lambda t: (t, fetch(url.format(server=server, t=t))),
+                                tiles * 4))
+    for tile, (status, _, body) in results:
+        assert status == 200 and body == serial[tile]
