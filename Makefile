@@ -7,10 +7,11 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 STAGE  ?= dev
-# pytest-xdist workers; CI machines have 2 cores.
+# pytest-xdist workers; CI machines have 2 cores. --dist loadfile keeps a test file on one
+# worker, so the Lambda package (tests/test_lambda_package.py) is built once.
 WORKERS ?= 2
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test bench vendor package verify-package policy deploy delete clean
 
 $(VENV)/.installed: requirements-runtime.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 12), \
@@ -30,11 +31,36 @@ run: setup
 
 ## test: lint, then run the whole test suite
 test: setup
-	$(BIN)/ruff check app.py chalicelib tests bench scripts
-	$(BIN)/python -m pytest -n $(WORKERS) $(PYTEST_ARGS)
+	$(BIN)/ruff check app.py chalicelib tests bench scripts tools
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile $(PYTEST_ARGS)
+
+## vendor: build vendor/ for Lambda (Docker if an engine answers, else pip; VENDOR_MODE=docker|pip, ARCH=x86_64|arm64)
+vendor: setup
+	$(BIN)/python tools/vendor.py $(if $(VENDOR_MODE),--mode $(VENDOR_MODE)) $(if $(ARCH),--arch $(ARCH))
+
+## package: chalice package --stage $(STAGE), offline, checked (sizes, duplicates, runtime, policy)
+package: setup
+	$(BIN)/python tools/package.py --stage $(STAGE)
+
+## verify-package: run the built package through awslambdaric like Lambda does; reports cold start
+verify-package: setup
+	$(BIN)/python tools/verify_package.py --stage $(STAGE)
+
+## policy: regenerate .chalice/policy-$(STAGE).json from the stage's ALLOWED_SOURCES
+policy: setup
+	$(BIN)/python tools/policy.py --stage $(STAGE)
+
+## deploy / delete: chalice deploy --stage $(STAGE) (needs AWS credentials and a built vendor/)
+deploy: setup
+	$(BIN)/python tools/package.py --stage $(STAGE) --out build/package/$(STAGE)-predeploy
+	$(BIN)/chalice deploy --stage $(STAGE)
+
+delete: setup
+	$(BIN)/chalice delete --stage $(STAGE)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .chalice/deployments
+	find vendor -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
 
 ## bench: warm tile time against rio-tiler on the same tiles (not part of `make test`)
 bench: setup

@@ -1,0 +1,146 @@
+"""`chalice package` for a stage, offline, and the checks Chalice does not make.
+
+Chalice 1.34 never checks sizes, and when it cannot match a wheel to the Lambda platform it
+leaves the package out of the zip and still exits 0; its Lambda runtime is the version of the
+interpreter that runs it. This wrapper fails on each of those, on duplicate zip entries (a
+package both in requirements.txt and vendor/), on a stale IAM policy, and reports the sizes of
+the function zip and, in automatic_layer mode, of the layer.
+
+    python tools/package.py --stage prod [--out build/package/prod]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import policy  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNTIME = "python3.12"
+MAX_UNZIPPED = 250 * 1000 * 1000  # function + layers, unzipped
+MAX_ZIPPED = 50 * 1000 * 1000  # each zip uploaded directly
+#: What Chalice prints when it leaves a dependency out (chalice.constants).
+MISSING_MARKERS = ("Could not install dependencies", "vendor them")
+
+
+class PackageError(SystemExit):
+    pass
+
+
+@dataclass
+class ZipReport:
+    name: str
+    zipped: int
+    unzipped: int
+    entries: int
+
+
+def check_interpreter(version=sys.version_info) -> None:
+    if tuple(version[:2]) != (3, 12):
+        raise PackageError(f"chalice targets the Lambda runtime of the Python running it: "
+                           f"run packaging with Python 3.12, not {version[0]}.{version[1]}")
+
+
+def check_vendor(vendor: Path) -> None:
+    if not (vendor / "rasterio").is_dir() or not (vendor / "numpy").is_dir():
+        raise PackageError("vendor/ holds no rasterio/numpy build: run `make vendor` first")
+
+
+def check_output(text: str) -> None:
+    if any(marker in text for marker in MISSING_MARKERS):
+        raise PackageError("chalice left dependencies out of the package (it exits 0 when "
+                           "it does):\n" + text[-2000:])
+
+
+def inspect_zip(path: Path) -> ZipReport:
+    with zipfile.ZipFile(path) as archive:
+        infos = archive.infolist()
+    duplicates = [name for name, count in Counter(i.filename for i in infos).items() if count > 1]
+    if duplicates:
+        raise PackageError(f"{path.name} has {len(duplicates)} duplicate entries (a package in "
+                           f"both requirements.txt and vendor/?), e.g. {duplicates[:5]}")
+    return ZipReport(path.name, path.stat().st_size, sum(i.file_size for i in infos), len(infos))
+
+
+def inspect_template(path: Path) -> dict:
+    template = json.loads(path.read_text())
+    runtimes = {name: res["Properties"].get("Runtime")
+                for name, res in template.get("Resources", {}).items()
+                if res.get("Type") in ("AWS::Serverless::Function", "AWS::Lambda::Function")}
+    wrong = {name: runtime for name, runtime in runtimes.items() if runtime != RUNTIME}
+    if not runtimes or wrong:
+        raise PackageError(f"the template's functions must run {RUNTIME}; found {wrong or 'none'}")
+    return template
+
+
+def check_sizes(reports: list[ZipReport]) -> None:
+    problems = [f"{r.name} is {r.zipped / 1e6:.1f} MB zipped, over the 50 MB of a direct upload"
+                for r in reports if r.zipped > MAX_ZIPPED]
+    unzipped = sum(r.unzipped for r in reports)
+    if unzipped > MAX_UNZIPPED:
+        problems.append(f"function and layer unzip to {unzipped / 1e6:.1f} MB, over 250 MB")
+    if problems:
+        raise PackageError("; ".join(problems))
+
+
+def chalice_env() -> dict:
+    env = dict(os.environ)
+    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")  # chalice needs one, even offline
+    env["AWS_EC2_METADATA_DISABLED"] = "true"
+    env["PIP_NO_INDEX"] = "1"  # requirements.txt is comment-only: pip must never run
+    return env
+
+
+def clean_bytecode(directory: Path) -> None:
+    """Chalice copies chalicelib/ as it is; stale local __pycache__ must not ship."""
+    for cache in directory.rglob("__pycache__"):
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+def package(stage: str, out: Path, project: Path = ROOT) -> list[ZipReport]:
+    check_interpreter()
+    check_vendor(project / "vendor")
+    policy_path = project / ".chalice" / f"policy-{stage}.json"
+    config = json.loads((project / ".chalice" / "config.json").read_text())
+    if config.get("stages", {}).get(stage, {}).get("autogen_policy") is False:
+        if not policy_path.exists() or policy_path.read_text() != policy.render(stage, config):
+            raise PackageError(f"{policy_path.name} does not match the {stage} stage's "
+                               f"ALLOWED_SOURCES: run `make policy STAGE={stage}`")
+    clean_bytecode(project / "chalicelib")
+    shutil.rmtree(out, ignore_errors=True)
+    chalice = Path(sys.executable).parent / "chalice"
+    result = subprocess.run([str(chalice), "package", "--stage", stage, str(out)],
+                            cwd=project, env=chalice_env(), capture_output=True, text=True)
+    output = result.stdout + result.stderr
+    if result.returncode != 0:
+        raise PackageError(f"chalice package failed:\n{output[-3000:]}")
+    check_output(output)
+    inspect_template(out / "sam.json")
+    reports = [inspect_zip(path) for path in sorted(out.glob("*.zip"))]
+    check_sizes(reports)
+    return reports
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--stage", default="prod")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    out = Path(args.out or ROOT / "build" / "package" / args.stage)
+    reports = package(args.stage, out)
+    print(f"package ({args.stage}, {RUNTIME}) in {out}:")
+    for report in reports:
+        print(f"  {report.name:24} {report.zipped / 1e6:7.2f} MB zipped "
+              f"{report.unzipped / 1e6:8.2f} MB unzipped {report.entries:6} files")
+
+
+if __name__ == "__main__":
+    main()

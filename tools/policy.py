@@ -1,0 +1,94 @@
+"""The least-privilege IAM policy of a stage, derived from its ALLOWED_SOURCES.
+
+The function may write its logs and read (GetObject) only under the s3:// prefixes the stage
+allows; ListBucket, limited to those prefixes, lets S3 answer 404 rather than 403 for a
+missing key. https:// and local sources need no IAM permission.
+
+    python tools/policy.py --stage prod            # writes .chalice/policy-prod.json
+    python tools/policy.py --stage prod --check    # fails if the file is out of date
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / ".chalice" / "config.json"
+
+
+def allowed_sources(stage: str, config: dict | None = None) -> list[str]:
+    config = config or json.loads(CONFIG.read_text())
+    env = dict(config.get("environment_variables", {}))
+    env.update(config.get("stages", {}).get(stage, {}).get("environment_variables", {}))
+    return [p.strip() for p in env.get("ALLOWED_SOURCES", "").split(",") if p.strip()]
+
+
+def _patterns(prefix: str) -> list[str]:
+    """Object patterns for an allow-list prefix, with its directory meaning: ``cogs`` and
+    ``cogs/`` both allow ``cogs/...`` but not ``cogs-private/...``."""
+    if prefix == "" or prefix.endswith("/"):
+        return [f"{prefix}*"]
+    return [prefix, f"{prefix}/*"]
+
+
+def policy_for(sources: list[str]) -> dict:
+    statements = [{
+        "Sid": "WriteLogs",
+        "Effect": "Allow",
+        "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+        "Resource": "arn:aws:logs:*:*:*",
+    }]
+    prefixes: dict[str, list[str]] = {}
+    for source in sources:
+        if not source.startswith("s3://"):
+            continue
+        bucket, _, prefix = source[len("s3://"):].partition("/")
+        prefixes.setdefault(bucket, []).append(prefix)
+    if prefixes:
+        statements.append({
+            "Sid": "ReadAllowedObjects",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject"],
+            "Resource": [f"arn:aws:s3:::{bucket}/{pattern}"
+                         for bucket, items in sorted(prefixes.items()) for prefix in items
+                         for pattern in _patterns(prefix)],
+        })
+        for index, (bucket, items) in enumerate(sorted(prefixes.items())):
+            statements.append({
+                "Sid": f"ListAllowedPrefixes{index}",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket"],
+                "Resource": f"arn:aws:s3:::{bucket}",
+                "Condition": {"StringLike": {"s3:prefix": [pattern for p in items
+                                                            for pattern in _patterns(p)]}},
+            })
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def policy_file(stage: str) -> Path:
+    return ROOT / ".chalice" / f"policy-{stage}.json"
+
+
+def render(stage: str, config: dict | None = None) -> str:
+    return json.dumps(policy_for(allowed_sources(stage, config)), indent=2) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--stage", default="prod")
+    parser.add_argument("--check", action="store_true")
+    args = parser.parse_args()
+    path = policy_file(args.stage)
+    wanted = render(args.stage)
+    if args.check:
+        if not path.exists() or path.read_text() != wanted:
+            sys.exit(f"{path.relative_to(ROOT)} does not match the {args.stage} stage's "
+                     f"ALLOWED_SOURCES: run `make policy STAGE={args.stage}`")
+        return
+    path.write_text(wanted)
+    print(f"wrote {path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,256 @@
+"""Run a built deployment package the way AWS Lambda does, and check its answers.
+
+The deployment zip is unzipped into an empty task folder (and the layer zip, in
+automatic_layer mode, into an /opt-like folder); a Python 3.12 process whose import path is
+only the task folder, the layer, the runtime's own folder (holding awslambdaric, installed
+outside the package) and the standard library is started with the real AWS Lambda Runtime
+Interface Client against tools/runtime_api.py on 127.0.0.1. The function's environment is the
+one in the packaged template (sam.json). API Gateway REST proxy events then ask for info, tiles
+in every format, a bad request and a forbidden source; statuses, headers and the base64 images
+are checked. Cold start is timed from process start to the first tile response.
+
+    python tools/verify_package.py --stage prod [--package build/package/prod]
+"""
+
+import argparse
+import base64
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from runtime_api import RuntimeAPI  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+AWSLAMBDARIC = "awslambdaric==4.2.2"
+DEMO = "chalicelib/demo/demo.tif"
+DEMO_TILE = (9, 145, 219)  # inside the demo scene
+TIMEOUT = 120.0
+
+
+def runtime_python() -> str:
+    """The plain Python 3.12 interpreter (not the virtual environment's)."""
+    candidate = Path(sys.base_prefix) / "bin" / "python3.12"
+    return str(candidate if candidate.exists() else Path(sys.base_prefix) / "bin" / "python3")
+
+
+def runtime_dir(build: Path) -> Path:
+    """awslambdaric for this machine, outside the package (as /var/runtime is on Lambda)."""
+    target = build / "lambda-runtime"
+    if not (target / "awslambdaric").is_dir():
+        shutil.rmtree(target, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
+                        "--disable-pip-version-check", "--target", str(target), AWSLAMBDARIC],
+                       check=True)
+    return target
+
+
+def unpack(package: Path, into: Path) -> tuple[Path, Path | None]:
+    shutil.rmtree(into, ignore_errors=True)
+    task = into / "task"
+    with zipfile.ZipFile(package / "deployment.zip") as archive:
+        archive.extractall(task)
+    layer = None
+    if (package / "layer-deployment.zip").exists():
+        layer = into / "opt"
+        with zipfile.ZipFile(package / "layer-deployment.zip") as archive:
+            archive.extractall(layer)
+    return task, layer
+
+
+def function_settings(package: Path) -> tuple[dict, int]:
+    """The API handler's environment variables and memory size from the template."""
+    template = json.loads((package / "sam.json").read_text())
+    handler = template["Resources"]["APIHandler"]["Properties"]
+    variables = handler.get("Environment", {}).get("Variables", {})
+    return {k: str(v) for k, v in variables.items()}, int(handler.get("MemorySize", 128))
+
+
+def api_event(path: str, query: dict | None = None, accept: str = "*/*",
+              resource: str | None = None, path_parameters: dict | None = None) -> dict:
+    query = query or {}
+    return {
+        "resource": resource or path, "path": path, "httpMethod": "GET",
+        "headers": {"Accept": accept, "Host": "abc123.execute-api.us-east-1.amazonaws.com",
+                    "X-Forwarded-Proto": "https"},
+        "multiValueHeaders": {"Accept": [accept]},
+        "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": path_parameters, "stageVariables": None, "body": None,
+        "isBase64Encoded": False,
+        "requestContext": {"resourcePath": resource or path, "httpMethod": "GET",
+                           "path": f"/api{path}", "stage": "api", "requestId": "verify"},
+    }
+
+
+def tile_event(fmt: str, scale: str = "", source: str = DEMO) -> dict:
+    z, x, y = DEMO_TILE
+    last = f"{y}{scale}.{fmt}"
+    return api_event(f"/cog/tiles/{z}/{x}/{last}", {"url": [source]},
+                     accept="image/avif,image/webp,image/apng,image/*,*/*;q=0.8",
+                     resource="/cog/tiles/{z}/{x}/{y}",
+                     path_parameters={"z": str(z), "x": str(x), "y": last})
+
+
+@dataclass
+class Check:
+    name: str
+    event: dict
+    status: int
+    content_type: str | None = None
+    size: tuple[int, int] | None = None
+
+
+CHECKS = [  # the first one is the cold-start tile
+    Check("PNG tile", tile_event("png"), 200, "image/png", (256, 256)),
+    Check("info", api_event("/cog/info", {"url": [DEMO]}), 200, "application/json"),
+    Check("WEBP tile @2x", tile_event("webp", "@2x"), 200, "image/webp", (512, 512)),
+    Check("JPEG tile", tile_event("jpg"), 200, "image/jpeg", (256, 256)),
+    Check("GeoTIFF tile", tile_event("tif"), 200, "image/tiff; application=geotiff"),
+    Check("NPY tile", tile_event("npy"), 200, "application/x-binary"),
+    Check("bad request", api_event("/cog/info", {"url": [DEMO], "bidx": ["0"]}), 200,
+          "application/json"),  # info ignores render parameters: still a 200
+    Check("bad tile address", tile_event("gif"), 400, "application/json"),
+    Check("forbidden source", api_event("/cog/info", {"url": ["/etc/passwd"]}), 403,
+          "application/json"),
+    Check("metadata endpoint", api_event("/cog/info", {
+        "url": ["http://169.254.169.254/latest/meta-data/"]}), 403, "application/json"),
+]
+
+
+@dataclass
+class Report:
+    cold_start: float = 0.0  # process start -> first tile response, seconds
+    init: float = 0.0  # process start -> first poll for an event (imports done)
+    warm: list = field(default_factory=list)  # seconds per later invocation
+    failures: list = field(default_factory=list)
+
+
+def check_response(check: Check, payload: dict, failures: list) -> None:
+    def fail(message):
+        failures.append(f"{check.name}: {message}")
+
+    if not isinstance(payload, dict) or "statusCode" not in payload:
+        return fail(f"not an API Gateway proxy response: {str(payload)[:200]}")
+    if payload["statusCode"] != check.status:
+        return fail(f"status {payload['statusCode']}, wanted {check.status}: "
+                    f"{str(payload.get('body'))[:300]}")
+    headers = payload.get("headers", {})
+    if check.content_type and headers.get("Content-Type") != check.content_type:
+        fail(f"Content-Type {headers.get('Content-Type')}, wanted {check.content_type}")
+    body = payload.get("body") or ""
+    raw = base64.b64decode(body) if payload.get("isBase64Encoded") else body.encode()
+    if check.status >= 400:
+        error = json.loads(raw)
+        if set(error) != {"Code", "Message"} or "Cache-Control" in headers:
+            fail(f"error response not in the documented shape: {error}")
+        return
+    if not payload.get("isBase64Encoded"):
+        fail("body is not base64 (API Gateway would not decode it)")
+    if check.size:
+        from PIL import Image
+        size = Image.open(io.BytesIO(raw)).size
+        if size != check.size:
+            fail(f"image is {size}, wanted {check.size}")
+    if check.name == "GeoTIFF tile" and not raw.startswith((b"II*\x00", b"MM\x00*")):
+        fail("not a TIFF")
+    if check.name == "NPY tile" and not raw.startswith(b"\x93NUMPY"):
+        fail("not an .npy file")
+
+
+def verify(package: Path, work: Path, allowed: str | None = None,
+           checks: list[Check] = CHECKS) -> Report:
+    """Unpack ``package`` into ``work`` and run ``checks`` through awslambdaric."""
+    runtime = runtime_dir(work.parent)
+    task, layer = unpack(package, work)
+    variables, memory = function_settings(package)
+    if allowed is not None:
+        variables["ALLOWED_SOURCES"] = allowed
+    path = [str(task)]
+    if layer is not None:
+        path += [str(layer / "python" / "lib" / "python3.12" / "site-packages"),
+                 str(layer / "python")]
+    path.append(str(runtime))
+    api = RuntimeAPI([c.event for c in checks]).start()
+    env = {
+        **variables,
+        "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "TZ": ":UTC",
+        "PYTHONPATH": os.pathsep.join(path),
+        "AWS_LAMBDA_RUNTIME_API": api.address, "LAMBDA_TASK_ROOT": str(task),
+        "LAMBDA_RUNTIME_DIR": str(runtime), "_HANDLER": "app.app",
+        "AWS_LAMBDA_FUNCTION_NAME": "cogtiler-verify", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory), "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1", "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
+    }
+    report = Report()
+    started = time.perf_counter()
+    # -S: no site-packages of this machine; the import path is PYTHONPATH + the stdlib.
+    process = subprocess.Popen([runtime_python(), "-S", "-m", "awslambdaric", "app.app"],
+                               cwd=task, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+    try:
+        finished = api.wait_for(len(checks), TIMEOUT, alive=lambda: process.poll() is None)
+    finally:
+        process.terminate()
+        try:
+            output = process.communicate(timeout=10)[0].decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output = process.communicate()[0].decode(errors="replace")
+        api.stop()
+    if api.init_error is not None:
+        report.failures.append(f"the function failed to start: {api.init_error}")
+    if not finished:
+        report.failures.append("not every invocation finished; the function printed:\n"
+                               + output[-3000:])
+    for check in checks:
+        result = next((r for r in api.results if r.event is check.event), None)
+        if result is None or result.finished_at is None:
+            continue
+        if result.error is not None:
+            report.failures.append(f"{check.name}: the handler raised {result.error}")
+            continue
+        check_response(check, result.payload, report.failures)
+    first = api.results[0] if api.results else None
+    if first is not None and first.finished_at is not None:
+        report.cold_start = first.finished_at - started
+    if api.first_poll_at is not None:
+        report.init = api.first_poll_at - started
+    report.warm = [r.finished_at - r.sent_at for r in api.results[1:] if r.finished_at]
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--stage", default="prod")
+    parser.add_argument("--package", default=None)
+    parser.add_argument("--allow", default="chalicelib/demo/",
+                        help="ALLOWED_SOURCES for the run (the demo, so prod can be checked)")
+    args = parser.parse_args()
+    package = Path(args.package or ROOT / "build" / "package" / args.stage)
+    if not (package / "deployment.zip").exists():
+        sys.exit(f"no deployment.zip in {package}: run `make package STAGE={args.stage}`")
+    report = verify(package, ROOT / "build" / "verify" / args.stage, args.allow)
+    layer = " + layer" if (package / "layer-deployment.zip").exists() else ""
+    print(f"verify-package ({args.stage}{layer}): {len(CHECKS)} API Gateway events through "
+          f"awslambdaric")
+    print(f"  init (process start -> runtime ready): {report.init * 1000:.0f} ms")
+    print(f"  cold start (process start -> first tile response): {report.cold_start * 1000:.0f} ms")
+    if report.warm:
+        ordered = sorted(report.warm)
+        print(f"  warm invocations: median {ordered[len(ordered) // 2] * 1000:.1f} ms")
+    if report.failures:
+        print("FAILED:\n  " + "\n  ".join(report.failures))
+        sys.exit(1)
+    print("  all checks passed")
+
+
+if __name__ == "__main__":
+    main()
