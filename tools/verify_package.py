@@ -182,6 +182,8 @@ def verify(package: Path, work: Path, allowed: str | None = None,
     env = {
         **variables,
         "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "TZ": ":UTC",
+        # /var/task is read-only on Lambda: byte-code not shipped is compiled at every start
+        "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONPATH": os.pathsep.join(path),
         "AWS_LAMBDA_RUNTIME_API": api.address, "LAMBDA_TASK_ROOT": str(task),
         "LAMBDA_RUNTIME_DIR": str(runtime), "_HANDLER": "app.app",
