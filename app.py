@@ -1,7 +1,8 @@
-"""cogtiler: the HTTP API (a plain table of routes) over the engine in chalicelib/.
+"""cogtiler: the HTTP API (a plain table of routes) over the engine in chalicelib/, and the
+pure Lambda functions around it (cogify, seed, render) at the end of this file.
 
-Each view parses the request, calls one ``chalicelib.tiler`` function and shapes the
-response. Errors from the engine become JSON in exactly one place (:func:`_error`).
+Each view parses the request, calls one ``chalicelib`` function and shapes the response.
+Errors from the engine become JSON in exactly one place (:func:`_error`).
 """
 
 import functools
@@ -12,7 +13,7 @@ import traceback
 from chalice import Chalice, Response
 from chalice.app import CaseInsensitiveMapping
 
-from chalicelib import colormaps, errors, settings, tiler
+from chalicelib import cogify, colormaps, errors, settings, tilecache, tiler
 
 logger = logging.getLogger("cogtiler")
 
@@ -197,3 +198,43 @@ def bbox_sized(bbox, size):
 def _query_url() -> str | None:
     params = app.current_request.query_params
     return params.get("url") if params else None
+
+
+# ---- pure Lambda functions ---------------------------------------------------------------
+# Chalice reads the stage's environment when it loads this file to deploy it, so a function
+# whose bucket or queue a stage does not name is simply not deployed for that stage.
+PIPELINE = settings.current()
+
+
+def _bad_event(exc: errors.TilerError) -> dict:
+    """A bad event is answered, not retried: the caller gets what to fix."""
+    logger.warning("bad event: %s", exc.message)
+    return {"ok": False, "error": exc.message}
+
+
+@app.lambda_function(name="seed")
+def seed(event, context):
+    """Plan a tile pyramid and queue it for `render` (event: see chalicelib/tilecache.py)."""
+    try:
+        return {"ok": True, **tilecache.seed(event, settings.current())}
+    except errors.TilerError as exc:
+        return _bad_event(exc)
+
+
+if PIPELINE.upload_bucket:
+    @app.on_s3_event(bucket=PIPELINE.upload_bucket, events=["s3:ObjectCreated:*"],
+                     prefix=PIPELINE.upload_prefix or None, name="cogify")
+    def cogify_upload(event):
+        """An upload under UPLOAD_PREFIX becomes a COG under COG_PREFIX."""
+        return cogify.cogify(event.bucket, event.key, settings.current()).status
+
+
+if PIPELINE.tile_queue:
+    @app.on_sqs_message(queue=PIPELINE.tile_queue, batch_size=1, name="render")
+    def render(event):
+        """Render and store one batch of tiles; a failure fails (and retries) its message."""
+        for record in event:
+            try:
+                tilecache.render(record.body, settings.current())
+            except (ValueError, KeyError, TypeError) as exc:  # not a batch: retrying won't help
+                logger.error("dropping a malformed render message: %s", exc)

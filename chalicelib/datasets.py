@@ -12,12 +12,14 @@ other format is "not a raster" here, whatever its name.
 import math
 import os
 import threading
+import time
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import rasterio
 import rasterio.env
+from rasterio._env import del_gdal_config
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp
 from rasterio.errors import RasterioError
@@ -27,6 +29,7 @@ from rasterio.windows import Window
 from .errors import (NotARaster, NotFound, SourceNotAllowed, TilerError, UpstreamError,
                      UpstreamTimeout)
 from .settings import Settings
+from .settings import current as current_settings
 from .sources import Source, display_name
 
 WEB_MERCATOR = CRS.from_epsg(3857)
@@ -73,21 +76,43 @@ class OpenDataset:
         return self.memo[key]
 
 
-def classify(exc: BaseException) -> TilerError:
-    """Turn a GDAL/rasterio failure into the error the user should see."""
-    text = " ".join(str(e) for e in (exc, exc.__cause__, exc.__context__) if e).lower()
-    if any(s in text for s in ("timed out", "timeout")):
+def classify(exc: BaseException, path: str = "", elapsed: float = 0.0,
+             timeout: float = 0.0) -> TilerError:
+    """Turn a GDAL/rasterio failure on ``path`` into the error the user should see.
+
+    GDAL's messages quote the path, which is blanked out first: a file named
+    ``timeout.tif`` must not read as a timeout. For a remote source (``/vsi...`` path), a
+    short read ("got 0 bytes") is the storage failing mid-transfer, not a damaged file, and
+    one that lasted the whole ``timeout`` (GDAL_HTTP_TIMEOUT) timed out: GDAL reports a
+    stalled transfer only as a short read.
+    """
+    remote = path.startswith("/vsi")
+    chain, seen = [], set()
+    while exc is not None and id(exc) not in seen:  # rasterio chains GDAL's error stack
+        seen.add(id(exc))
+        chain.append(str(exc))
+        exc = exc.__cause__ or exc.__context__
+    text = " ".join(chain)
+    if path:
+        text = text.replace(path, "<source>")
+    text = text.lower()
+    short_read = remote and ("got 0 bytes" in text or "read error at" in text)
+    if any(s in text for s in ("timed out", "timeout")) or (
+            short_read and timeout and elapsed >= 0.9 * timeout):
         return UpstreamTimeout("the storage holding the source did not answer in time; "
                                "try again")
+    # before "does not exist": S3 says "The AWS Access Key Id ... does not exist in our records"
+    if any(s in text for s in ("http response code: 403", "http response code: 401",
+                               "access denied", "accessdenied", "access key id", "signature",
+                               "security token", "not authorized", "forbidden")):
+        return SourceNotAllowed("the storage refused access to the source (403): check that "
+                                "the tiler's role may read it")
     if "http response code: 404" in text or "no such file" in text or "does not exist" in text \
             or "nosuchkey" in text or "nosuchbucket" in text:
         return NotFound("no such file: check the url")
-    if "http response code: 403" in text or "access denied" in text or "accessdenied" in text \
-            or "http response code: 401" in text:
-        return SourceNotAllowed("the storage refused access to the source (403): check that "
-                                "the tiler's role may read it")
-    if any(s in text for s in ("curl error", "http response code", "could not resolve",
-                               "connection", "ssl", "s3", "http error")):
+    if short_read or any(s in text for s in (
+            "curl error", "http response code", "could not resolve", "connection", "ssl",
+            "http error", "internalerror", "slowdown", "serviceunavailable")):
         return UpstreamError("the storage holding the source failed to answer; try again")
     if "not recognized as" in text or "not a tiff" in text or "not supported" in text:
         return NotARaster("the source is not a GeoTIFF this tiler can read")
@@ -111,6 +136,15 @@ def _describe(src, source: Source, key: tuple) -> OpenDataset:
                        geographic_bounds=(west, south, east, north))
 
 
+def _check_extension(source: Source, settings: Settings) -> None:
+    """GDAL treats remote files outside CPL_VSIL_CURL_ALLOWED_EXTENSIONS as missing; say so."""
+    allowed = dict(settings.gdal_options).get("CPL_VSIL_CURL_ALLOWED_EXTENSIONS", "")
+    extensions = tuple(e.strip().lower() for e in allowed.split(",") if e.strip())
+    if extensions and not source.path.lower().endswith(extensions):
+        raise NotARaster("this server reads remote GeoTIFFs whose names end in "
+                         + ", ".join(sorted(set(extensions))))
+
+
 class DatasetCache:
     """A bounded LRU of :class:`OpenDataset`, safe to share between threads."""
 
@@ -121,15 +155,18 @@ class DatasetCache:
         self.opened = 0  # how many times a source was really opened (tests, benchmarks)
 
     def _apply_gdal_options(self, options: tuple) -> None:
-        if options != self._gdal_options:
-            for name, value in options:
-                if name == "GDAL_CACHEMAX":  # rasterio sets this one as a number of bytes
-                    if not value.isdigit():
-                        continue  # e.g. "10%": GDAL reads it from the process environment
-                    number = int(value)
-                    value = number * 1024 * 1024 if number < 100_000 else number
-                rasterio.env.set_gdal_config(name, value)
-            self._gdal_options = options
+        if options == self._gdal_options:
+            return
+        for name in {n for n, _ in self._gdal_options} - {n for n, _ in options}:
+            del_gdal_config(name)  # gone from the environment: back to its default
+        for name, value in options:
+            if name == "GDAL_CACHEMAX":  # rasterio sets this one as a number of bytes
+                if not value.isdigit():
+                    continue  # e.g. "10%": GDAL reads it from the process environment
+                number = int(value)
+                value = number * 1024 * 1024 if number < 100_000 else number
+            rasterio.env.set_gdal_config(name, value)
+        self._gdal_options = options
 
     def get(self, source: Source, settings: Settings) -> OpenDataset:
         key = (source.gdal_path,)
@@ -145,10 +182,12 @@ class DatasetCache:
             if entry is not None:
                 self._entries.move_to_end(key)
                 return entry
+        if source.scheme != "file":
+            _check_extension(source, settings)
         try:
             src = rasterio.open(source.gdal_path, driver="GTiff")
         except RasterioError as exc:
-            raise classify(exc) from None
+            raise classify(exc, source.gdal_path) from None
         try:
             entry = _describe(src, source, key)
         except Exception:
@@ -188,6 +227,7 @@ def reading(entry: OpenDataset):
     does not poison the cache of a warm container.
     """
     with entry.lock:
+        started = time.monotonic()
         try:
             yield entry
         except TilerError:
@@ -197,4 +237,14 @@ def reading(entry: OpenDataset):
             if isinstance(exc, MemoryError):
                 raise TilerError("the request needs more memory than the server has; "
                                  "ask for a smaller image") from None
-            raise classify(exc) from None
+            raise classify(exc, entry.src.name, time.monotonic() - started,
+                           http_timeout()) from None
+
+
+def http_timeout() -> float:
+    """GDAL_HTTP_TIMEOUT in seconds as configured (GDAL's default: 30)."""
+    value = dict(current_settings().gdal_options).get("GDAL_HTTP_TIMEOUT", "30")
+    try:
+        return float(value)
+    except ValueError:
+        return 30.0

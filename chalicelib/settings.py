@@ -44,6 +44,19 @@ class Settings:
     dataset_cache_size: int = 32
     #: Largest side in pixels of any rendered image (preview, bbox, tile).
     max_image_size: int = 4096
+    #: The pure functions (all optional; a function whose names are missing is not deployed).
+    #: cogify: uploads under s3://UPLOAD_BUCKET/UPLOAD_PREFIX become COGs under
+    #: s3://COG_BUCKET/COG_PREFIX (COG_BUCKET defaults to UPLOAD_BUCKET).
+    upload_bucket: str = ""
+    upload_prefix: str = "uploads/"
+    cog_bucket: str = ""
+    cog_prefix: str = "cogs/"
+    #: seed -> TILE_QUEUE (SQS queue name) -> render -> s3://TILE_BUCKET/TILE_PREFIX/{z}/{x}/{y}.fmt
+    tile_queue: str = ""
+    tile_bucket: str = ""
+    tile_prefix: str = "tiles"
+    #: Most tiles one seed request may plan.
+    max_seed_tiles: int = 100_000
     #: GDAL configuration options found in the environment (GDAL_*, CPL_*, VSI_*, AWS_*...).
     #: Applied to GDAL by the dataset layer, so they hold even where ``os.environ`` is not
     #: the process environment (Chalice's test client).
@@ -55,7 +68,8 @@ GDAL_PREFIXES = ("GDAL_", "CPL_", "VSI_", "AWS_S3_ENDPOINT", "AWS_HTTPS", "AWS_V
                  "AWS_NO_SIGN_REQUEST", "AWS_REQUEST_PAYER", "PROJ_NETWORK")
 
 _RELEVANT = ("ALLOWED_SOURCES", "UNSAFE_ALLOW_HOSTS", "CACHE_MAX_AGE", "DATASET_CACHE_SIZE",
-             "MAX_IMAGE_SIZE")
+             "MAX_IMAGE_SIZE", "UPLOAD_BUCKET", "UPLOAD_PREFIX", "COG_BUCKET", "COG_PREFIX",
+             "TILE_QUEUE", "TILE_BUCKET", "TILE_PREFIX", "MAX_SEED_TILES")
 _memo: dict = {}
 
 
@@ -80,4 +94,12 @@ def from_environ(env=None) -> Settings:
         cache_max_age=_int("CACHE_MAX_AGE", 3600, env),
         dataset_cache_size=max(1, _int("DATASET_CACHE_SIZE", 32, env)),
         max_image_size=_int("MAX_IMAGE_SIZE", 4096, env),
+        upload_bucket=env.get("UPLOAD_BUCKET", "").strip(),
+        upload_prefix=env.get("UPLOAD_PREFIX", "uploads/").strip(),
+        cog_bucket=(env.get("COG_BUCKET", "") or env.get("UPLOAD_BUCKET", "")).strip(),
+        cog_prefix=env.get("COG_PREFIX", "cogs/").strip(),
+        tile_queue=env.get("TILE_QUEUE", "").strip(),
+        tile_bucket=env.get("TILE_BUCKET", "").strip(),
+        tile_prefix=env.get("TILE_PREFIX", "tiles").strip().strip("/"),
+        max_seed_tiles=_int("MAX_SEED_TILES", 100_000, env),
     )

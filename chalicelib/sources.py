@@ -49,8 +49,10 @@ class Source:
     query: str = ""
 
 
-def parse(url: str, project_dir=PROJECT_DIR) -> Source:
+def parse(url: str, project_dir=PROJECT_DIR, prefix: bool = False) -> Source:
     """Parse and normalise a source string, refusing what can never be opened.
+
+    ``prefix``: parse an allow-list entry, which may name a whole bucket (``s3://bucket/``).
 
     >>> parse("s3://bucket/a/b.tif").gdal_path
     '/vsis3/bucket/a/b.tif'
@@ -73,7 +75,7 @@ def parse(url: str, project_dir=PROJECT_DIR) -> Source:
     if scheme not in REMOTE_SCHEMES:
         raise SourceNotAllowed(f"sources of the form '{scheme}:...' are not accepted; "
                                "use s3://bucket/key, https://host/path or a plain path")
-    return _remote(url, scheme)
+    return _remote(url, scheme, prefix)
 
 
 def _local(url: str, project_dir) -> Source:
@@ -84,7 +86,7 @@ def _local(url: str, project_dir) -> Source:
     return Source(scheme="file", host="", path=real, gdal_path=real)
 
 
-def _remote(url: str, scheme: str) -> Source:
+def _remote(url: str, scheme: str, prefix: bool = False) -> Source:
     try:
         parts = urlsplit(url)
         port = parts.port  # raises ValueError on a malformed port
@@ -107,7 +109,7 @@ def _remote(url: str, scheme: str) -> Source:
         if parts.query:
             raise BadRequest("s3:// sources take no query string")
         key = raw_path.lstrip("/")
-        if not key:
+        if not key and not prefix:
             raise BadRequest("an s3:// source needs a key: s3://bucket/path/to/file.tif")
         return Source("s3", host, "/" + key, f"/vsis3/{host}/{key}")
     bracketed = f"[{host}]" if ":" in host else host  # IPv6 literals keep their brackets
@@ -128,7 +130,7 @@ def _under(path: str, prefix_path: str) -> bool:
 def _prefix(entry: str, project_dir) -> Source | None:
     """Parse one ALLOWED_SOURCES entry (same grammar as a source); None if malformed."""
     try:
-        return parse(entry, project_dir)
+        return parse(entry, project_dir, prefix=True)
     except TilerError:
         return None
 

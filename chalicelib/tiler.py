@@ -29,6 +29,8 @@ class Image:
     body: bytes
     media_type: str
     headers: dict
+    extension: str = ""
+    empty: bool = False  # no visible pixel (the tile cache skips these)
 
 
 def open_dataset(url: str | None) -> OpenDataset:
@@ -72,7 +74,7 @@ def _render(entry: OpenDataset, image: ImageData, selection: params.Selection,
     if len(body) > MAX_BODY_BYTES:
         raise TooLarge(f"the image is {len(body) / 1e6:.1f} MB; responses are limited to "
                        "about 4 MB: ask for fewer pixels (max_size, width, height) or jpg/webp")
-    return Image(body, fmt.media_type, {})
+    return Image(body, fmt.media_type, {}, fmt.extension, not rendered.alpha.any())
 
 
 def tile(url: str | None, z: str, x: str, y_segment: str, query: Query) -> Image:

@@ -5,11 +5,27 @@ The suite runs the app under the ``test`` stage of .chalice/config.json (the sam
 tuning as dev/prod, but no ALLOWED_SOURCES of its own); the allow-list comes from here.
 """
 
+import json
 import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from tests.support import BUILD, ROOT, SHARED
+
+# The pure functions are declared when app.py is imported, from these names.
+PIPELINE = {"UPLOAD_BUCKET": "cogtiler-uploads", "UPLOAD_PREFIX": "uploads/",
+            "COG_PREFIX": "cogs/", "TILE_QUEUE": "cogtiler-tiles", "TILE_BUCKET": "cogtiler-tiles",
+            "TILE_PREFIX": "tiles"}
+os.environ.update(PIPELINE)
+# Engine calls made directly by tests run with the deployed stages' GDAL tuning too.
+for _name, _value in json.loads((ROOT / ".chalice" / "config.json").read_text())[
+        "environment_variables"].items():
+    os.environ.setdefault(_name, _value)
 
 
 def _allow(paths):
@@ -55,3 +71,65 @@ def client():
         yield test_client
 
 
+
+
+class Moto:
+    """A moto server (S3 and SQS over HTTP on 127.0.0.1), with its request log."""
+
+    def __init__(self, port: int, log: Path):
+        self.port, self.log = port, log
+        self.endpoint = f"http://127.0.0.1:{port}"
+
+    def requests(self) -> list[str]:
+        """Request lines seen so far, e.g. 'GET /bucket/key HTTP/1.1" 206'."""
+        return [line.split('"')[1] + " " + line.split('"')[2].split()[0]
+                for line in self.log.read_text().splitlines() if '"' in line and "HTTP/" in line]
+
+    def client(self, service: str):
+        import boto3
+        return boto3.session.Session().client(service, endpoint_url=self.endpoint)
+
+
+@pytest.fixture(scope="session")
+def moto(rasters):
+    """moto in server mode, reached over HTTP by boto3 and by GDAL's /vsis3/."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = rasters / "moto.log"
+    server = Path(sys.executable).parent / "moto_server"
+    with open(log, "w") as out:
+        process = subprocess.Popen([str(server), "-H", "127.0.0.1", "-p", str(port)],
+                                   stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while True:  # until the port answers (bounded)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("moto_server did not start: " + log.read_text()[-2000:])
+            time.sleep(0.1)
+    env = {
+        # boto3
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        # GDAL's /vsis3/
+        "AWS_S3_ENDPOINT": f"127.0.0.1:{port}", "AWS_HTTPS": "NO", "AWS_VIRTUAL_HOSTING": "FALSE",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    from chalicelib import aws
+    aws.client.cache_clear()
+    try:
+        yield Moto(port, log)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        aws.client.cache_clear()
+        process.terminate()
+        process.wait(timeout=10)

@@ -93,8 +93,13 @@ def check_sizes(reports: list[ZipReport]) -> None:
         raise PackageError("; ".join(problems))
 
 
+#: Settings read when Chalice loads app.py; packaging must depend on .chalice/config.json only.
+APP_SETTINGS = ("ALLOWED_SOURCES", "UPLOAD_BUCKET", "UPLOAD_PREFIX", "COG_BUCKET", "COG_PREFIX",
+                "TILE_QUEUE", "TILE_BUCKET", "TILE_PREFIX")
+
+
 def chalice_env() -> dict:
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if k not in APP_SETTINGS}
     env.setdefault("AWS_DEFAULT_REGION", "us-east-1")  # chalice needs one, even offline
     env["AWS_EC2_METADATA_DISABLED"] = "true"
     env["PIP_NO_INDEX"] = "1"  # requirements.txt is comment-only: pip must never run
