@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 
 import rasterio
 from rasterio.enums import ColorInterp
+from rasterio._err import CPLE_BaseError
 from rasterio.errors import RasterioError
 from rasterio.shutil import copy as gdal_copy
 
@@ -77,7 +78,7 @@ def convert(source_path: str, target_path: str) -> dict:
                 raise ValueError("the file has no georeferencing (no CRS or geotransform)")
             options = cog_options(src)
             gdal_copy(src, target_path, driver="COG", **options)
-    except RasterioError as exc:
+    except (RasterioError, CPLE_BaseError) as exc:
         text = str(exc).replace(os.path.dirname(source_path), "")
         if "not recognized" in text:
             raise ValueError("the file is not a GeoTIFF") from None

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import rasterio
 import rasterio.env
 from rasterio._env import del_gdal_config
+from rasterio._err import CPLE_BaseError
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp
 from rasterio.errors import RasterioError
@@ -186,7 +187,7 @@ class DatasetCache:
             _check_extension(source, settings)
         try:
             src = rasterio.open(source.gdal_path, driver="GTiff")
-        except RasterioError as exc:
+        except (RasterioError, CPLE_BaseError) as exc:
             raise classify(exc, source.gdal_path) from None
         try:
             entry = _describe(src, source, key)
@@ -232,7 +233,7 @@ def reading(entry: OpenDataset):
             yield entry
         except TilerError:
             raise
-        except (RasterioError, MemoryError) as exc:
+        except (RasterioError, CPLE_BaseError, MemoryError) as exc:
             cache.evict(entry)
             if isinstance(exc, MemoryError):
                 raise TilerError("the request needs more memory than the server has; "

@@ -43,10 +43,22 @@ def project():
     return copy
 
 
+PIPELINE_STAGE = {"automatic_layer": True, "autogen_policy": False,
+                  "iam_policy_file": "policy-pipeline.json",
+                  "environment_variables": {"ALLOWED_SOURCES": "s3://my-data/cogs/",
+                                            "UPLOAD_BUCKET": "my-data", "TILE_QUEUE": "my-tiles",
+                                            "TILE_BUCKET": "my-tile-cache"}}
+
+
 @pytest.fixture(scope="module")
 def packages(project):
+    config_path = project / ".chalice" / "config.json"  # a third stage that deploys cogify
+    config = json.loads(config_path.read_text())
+    config["stages"]["pipeline"] = PIPELINE_STAGE
+    config_path.write_text(json.dumps(config))
+    (project / ".chalice" / "policy-pipeline.json").write_text(policy.render("pipeline", config))
     return {stage: (SCRATCH / stage, packaging.package(stage, SCRATCH / stage, project=project))
-            for stage in ("dev", "prod")}
+            for stage in ("dev", "prod", "pipeline")}
 
 
 def test_vendor_is_slim_and_for_lambda(project):
@@ -86,7 +98,21 @@ def test_packages_are_offline_checked_and_within_limits(packages):
     assert props["Environment"]["Variables"]["ALLOWED_SOURCES"] == ""
 
 
-@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_a_stage_with_cogify_is_packaged_for_terraform(packages):
+    package_dir, reports = packages["pipeline"]
+    assert (package_dir / "chalice.tf.json").exists() and not (package_dir / "sam.json").exists()
+    template = json.loads((package_dir / "chalice.tf.json").read_text())
+    found = packaging.functions(template)
+    assert set(found) == {"api_handler", "seed", "cogify", "render"}
+    assert {f["runtime"] for f in found.values()} == {"python3.12"}
+    assert found["cogify"]["memory"] == 3008 and found["cogify"]["timeout"] == 900
+    assert found["render"]["timeout"] == 120 and found["api_handler"]["timeout"] <= 29
+    notification = template["resource"]["aws_s3_bucket_notification"]
+    assert "my-data" in json.dumps(notification) and "uploads/" in json.dumps(notification)
+    assert [r.name for r in reports] == ["deployment.zip", "layer-deployment.zip"]
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod", "pipeline"])
 def test_the_package_runs_like_lambda(packages, stage):
     package_dir, _ = packages[stage]
     report = verify_package.verify(package_dir, SCRATCH / f"verify-{stage}",
@@ -188,8 +214,8 @@ def test_prod_uses_its_own_policy_file():
     config = json.loads((ROOT / ".chalice" / "config.json").read_text())
     prod = config["stages"]["prod"]
     assert prod["autogen_policy"] is False and prod["iam_policy_file"] == "policy-prod.json"
-    for stage in config["stages"].values():
-        assert stage["lambda_timeout"] <= 29  # within API Gateway's integration timeout
+    assert config["lambda_timeout"] <= 29  # the API handler: within API Gateway's 29 s
+    assert all("lambda_timeout" not in stage for stage in config["stages"].values())
 
 
 def test_dockerfile_builds_on_the_lambda_python_312_image_with_the_same_slimming():

@@ -4,7 +4,9 @@ Chalice 1.34 never checks sizes, and when it cannot match a wheel to the Lambda 
 leaves the package out of the zip and still exits 0; its Lambda runtime is the version of the
 interpreter that runs it. This wrapper fails on each of those, on duplicate zip entries (a
 package both in requirements.txt and vendor/), on a stale IAM policy, and reports the sizes of
-the function zip and, in automatic_layer mode, of the layer.
+the function zip and, in automatic_layer mode, of the layer. A stage that deploys cogify
+(UPLOAD_BUCKET set) is packaged for Terraform (chalice.tf.json), since CloudFormation cannot
+attach notifications to an existing bucket; every other stage gets a SAM template (sam.json).
 
     python tools/package.py --stage prod [--out build/package/prod]
 """
@@ -72,11 +74,39 @@ def inspect_zip(path: Path) -> ZipReport:
     return ZipReport(path.name, path.stat().st_size, sum(i.file_size for i in infos), len(infos))
 
 
+def package_format(stage: str, config: dict) -> str:
+    """CloudFormation (SAM) unless the stage deploys cogify: CloudFormation cannot attach a
+    notification to an existing bucket, so Chalice refuses @app.on_s3_event there."""
+    env = policy.stage_environment(stage, config)
+    return "terraform" if env.get("UPLOAD_BUCKET", "").strip() else "cloudformation"
+
+
+def functions(template: dict) -> dict[str, dict]:
+    """Function name -> {runtime, memory, timeout, variables} from a SAM or Terraform template."""
+    found = {}
+    for name, res in template.get("Resources", {}).items():  # SAM
+        if res.get("Type") in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
+            props = res["Properties"]
+            found[name] = {"runtime": props.get("Runtime"), "memory": props.get("MemorySize"),
+                           "timeout": props.get("Timeout"),
+                           "variables": props.get("Environment", {}).get("Variables", {})}
+    for name, props in template.get("resource", {}).get("aws_lambda_function", {}).items():
+        found[name] = {"runtime": props.get("runtime"), "memory": props.get("memory_size"),
+                       "timeout": props.get("timeout"),
+                       "variables": props.get("environment", {}).get("variables", {})}
+    return found
+
+
+def template_path(out: Path) -> Path:
+    for name in ("sam.json", "chalice.tf.json"):
+        if (out / name).exists():
+            return out / name
+    raise PackageError(f"chalice wrote no template in {out}")
+
+
 def inspect_template(path: Path) -> dict:
     template = json.loads(path.read_text())
-    runtimes = {name: res["Properties"].get("Runtime")
-                for name, res in template.get("Resources", {}).items()
-                if res.get("Type") in ("AWS::Serverless::Function", "AWS::Lambda::Function")}
+    runtimes = {name: f["runtime"] for name, f in functions(template).items()}
     wrong = {name: runtime for name, runtime in runtimes.items() if runtime != RUNTIME}
     if not runtimes or wrong:
         raise PackageError(f"the template's functions must run {RUNTIME}; found {wrong or 'none'}")
@@ -133,13 +163,14 @@ def package(stage: str, out: Path, project: Path = ROOT) -> list[ZipReport]:
     precompile(project / "chalicelib")
     shutil.rmtree(out, ignore_errors=True)
     chalice = Path(sys.executable).parent / "chalice"
-    result = subprocess.run([str(chalice), "package", "--stage", stage, str(out)],
+    result = subprocess.run([str(chalice), "package", "--pkg-format",
+                             package_format(stage, config), "--stage", stage, str(out)],
                             cwd=project, env=chalice_env(), capture_output=True, text=True)
     output = result.stdout + result.stderr
     if result.returncode != 0:
         raise PackageError(f"chalice package failed:\n{output[-3000:]}")
     check_output(output)
-    inspect_template(out / "sam.json")
+    inspect_template(template_path(out))
     reports = [inspect_zip(path) for path in sorted(out.glob("*.zip"))]
     check_sizes(reports)
     return reports
@@ -152,7 +183,7 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out or ROOT / "build" / "package" / args.stage)
     reports = package(args.stage, out)
-    print(f"package ({args.stage}, {RUNTIME}) in {out}:")
+    print(f"package ({args.stage}, {RUNTIME}, {template_path(out).name}) in {out}:")
     for report in reports:
         print(f"  {report.name:24} {report.zipped / 1e6:7.2f} MB zipped "
               f"{report.unzipped / 1e6:8.2f} MB unzipped {report.entries:6} files")

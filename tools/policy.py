@@ -1,8 +1,10 @@
-"""The least-privilege IAM policy of a stage, derived from its ALLOWED_SOURCES.
+"""The least-privilege IAM policy of a stage, derived from its configuration.
 
-The function may write its logs and read (GetObject) only under the s3:// prefixes the stage
-allows; ListBucket, limited to those prefixes, lets S3 answer 404 rather than 403 for a
-missing key. https:// and local sources need no IAM permission.
+The functions may write their logs and read (GetObject) only under the s3:// prefixes of
+ALLOWED_SOURCES; ListBucket, limited to those prefixes, lets S3 answer 404 rather than 403 for
+a missing key. https:// and local sources need no IAM permission. When the stage configures
+the pure functions: cogify reads UPLOAD_PREFIX and writes COG_PREFIX, seed sends to and render
+receives from TILE_QUEUE, render writes TILE_PREFIX.
 
     python tools/policy.py --stage prod            # writes .chalice/policy-prod.json
     python tools/policy.py --stage prod --check    # fails if the file is out of date
@@ -17,10 +19,15 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / ".chalice" / "config.json"
 
 
-def allowed_sources(stage: str, config: dict | None = None) -> list[str]:
+def stage_environment(stage: str, config: dict | None = None) -> dict:
     config = config or json.loads(CONFIG.read_text())
     env = dict(config.get("environment_variables", {}))
     env.update(config.get("stages", {}).get(stage, {}).get("environment_variables", {}))
+    return env
+
+
+def allowed_sources(stage: str, config: dict | None = None) -> list[str]:
+    env = stage_environment(stage, config)
     return [p.strip() for p in env.get("ALLOWED_SOURCES", "").split(",") if p.strip()]
 
 
@@ -32,7 +39,7 @@ def _patterns(prefix: str) -> list[str]:
     return [prefix, f"{prefix}/*"]
 
 
-def policy_for(sources: list[str]) -> dict:
+def policy_for(sources: list[str], env: dict | None = None) -> dict:
     statements = [{
         "Sid": "WriteLogs",
         "Effect": "Allow",
@@ -63,7 +70,41 @@ def policy_for(sources: list[str]) -> dict:
                 "Condition": {"StringLike": {"s3:prefix": [pattern for p in items
                                                             for pattern in _patterns(p)]}},
             })
+    statements += _pipeline_statements(env or {})
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _pipeline_statements(env: dict) -> list[dict]:
+    statements = []
+    upload_bucket = env.get("UPLOAD_BUCKET", "")
+    if upload_bucket:
+        upload_prefix = env.get("UPLOAD_PREFIX", "uploads/")
+        cog_bucket = env.get("COG_BUCKET") or upload_bucket
+        cog_prefix = env.get("COG_PREFIX", "cogs/")
+        statements += [
+            {"Sid": "CogifyReadUploads", "Effect": "Allow", "Action": ["s3:GetObject"],
+             "Resource": [f"arn:aws:s3:::{upload_bucket}/{p}" for p in _patterns(upload_prefix)]},
+            {"Sid": "CogifyWriteCogs", "Effect": "Allow",
+             "Action": ["s3:GetObject", "s3:PutObject"],
+             "Resource": [f"arn:aws:s3:::{cog_bucket}/{p}" for p in _patterns(cog_prefix)]},
+            {"Sid": "CogifyListCogs", "Effect": "Allow", "Action": ["s3:ListBucket"],
+             "Resource": f"arn:aws:s3:::{cog_bucket}",
+             "Condition": {"StringLike": {"s3:prefix": _patterns(cog_prefix)}}},
+        ]
+    queue = env.get("TILE_QUEUE", "")
+    if queue:
+        statements.append({
+            "Sid": "TileQueue", "Effect": "Allow",
+            "Action": ["sqs:GetQueueUrl", "sqs:SendMessage", "sqs:ReceiveMessage",
+                       "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+            "Resource": f"arn:aws:sqs:*:*:{queue}"})
+    tile_bucket = env.get("TILE_BUCKET", "")
+    if tile_bucket:
+        prefix = env.get("TILE_PREFIX", "tiles").strip("/")
+        statements.append({
+            "Sid": "RenderWriteTiles", "Effect": "Allow", "Action": ["s3:PutObject"],
+            "Resource": f"arn:aws:s3:::{tile_bucket}/{prefix + '/' if prefix else ''}*"})
+    return statements
 
 
 def policy_file(stage: str) -> Path:
@@ -71,7 +112,8 @@ def policy_file(stage: str) -> Path:
 
 
 def render(stage: str, config: dict | None = None) -> str:
-    return json.dumps(policy_for(allowed_sources(stage, config)), indent=2) + "\n"
+    document = policy_for(allowed_sources(stage, config), stage_environment(stage, config))
+    return json.dumps(document, indent=2) + "\n"
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import package as packaging  # noqa: E402
 from runtime_api import RuntimeAPI  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,10 +68,10 @@ def unpack(package: Path, into: Path) -> tuple[Path, Path | None]:
 
 def function_settings(package: Path) -> tuple[dict, int]:
     """The API handler's environment variables and memory size from the template."""
-    template = json.loads((package / "sam.json").read_text())
-    handler = template["Resources"]["APIHandler"]["Properties"]
-    variables = handler.get("Environment", {}).get("Variables", {})
-    return {k: str(v) for k, v in variables.items()}, int(handler.get("MemorySize", 128))
+    template = json.loads(packaging.template_path(package).read_text())
+    found = packaging.functions(template)
+    handler = found.get("APIHandler") or found["api_handler"]
+    return {k: str(v) for k, v in handler["variables"].items()}, int(handler["memory"] or 128)
 
 
 def api_event(path: str, query: dict | None = None, accept: str = "*/*",

@@ -1,0 +1,195 @@
+"""The pure Lambda functions (cogify, seed, render) through Chalice's test client, against
+moto's S3 and SQS on 127.0.0.1."""
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+
+from tests.conftest import PIPELINE
+from tests.support import ACCEPT_IMAGE
+
+UPLOADS = PIPELINE["UPLOAD_BUCKET"]
+TILES = PIPELINE["TILE_BUCKET"]
+QUEUE = PIPELINE["TILE_QUEUE"]
+
+
+@pytest.fixture(scope="module")
+def s3(moto):
+    client = moto.client("s3")
+    for bucket in (UPLOADS, TILES):
+        client.create_bucket(Bucket=bucket)
+    return client
+
+
+@pytest.fixture(scope="module")
+def sqs(moto):
+    client = moto.client("sqs")
+    client.create_queue(QueueName=QUEUE)
+    return client
+
+
+def upload(s3, shared, name, key):
+    s3.upload_file(str(shared / name), UPLOADS, key)
+    return s3.head_object(Bucket=UPLOADS, Key=key)["ETag"]
+
+
+def cogify(client, key, bucket=UPLOADS):
+    event = client.events.generate_s3_event(bucket=bucket, key=key)
+    return client.lambda_.invoke("cogify", event).payload
+
+
+def report(s3, key):
+    return json.loads(s3.get_object(Bucket=UPLOADS, Key=key)["Body"].read())
+
+
+def test_cogify_turns_a_striped_file_into_a_valid_cog(client, s3, shared, tmp_path):
+    etag = upload(s3, shared, "nocog.tif", "uploads/scenes/nocog.tif")
+    assert cogify(client, "uploads/scenes/nocog.tif") == "created"
+    head = s3.head_object(Bucket=UPLOADS, Key="cogs/scenes/nocog.tif")
+    assert head["ContentType"].startswith("image/tiff") and "cloud-optimized" in head["ContentType"]
+    assert head["Metadata"]["source-etag"] == etag.strip('"')
+    path = tmp_path / "out.tif"
+    s3.download_file(UPLOADS, "cogs/scenes/nocog.tif", str(path))
+    with rasterio.open(path) as cog, rasterio.open(shared / "nocog.tif") as original:
+        assert cog.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        assert cog.block_shapes[0] == (512, 512) and cog.overviews(1)  # tiled, overviews
+        assert cog.crs == original.crs and cog.transform == original.transform
+        assert cog.nodata == original.nodata
+        np.testing.assert_array_equal(cog.read(), original.read())  # lossless: same pixels
+    summary = report(s3, "cogs/scenes/nocog.report.json")
+    assert summary["status"] == "created" and summary["details"]["overviews"]
+    # the upload is untouched
+    assert s3.head_object(Bucket=UPLOADS, Key="uploads/scenes/nocog.tif")["ETag"] == etag
+
+
+def test_cogify_keeps_masks_and_palettes(client, s3, shared, tmp_path):
+    upload(s3, shared, "RGB.byte.tif", "uploads/rgb.tif")
+    upload(s3, shared, "cog_cmap.tif", "uploads/cmap.tif")
+    assert cogify(client, "uploads/rgb.tif") == "created"
+    assert cogify(client, "uploads/cmap.tif") == "created"
+    for key, name in (("cogs/rgb.tif", "RGB.byte.tif"), ("cogs/cmap.tif", "cog_cmap.tif")):
+        path = tmp_path / name
+        s3.download_file(UPLOADS, key, str(path))
+        with rasterio.open(path) as cog, rasterio.open(shared / name) as original:
+            assert cog.nodata == original.nodata
+            np.testing.assert_array_equal(cog.dataset_mask(), original.dataset_mask())
+            if name == "cog_cmap.tif":
+                assert cog.colormap(1) == original.colormap(1)
+
+
+def test_the_same_event_twice_converts_once(client, s3, shared):
+    upload(s3, shared, "cog_rgb_mask.tif", "uploads/twice.tif")
+    assert cogify(client, "uploads/twice.tif") == "created"
+    first = s3.head_object(Bucket=UPLOADS, Key="cogs/twice.tif")
+    assert cogify(client, "uploads/twice.tif") == "skipped"
+    again = s3.head_object(Bucket=UPLOADS, Key="cogs/twice.tif")
+    assert again["ETag"] == first["ETag"] and again["LastModified"] == first["LastModified"]
+
+
+@pytest.mark.parametrize("name, key, reason", [
+    ("no_geo.jpg", "uploads/photo.jpg", "not a GeoTIFF"),
+    ("README.md", "uploads/notes.tif", "not a GeoTIFF"),
+    ("corrupt.tif", "uploads/corrupt.tif", "could not be read"),
+])
+def test_broken_uploads_are_reported_not_retried(client, s3, shared, name, key, reason):
+    etag = upload(s3, shared, name, key)
+    assert cogify(client, key) == "failed"  # returned, not raised: no retry storm
+    stem = key[len("uploads/"):].rsplit(".", 1)[0]
+    summary = report(s3, f"cogs/{stem}.report.json")
+    assert summary["status"] == "failed" and reason in summary["message"]
+    assert "/tmp" not in summary["message"]
+    assert s3.head_object(Bucket=UPLOADS, Key=key)["ETag"] == etag  # nothing lost
+    listing = s3.list_objects_v2(Bucket=UPLOADS, Prefix=f"cogs/{stem}.tif")
+    assert listing.get("KeyCount", 0) == 0  # no half-made output
+
+
+def test_events_outside_the_upload_prefix_or_gone_are_ignored(client, s3, shared):
+    upload(s3, shared, "cog_rgb_mask.tif", "elsewhere/x.tif")
+    assert cogify(client, "elsewhere/x.tif") == "ignored"
+    assert cogify(client, "uploads/never-uploaded.tif") == "ignored"
+
+
+def test_outputs_under_the_upload_prefix_are_refused(client, s3, shared, monkeypatch):
+    monkeypatch.setenv("COG_PREFIX", "uploads/cogs/")  # would trigger cogify forever
+    upload(s3, shared, "cog_rgb_mask.tif", "uploads/loop.tif")
+    assert cogify(client, "uploads/loop.tif") == "failed"
+
+
+# ---- seed and render -----------------------------------------------------------------------
+
+def drain(sqs, client):
+    """Deliver every queued message to `render`, as the SQS event source would."""
+    url = sqs.get_queue_url(QueueName=QUEUE)["QueueUrl"]
+    delivered = 0
+    while True:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            return delivered
+        for message in messages:
+            event = client.events.generate_sqs_event([message["Body"]], queue_name=QUEUE)
+            client.lambda_.invoke("render", event)
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            delivered += 1
+
+
+def test_seed_and_render_fill_a_tile_cache_equal_to_the_api(client, s3, sqs, shared):
+    url = str(shared / "RGB.byte.tif")
+    event = {"url": url, "minzoom": 6, "maxzoom": 8, "format": "png",
+             "params": {"bidx": [1], "colormap_name": "viridis"}, "batch_size": 3}
+    summary = client.lambda_.invoke("seed", event).payload
+    assert summary["ok"] and summary["tiles"] > 0 and summary["zooms"] == [6, 7, 8]
+    assert summary["batches"] == -(-summary["tiles"] // 3)
+    assert drain(sqs, client) == summary["batches"]
+    stored = s3.list_objects_v2(Bucket=TILES, Prefix="tiles/")["Contents"]
+    assert 0 < len(stored) <= summary["tiles"]
+    for item in stored:
+        z, x, y = item["Key"][len("tiles/"):-len(".png")].split("/")
+        obj = s3.get_object(Bucket=TILES, Key=item["Key"])
+        assert obj["ContentType"] == "image/png"
+        assert obj["CacheControl"] == "public, max-age=3600"
+        served = client.http.get(f"/cog/tiles/{z}/{x}/{y}.png?url={url}&bidx=1"
+                                 "&colormap_name=viridis", headers=ACCEPT_IMAGE)
+        assert served.status_code == 200 and obj["Body"].read() == served.body
+
+
+def test_seed_with_a_bbox_plans_only_what_it_touches(client, sqs, shared):
+    url = str(shared / "RGB.byte.tif")
+    whole = client.lambda_.invoke("seed", {"url": url, "minzoom": 9, "maxzoom": 9}).payload
+    part = client.lambda_.invoke("seed", {"url": url, "minzoom": 9, "maxzoom": 9,
+                                          "bbox": [-78.5, 24.0, -78.0, 24.5]}).payload
+    assert 0 < part["tiles"] < whole["tiles"]
+    drain(sqs, client)
+
+
+@pytest.mark.parametrize("event, message", [
+    ({"minzoom": 1, "maxzoom": 2}, "url"),
+    ({"url": "/etc/passwd", "minzoom": 1, "maxzoom": 2}, "allow-list"),
+    ({"url": "{shared}/RGB.byte.tif", "minzoom": 5}, "maxzoom"),
+    ({"url": "{shared}/RGB.byte.tif", "minzoom": 9, "maxzoom": 3}, "minzoom"),
+    ({"url": "{shared}/RGB.byte.tif", "minzoom": 1, "maxzoom": 2, "format": "gif"}, "format"),
+    ({"url": "{shared}/RGB.byte.tif", "minzoom": 1, "maxzoom": 2, "params": {"bidx": 0}}, "bidx"),
+    ({"url": "{shared}/RGB.byte.tif", "minzoom": 1, "maxzoom": 2, "bbox": [0, 0, 1, 1]}, "touch"),
+    ({"url": "{shared}/RGB.byte.tif", "minzoom": 0, "maxzoom": 20}, "tiles"),
+    ("not an object", "JSON object"),
+])
+def test_bad_seed_events_say_what_to_fix(client, sqs, shared, event, message):
+    if isinstance(event, dict) and "url" in event:
+        event = {**event, "url": event["url"].format(shared=shared)}
+    result = client.lambda_.invoke("seed", event).payload
+    assert result["ok"] is False and message in result["error"]
+
+
+def test_a_failed_tile_fails_its_message(client, s3, monkeypatch, shared):
+    body = json.dumps({"url": str(shared / "RGB.byte.tif"), "format": "png", "params": {},
+                       "tiles": [[8, 72, 109], [8, 0, 0]]})
+    monkeypatch.setenv("ALLOWED_SOURCES", "s3://elsewhere/")  # every tile now fails
+    event = client.events.generate_sqs_event([body], queue_name=QUEUE)
+    with pytest.raises(RuntimeError, match="retried"):
+        client.lambda_.invoke("render", event)
+
+
+def test_malformed_render_messages_are_dropped_not_retried(client):
+    event = client.events.generate_sqs_event(["{not json", '{"tiles": 5}'], queue_name=QUEUE)
+    assert client.lambda_.invoke("render", event).payload is None
