@@ -212,3 +212,21 @@ def test_http_requests_per_tile(bucket, moto, allow_s3, shared):
     assert opened <= 2 and first <= 6
     assert warm <= 2.0  # the header is never fetched again; only the data ranges needed
     assert not any("?" in r.split()[1] for r in requests)  # no bucket listings
+
+
+def test_the_api_reads_s3_without_loading_boto3(bucket, moto):
+    """rasterio would import boto3 (0.2 s of a cold start); the app keeps it out, and S3
+    reads still work, GDAL taking the credentials from the environment."""
+    code = (
+        "import sys, app\n"
+        "from chalicelib import tiler\n"
+        f"url = 's3://{BUCKET}/data/cog.tif'\n"
+        "image = tiler.tile(url, '7', '44', '24.png', {})\n"
+        "assert image.body.startswith(b'\\x89PNG')\n"
+        "assert 'boto3' not in sys.modules, 'boto3 was imported'\n"
+        "import boto3\n"  # still importable for the pure functions
+    )
+    env = {**os.environ, "ALLOWED_SOURCES": f"s3://{BUCKET}/data/"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=str(Path(__file__).parent.parent),
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]

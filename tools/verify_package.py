@@ -2,12 +2,13 @@
 
 The deployment zip is unzipped into an empty task folder (and the layer zip, in
 automatic_layer mode, into an /opt-like folder); a Python 3.12 process whose import path is
-only the task folder, the layer, the runtime's own folder (holding awslambdaric, installed
-outside the package) and the standard library is started with the real AWS Lambda Runtime
-Interface Client against tools/runtime_api.py on 127.0.0.1. The function's environment is the
-one in the packaged template (sam.json). API Gateway REST proxy events then ask for info, tiles
-in every format, a bad request and a forbidden source; statuses, headers and the base64 images
-are checked. Cold start is timed from process start to the first tile response.
+only the task folder, the layer, the runtime's own folder (holding awslambdaric and boto3, as
+Lambda's runtime does, installed outside the package) and the standard library is started
+with the real AWS Lambda Runtime Interface Client against tools/runtime_api.py on 127.0.0.1.
+The function's environment is the one in the packaged template (sam.json or chalice.tf.json).
+API Gateway REST proxy events then ask for info, tiles in every format, a bad request and a
+forbidden source; statuses, headers and the base64 images are checked. Cold start is timed
+from process start to the first tile response.
 
     python tools/verify_package.py --stage prod [--package build/package/prod]
 """
@@ -30,7 +31,9 @@ import package as packaging  # noqa: E402
 from runtime_api import RuntimeAPI  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-AWSLAMBDARIC = "awslambdaric==4.2.2"
+#: What Lambda's python3.12 runtime brings besides the standard library (/var/runtime):
+#: the runtime interface client and boto3 (which rasterio imports whenever it can).
+RUNTIME_PACKAGES = ("awslambdaric==4.2.2", "boto3")
 DEMO = "chalicelib/demo/demo.tif"
 DEMO_TILE = (9, 145, 219)  # inside the demo scene
 TIMEOUT = 120.0
@@ -43,13 +46,13 @@ def runtime_python() -> str:
 
 
 def runtime_dir(build: Path) -> Path:
-    """awslambdaric for this machine, outside the package (as /var/runtime is on Lambda)."""
+    """awslambdaric and boto3 for this machine, outside the package (Lambda's /var/runtime)."""
     target = build / "lambda-runtime"
-    if not (target / "awslambdaric").is_dir():
+    if not (target / "awslambdaric").is_dir() or not (target / "boto3").is_dir():
         shutil.rmtree(target, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
-                        "--disable-pip-version-check", "--target", str(target), AWSLAMBDARIC],
-                       check=True)
+                        "--disable-pip-version-check", "--target", str(target),
+                        *RUNTIME_PACKAGES], check=True)
     return target
 
 
