@@ -15,10 +15,11 @@ import math
 import mercantile
 import numpy as np
 from rasterio.dtypes import in_dtype_range
-from rasterio.transform import from_bounds, rowcol
+from rasterio.transform import from_bounds as transform_from_bounds
+from rasterio.transform import rowcol
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform as transform_points
-from rasterio.windows import Window
+from rasterio.windows import Window, from_bounds
 
 from .datasets import WEB_MERCATOR, WGS84, OpenDataset
 from .errors import BadRequest, TileOutsideBounds, TooLarge
@@ -92,6 +93,11 @@ def part(entry: OpenDataset, bounds, crs, width: int, height: int,
         raise TooLarge(f"{len(indexes)} band(s) of {width}x{height} pixels is too much to read "
                        "at once: choose fewer bands (bidx) or a smaller size")
     nodata = _nodata(entry, selection)
+    if crs == src.crs:
+        window = from_bounds(*bounds, transform=src.transform)
+        if _inside(window, src):  # already in the output CRS: a plain windowed read
+            return _read_window(entry, selection, window, width, height, indexes, nodata,
+                                bounds, crs)
     left, bottom, right, top = bounds
     resolution = entry.native_resolution(crs)
     vrt_width = max(1, round((right - left) / resolution))
@@ -102,7 +108,8 @@ def part(entry: OpenDataset, bounds, crs, width: int, height: int,
     if shrink > 1:
         vrt_width = max(width, int(vrt_width / shrink))
         vrt_height = max(height, int(vrt_height / shrink))
-    options = dict(crs=crs, transform=from_bounds(left, bottom, right, top, vrt_width, vrt_height),
+    options = dict(crs=crs, transform=transform_from_bounds(left, bottom, right, top, vrt_width,
+                                                           vrt_height),
                    width=vrt_width, height=vrt_height, resampling=selection.reproject)
     extra: list[int] = []
     if nodata is not None:
@@ -121,6 +128,34 @@ def part(entry: OpenDataset, bounds, crs, width: int, height: int,
         data = data[:-1]
     else:
         mask = _valid(data, nodata)
+    return _finish(entry, selection, data, mask, indexes, bounds, crs)
+
+
+def _inside(window, src, tolerance: float = 1e-6) -> bool:
+    """Whether ``window`` lies within the dataset (so no pixel is outside the data)."""
+    if src.transform.b or src.transform.d:  # rotated grids go through the warper
+        return False
+    return (window.col_off >= -tolerance and window.row_off >= -tolerance
+            and window.col_off + window.width <= src.width + tolerance
+            and window.row_off + window.height <= src.height + tolerance)
+
+
+def _read_window(entry: OpenDataset, selection: Selection, window, width: int, height: int,
+                 indexes, nodata, bounds, crs) -> ImageData:
+    """Read ``window`` of the dataset (float offsets allowed) at ``width`` x ``height``; GDAL
+    picks the overview. Validity as in :func:`part`: nodata, else alpha, else the mask band."""
+    src = entry.src
+    extra = [entry.alpha] if nodata is None and entry.alpha is not None else []
+    read = list(indexes) + extra
+    data = src.read(read, window=window, out_shape=(len(read), height, width),
+                    resampling=selection.resampling)
+    if extra:
+        mask = data[-1] > 0
+        data = data[:-1]
+    elif nodata is not None:
+        mask = _valid(data, nodata)
+    else:
+        mask = src.dataset_mask(window=window, out_shape=(height, width)) > 0
     return _finish(entry, selection, data, mask, indexes, bounds, crs)
 
 

@@ -67,21 +67,21 @@ class Settings:
 GDAL_PREFIXES = ("GDAL_", "CPL_", "VSI_", "AWS_S3_ENDPOINT", "AWS_HTTPS", "AWS_VIRTUAL_HOSTING",
                  "AWS_NO_SIGN_REQUEST", "AWS_REQUEST_PAYER", "PROJ_NETWORK")
 
-_RELEVANT = ("ALLOWED_SOURCES", "UNSAFE_ALLOW_HOSTS", "CACHE_MAX_AGE", "DATASET_CACHE_SIZE",
-             "MAX_IMAGE_SIZE", "UPLOAD_BUCKET", "UPLOAD_PREFIX", "COG_BUCKET", "COG_PREFIX",
-             "TILE_QUEUE", "TILE_BUCKET", "TILE_PREFIX", "MAX_SEED_TILES")
-_memo: dict = {}
+_memo: list = []  # [snapshot of the environment, Settings]
 
 
 def current() -> Settings:
-    """The settings for the environment as it is now (parsed once per distinct environment)."""
+    """The settings for the environment as it is now (parsed once per distinct environment).
+
+    The check is a C-level comparison of the environment with the snapshot it was parsed
+    from (os.environ keeps its mapping in ``_data``; Chalice's test client swaps in a dict).
+    """
     env = os.environ
-    key = tuple(env.get(name) for name in _RELEVANT) + tuple(
-        sorted((k, v) for k, v in env.items() if k.startswith(GDAL_PREFIXES)))
-    found = _memo.get(key)
-    if found is None:
-        _memo.clear()
-        found = _memo[key] = from_environ(env)
+    raw = getattr(env, "_data", env)
+    if _memo and _memo[0] == raw:
+        return _memo[1]
+    found = from_environ(env)
+    _memo[:] = [dict(raw), found]
     return found
 
 
