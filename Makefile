@@ -62,6 +62,11 @@ clean:
 	rm -rf $(VENV) build .pytest_cache .chalice/deployments
 	find vendor -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
 
-## bench: warm tile time against rio-tiler on the same tiles (not part of `make test`)
+## bench: every benchmark against rio-tiler/titiler, then docs/performance.md (not in `make test`)
 bench: setup
 	$(BIN)/python bench/warm_tiles.py
+	$(BIN)/python bench/handler.py
+	$(BIN)/python bench/cold_start.py
+	$(BIN)/python bench/requests.py
+	$(BIN)/python bench/memory.py
+	$(BIN)/python bench/report.py

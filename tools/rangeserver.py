@@ -7,7 +7,8 @@ Used by the tests (tests/test_http_source.py) and the request-count benchmark.
 
 import re
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -18,6 +19,7 @@ class Request:
     path: str
     range: str | None
     bytes: int
+    time: float = field(default_factory=time.time)
 
 
 class RangeServer:

@@ -169,40 +169,39 @@ def check_response(check: Check, payload: dict, failures: list) -> None:
         fail("not an .npy file")
 
 
-def verify(package: Path, work: Path, allowed: str | None = None,
-           checks: list[Check] = CHECKS) -> Report:
-    """Unpack ``package`` into ``work`` and run ``checks`` through awslambdaric."""
-    runtime = runtime_dir(work.parent)
-    task, layer = unpack(package, work)
-    variables, memory = function_settings(package)
-    if allowed is not None:
-        variables["ALLOWED_SOURCES"] = allowed
-    path = [str(task)]
-    if layer is not None:
-        path += [str(layer / "python" / "lib" / "python3.12" / "site-packages"),
-                 str(layer / "python")]
-    path.append(str(runtime))
-    api = RuntimeAPI([c.event for c in checks]).start()
+@dataclass
+class Run:
+    api: RuntimeAPI
+    started: float
+    finished: bool
+    output: str
+
+
+def run_function(paths: list[Path], handler: str, cwd: Path, variables: dict, events: list,
+                 memory: int = 1536, runtime: Path | None = None) -> Run:
+    """Start a Python 3.12 process as Lambda does (import path: ``paths``, the runtime folder,
+    the standard library), serve it ``events`` through awslambdaric, and stop it."""
+    runtime = runtime or runtime_dir(ROOT / "build" / "verify")
+    api = RuntimeAPI(events).start()
     env = {
         **variables,
         "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "TZ": ":UTC",
         # /var/task is read-only on Lambda: byte-code not shipped is compiled at every start
         "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONPATH": os.pathsep.join(path),
-        "AWS_LAMBDA_RUNTIME_API": api.address, "LAMBDA_TASK_ROOT": str(task),
-        "LAMBDA_RUNTIME_DIR": str(runtime), "_HANDLER": "app.app",
+        "PYTHONPATH": os.pathsep.join([str(p) for p in paths] + [str(runtime)]),
+        "AWS_LAMBDA_RUNTIME_API": api.address, "LAMBDA_TASK_ROOT": str(cwd),
+        "LAMBDA_RUNTIME_DIR": str(runtime), "_HANDLER": handler,
         "AWS_LAMBDA_FUNCTION_NAME": "cogtiler-verify", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory), "AWS_REGION": "us-east-1",
         "AWS_DEFAULT_REGION": "us-east-1", "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
     }
-    report = Report()
     started = time.perf_counter()
     # -S: no site-packages of this machine; the import path is PYTHONPATH + the stdlib.
-    process = subprocess.Popen([runtime_python(), "-S", "-m", "awslambdaric", "app.app"],
-                               cwd=task, env=env, stdout=subprocess.PIPE,
+    process = subprocess.Popen([runtime_python(), "-S", "-m", "awslambdaric", handler],
+                               cwd=cwd, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT)
     try:
-        finished = api.wait_for(len(checks), TIMEOUT, alive=lambda: process.poll() is None)
+        finished = api.wait_for(len(events), TIMEOUT, alive=lambda: process.poll() is None)
     finally:
         process.terminate()
         try:
@@ -211,11 +210,28 @@ def verify(package: Path, work: Path, allowed: str | None = None,
             process.kill()
             output = process.communicate()[0].decode(errors="replace")
         api.stop()
+    return Run(api, started, finished, output)
+
+
+def verify(package: Path, work: Path, allowed: str | None = None,
+           checks: list[Check] = CHECKS) -> Report:
+    """Unpack ``package`` into ``work`` and run ``checks`` through awslambdaric."""
+    runtime = runtime_dir(work.parent)
+    task, layer = unpack(package, work)
+    variables, memory = function_settings(package)
+    if allowed is not None:
+        variables["ALLOWED_SOURCES"] = allowed
+    paths = [task]
+    if layer is not None:
+        paths += [layer / "python" / "lib" / "python3.12" / "site-packages", layer / "python"]
+    run = run_function(paths, "app.app", task, variables, [c.event for c in checks], memory,
+                       runtime)
+    api, report = run.api, Report()
     if api.init_error is not None:
         report.failures.append(f"the function failed to start: {api.init_error}")
-    if not finished:
+    if not run.finished:
         report.failures.append("not every invocation finished; the function printed:\n"
-                               + output[-3000:])
+                               + run.output[-3000:])
     for check in checks:
         result = next((r for r in api.results if r.event is check.event), None)
         if result is None or result.finished_at is None:
@@ -226,9 +242,9 @@ def verify(package: Path, work: Path, allowed: str | None = None,
         check_response(check, result.payload, report.failures)
     first = api.results[0] if api.results else None
     if first is not None and first.finished_at is not None:
-        report.cold_start = first.finished_at - started
+        report.cold_start = first.finished_at - run.started
     if api.first_poll_at is not None:
-        report.init = api.first_poll_at - started
+        report.init = api.first_poll_at - run.started
     report.warm = [r.finished_at - r.sent_at for r in api.results[1:] if r.finished_at]
     return report
 
