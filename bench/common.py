@@ -124,6 +124,18 @@ def alternate(first, second, items, rounds: int = 2, warmup: int = 5):
     return a, b
 
 
+def compare(name: str, fmt: str, tiles, ours, theirs, reference: str) -> dict:
+    """Time ``ours`` against ``theirs`` on ``tiles``, print a table row, return it (the
+    reference side under the key ``reference``)."""
+    mine, other = alternate(ours, theirs, tiles)
+    a, b = summary(mine), summary(other)
+    ratio = a["median_ms"] / b["median_ms"]
+    print(f"{name:22} {fmt:4} {len(tiles):5} {a['median_ms']:9.2f} / {a['p90_ms']:7.2f} "
+          f"{b['median_ms']:10.2f} / {b['p90_ms']:7.2f} {ratio:6.2f}")
+    return {"file": name, "format": fmt, "tiles": len(tiles), "cogtiler": a, reference: b,
+            "ratio": ratio}
+
+
 def save(name: str, payload: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
@@ -131,6 +143,20 @@ def save(name: str, payload: dict) -> Path:
                **payload}
     path.write_text(json.dumps(payload, indent=2))
     return path
+
+
+def start(doc: str):
+    """Parse ``--per-zoom``, silence warnings, make the synthetic data, allow the local files."""
+    import argparse
+    import warnings
+
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--per-zoom", type=int, default=25, help="tiles per zoom level and file")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    make_synthetic()
+    allow_everything_local()
+    return args
 
 
 def allow_everything_local() -> None:

@@ -6,9 +6,7 @@ Both answer in this process, called as Lambda calls them, with a warm dataset ca
     .venv/bin/python bench/handler.py [--per-zoom N]
 """
 
-import argparse
 import statistics
-import warnings
 
 import common
 
@@ -57,17 +55,12 @@ def titiler_handler():
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--per-zoom", type=int, default=25)
-    args = parser.parse_args()
-    warnings.simplefilter("ignore")
-    common.make_synthetic()
-    common.allow_everything_local()
+    args = common.start(__doc__)
     from app import app as cogtiler
 
     titiler = titiler_handler()
     context = Context()
-    rows, ratios = [], []
+    rows = []
     print(f"{'file':22} {'fmt':4} {'tiles':>5} {'cogtiler p50/p90 ms':>20} "
           f"{'titiler p50/p90 ms':>20} {'ratio':>6}")
     for name, extra in FILES.items():
@@ -89,15 +82,8 @@ def main() -> None:
                                    context)
                 assert response["statusCode"] == 200, response
 
-            mine, other = common.alternate(ours, theirs, tiles)
-            a, b = common.summary(mine), common.summary(other)
-            ratio = a["median_ms"] / b["median_ms"]
-            ratios.append(ratio)
-            rows.append({"file": name, "format": fmt, "tiles": len(tiles), "cogtiler": a,
-                         "titiler": b, "ratio": ratio})
-            print(f"{name:22} {fmt:4} {len(tiles):5} {a['median_ms']:9.2f} / {a['p90_ms']:7.2f} "
-                  f"{b['median_ms']:9.2f} / {b['p90_ms']:7.2f} {ratio:6.2f}")
-    overall = statistics.geometric_mean(ratios)
+            rows.append(common.compare(name, fmt, tiles, ours, theirs, "titiler"))
+    overall = statistics.geometric_mean(r["ratio"] for r in rows)
     print(f"geometric mean of median ratios (cogtiler / titiler+Mangum): {overall:.2f}")
     common.save("handler", {"rows": rows, "ratio": overall, "target": 0.7})
 

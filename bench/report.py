@@ -61,6 +61,17 @@ def plot(warm, handler, cold, requests, memory) -> None:
     fig.savefig(DOCS / "performance.png", dpi=110)
 
 
+def ratio_table(rows: list, reference: str, label: str) -> list[str]:
+    lines = [f"| file | format | tiles | cogtiler p50 / p90 ms | {label} p50 / p90 ms | ratio |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['file']} | {r['format']} | {r['tiles']} | "
+                     f"{r['cogtiler']['median_ms']:.1f} / {r['cogtiler']['p90_ms']:.1f} | "
+                     f"{r[reference]['median_ms']:.1f} / {r[reference]['p90_ms']:.1f} | "
+                     f"{r['ratio']:.2f} |")
+    return lines
+
+
 def main() -> None:
     warm, handler, cold = load("warm_tiles"), load("handler"), load("cold_start")
     requests, memory = load("requests"), load("memory")
@@ -78,27 +89,14 @@ def main() -> None:
                 "`chalicelib.tiler.tile` (allow-list, dataset cache, read, render, encode) "
                 "against rio-tiler's `Reader.tile` + `render`, a reader kept open per file. "
                 "Non-uint8 data gets the same `rescale` on both sides (the DEM also the terrain "
-                "colormap), paletted data its palette.", "",
-                "| file | format | tiles | cogtiler p50 / p90 ms | rio-tiler p50 / p90 ms "
-                "| ratio |",
-                "|---|---|---|---|---|---|"]
-        for r in warm["rows"]:
-            out.append(f"| {r['file']} | {r['format']} | {r['tiles']} | "
-                       f"{r['cogtiler']['median_ms']:.1f} / {r['cogtiler']['p90_ms']:.1f} | "
-                       f"{r['rio_tiler']['median_ms']:.1f} / {r['rio_tiler']['p90_ms']:.1f} | "
-                       f"{r['ratio']:.2f} |")
+                "colormap), paletted data its palette.", ""]
+        out += ratio_table(warm["rows"], "rio_tiler", "rio-tiler")
         out += ["", f"**Geometric mean of the median ratios: {warm['ratio']:.2f}.**", ""]
     if handler:
         out += ["## 2. Warm tile through the Lambda handler (target: ≤ 0.7 × titiler)", "",
                 "API Gateway REST proxy events into `app.app`, against titiler.core's "
-                "TilerFactory behind Mangum, both in this process.", "",
-                "| file | format | tiles | cogtiler p50 / p90 ms | titiler p50 / p90 ms | ratio |",
-                "|---|---|---|---|---|---|"]
-        for r in handler["rows"]:
-            out.append(f"| {r['file']} | {r['format']} | {r['tiles']} | "
-                       f"{r['cogtiler']['median_ms']:.1f} / {r['cogtiler']['p90_ms']:.1f} | "
-                       f"{r['titiler']['median_ms']:.1f} / {r['titiler']['p90_ms']:.1f} | "
-                       f"{r['ratio']:.2f} |")
+                "TilerFactory behind Mangum, both in this process.", ""]
+        out += ratio_table(handler["rows"], "titiler", "titiler")
         out += ["", f"**Geometric mean: {handler['ratio']:.2f}.**", ""]
     if cold:
         runs = len(cold["cogtiler_s"])

@@ -8,9 +8,7 @@ explicit ``rescale`` (and the DEM a colormap) on both sides, a paletted file its
     .venv/bin/python bench/warm_tiles.py [--per-zoom N]
 """
 
-import argparse
 import statistics
-import warnings
 
 import common
 
@@ -21,18 +19,13 @@ STYLE = {"cog.tif": ((1, 7872), None), "uint16_utm.tif": ((0, 8000), None),
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--per-zoom", type=int, default=25)
-    args = parser.parse_args()
-    warnings.simplefilter("ignore")
-    common.make_synthetic()
-    common.allow_everything_local()
+    args = common.start(__doc__)
     from rio_tiler.colormap import cmap as rio_cmaps
     from rio_tiler.io import Reader
 
     from chalicelib import tiler
 
-    rows, ratios = [], []
+    rows = []
     print(f"{'file':22} {'fmt':4} {'tiles':>5} {'cogtiler p50/p90 ms':>20} "
           f"{'rio-tiler p50/p90 ms':>21} {'ratio':>6}")
     for name in common.REAL + common.SYNTHETIC:
@@ -56,16 +49,9 @@ def main() -> None:
                     image.rescale(in_range=(rescale,))
                 image.render(img_format=driver, colormap=palette)
 
-            mine, other = common.alternate(ours, theirs, tiles)
-            a, b = common.summary(mine), common.summary(other)
-            ratio = a["median_ms"] / b["median_ms"]
-            ratios.append(ratio)
-            rows.append({"file": name, "format": ext, "tiles": len(tiles), "cogtiler": a,
-                         "rio_tiler": b, "ratio": ratio})
-            print(f"{name:22} {ext:4} {len(tiles):5} {a['median_ms']:9.2f} / {a['p90_ms']:7.2f} "
-                  f"{b['median_ms']:10.2f} / {b['p90_ms']:7.2f} {ratio:6.2f}")
+            rows.append(common.compare(name, ext, tiles, ours, theirs, "rio_tiler"))
         reference.close()
-    overall = statistics.geometric_mean(ratios)
+    overall = statistics.geometric_mean(r["ratio"] for r in rows)
     print(f"geometric mean of median ratios (cogtiler / rio-tiler): {overall:.2f} "
           f"over {sum(r['tiles'] for r in rows) // len(FORMATS)} tiles x {len(FORMATS)} formats")
     common.save("warm_tiles", {"rows": rows, "ratio": overall, "target": 0.8})
