@@ -21,13 +21,13 @@ def plot(warm, handler, cold, requests, memory) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 7), gridspec_kw={"width_ratios": [1.3, 1, 1]})
     if warm:
-        labels = [f"{r['file'].replace('.tif', '')}\n{r['format']}" for r in warm["rows"]]
+        labels = [f"{r['file'].replace('.tif', '')} {r['format']}" for r in warm["rows"]]
         ratios = [r["ratio"] for r in warm["rows"]]
         axes[0].barh(range(len(ratios)), ratios, color=["#2b8cbe" if r <= 1 else "#e34a33"
                                                         for r in ratios])
-        axes[0].set_yticks(range(len(ratios)), labels, fontsize=6)
+        axes[0].set_yticks(range(len(ratios)), labels, fontsize=7)
         axes[0].axvline(1.0, color="black", lw=0.8)
         axes[0].axvline(warm["target"], color="green", ls="--", lw=0.8, label="target")
         axes[0].set_title(f"warm tile, cogtiler / rio-tiler (median)\ngeo-mean {warm['ratio']:.2f}")
@@ -46,7 +46,7 @@ def plot(warm, handler, cold, requests, memory) -> None:
         axes[1].set_xticks(range(len(pairs)), [p[0] for p in pairs], fontsize=8)
         axes[1].axhline(1.0, color="black", lw=0.8)
         axes[1].set_title("cogtiler / titiler (lower is better)")
-        axes[1].legend(fontsize=7)
+        axes[1].legend(fontsize=7, loc="upper right")
     if memory:
         for impl, colour in (("cogtiler", "#2b8cbe"), ("titiler", "#e34a33")):
             samples = memory[impl]["samples"]
