@@ -69,6 +69,11 @@ def _query() -> dict[str, list[str]]:
     return {name: params.getlist(name) for name in params} if params else {}
 
 
+def _query_url() -> str | None:
+    params = app.current_request.query_params
+    return params.get("url") if params else None
+
+
 def _image(image: tiler.Image) -> Response:
     headers = {"Content-Type": image.media_type, **image.headers}
     max_age = settings.current().cache_max_age
@@ -194,10 +199,6 @@ def bbox(bbox):
 def bbox_sized(bbox, size):
     return _image(tiler.bbox(_query_url(), bbox, _query(), size=size))
 
-
-def _query_url() -> str | None:
-    params = app.current_request.query_params
-    return params.get("url") if params else None
 
 
 # ---- pure Lambda functions ---------------------------------------------------------------

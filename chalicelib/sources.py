@@ -46,7 +46,6 @@ class Source:
     host: str  # bucket for s3, host[:port] for http(s), "" for local files
     path: str  # key path (always starting with "/") or absolute local path
     gdal_path: str
-    query: str = ""
 
 
 def parse(url: str, project_dir=PROJECT_DIR, prefix: bool = False) -> Source:
@@ -115,7 +114,7 @@ def _remote(url: str, scheme: str, prefix: bool = False) -> Source:
     bracketed = f"[{host}]" if ":" in host else host  # IPv6 literals keep their brackets
     netloc = bracketed if port is None else f"{bracketed}:{port}"
     rebuilt = f"{scheme}://{netloc}{raw_path}" + (f"?{parts.query}" if parts.query else "")
-    return Source(scheme, netloc, raw_path, f"/vsicurl/{rebuilt}", parts.query)
+    return Source(scheme, netloc, raw_path, f"/vsicurl/{rebuilt}")
 
 
 def _under(path: str, prefix_path: str) -> bool:
