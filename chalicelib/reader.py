@@ -123,12 +123,16 @@ def part(entry: OpenDataset, bounds, crs, width: int, height: int,
     with WarpedVRT(src, **options) as vrt:
         data = vrt.read(read, out_shape=(len(read), height, width),
                         resampling=selection.resampling)
-    if extra:
-        mask = data[-1] > 0
-        data = data[:-1]
-    else:
-        mask = _valid(data, nodata)
+    data, mask = _split_alpha(data, bool(extra), nodata)
     return _finish(entry, selection, data, mask, indexes, bounds, crs)
+
+
+def _split_alpha(data: np.ndarray, has_alpha: bool, nodata: float | None):
+    """(data, mask): the last band is an alpha band when ``has_alpha``; otherwise validity
+    comes from ``nodata`` (None: all valid)."""
+    if has_alpha:
+        return data[:-1], data[-1] > 0
+    return data, _valid(data, nodata)
 
 
 def _inside(window, src, tolerance: float = 1e-6) -> bool:
@@ -149,11 +153,8 @@ def _read_window(entry: OpenDataset, selection: Selection, window, width: int, h
     read = list(indexes) + extra
     data = src.read(read, window=window, out_shape=(len(read), height, width),
                     resampling=selection.resampling)
-    if extra:
-        mask = data[-1] > 0
-        data = data[:-1]
-    elif nodata is not None:
-        mask = _valid(data, nodata)
+    if extra or nodata is not None:
+        data, mask = _split_alpha(data, bool(extra), nodata)
     else:
         mask = src.dataset_mask(window=window, out_shape=(height, width)) > 0
     return _finish(entry, selection, data, mask, indexes, bounds, crs)
@@ -221,18 +222,10 @@ def point(entry: OpenDataset, lon: float, lat: float, selection: Selection) -> I
     row, col = rowcol(src.transform, xs[0], ys[0])
     if not (0 <= row < src.height and 0 <= col < src.width):
         raise TileOutsideBounds(f"the point {lon:g},{lat:g} is outside the data")
-    window = Window(col, row, 1, 1)
-    nodata = _nodata(entry, selection)
-    data = src.read(indexes, window=window)
-    if nodata is not None:
-        mask = _valid(data, nodata)
-    elif entry.alpha is not None:
-        mask = src.read(entry.alpha, window=window) > 0
-    else:
-        mask = src.dataset_mask(window=window) > 0
     x0, y0 = src.xy(row, col, offset="ul")
     x1, y1 = src.xy(row, col, offset="lr")
-    return _finish(entry, selection, data, mask, indexes, (x0, y1, x1, y0), src.crs)
+    return _read_window(entry, selection, Window(col, row, 1, 1), 1, 1, indexes,
+                        _nodata(entry, selection), (x0, y1, x1, y0), src.crs)
 
 
 def zoom_for_resolution(resolution: float, tilesize: int = 256) -> float:

@@ -35,8 +35,10 @@ class Rendered:
         return bool(self.alpha.min() == 255)
 
 
-def needs_stretch(image: ImageData, style: Style, palette=None) -> bool:
+def needs_stretch(image: ImageData, style: Style, raw_format: bool = False) -> bool:
     """Whether :func:`render` will need the dataset's stretch ranges for this image."""
+    if raw_format and style.rescale is None and style.colormap is None:
+        return False  # GeoTIFF/NPY keep the raw values
     if style.rescale is not None or image.data.dtype == np.uint8:
         return False
     discrete = style.colormap is not None and not isinstance(style.colormap, np.ndarray)

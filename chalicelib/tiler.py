@@ -52,17 +52,26 @@ def _palette(entry: OpenDataset):
     return entry.memo["palette"]
 
 
-def _render(entry: OpenDataset, image: ImageData, selection: params.Selection,
-            style: params.Style, fmt: params.ImageFormat | None) -> Image:
-    """Render and encode ``image``; must be called holding ``reading(entry)`` (it may read
-    the dataset's stretch statistics, once per dataset and selection)."""
-    raw = fmt is not None and fmt.name in ("tif", "npy")
+def _raw(fmt: params.ImageFormat | None) -> bool:
+    return fmt is not None and fmt.name in ("tif", "npy")
+
+
+def _render_inputs(entry: OpenDataset, image: ImageData, selection: params.Selection,
+                   style: params.Style, fmt: params.ImageFormat | None) -> tuple:
+    """What rendering needs from the dataset: its palette, and the stretch ranges of data
+    that must be stretched (read once per dataset and selection). Call holding
+    ``reading(entry)``; rendering and encoding then run without the dataset."""
     palette = _palette(entry) if selection.expression is None else None
     stretch = None
-    if not (raw and style.rescale is None and style.colormap is None) and \
-            render.needs_stretch(image, style, palette):
+    if render.needs_stretch(image, style, _raw(fmt)):
         stretch = reader.stretch_ranges(entry, selection)
-    rendered = render.render(image, style, palette, stretch, raw_format=raw)
+    return palette, stretch
+
+
+def _render(image: ImageData, style: params.Style, fmt: params.ImageFormat | None, palette,
+            stretch) -> Image:
+    """Render and encode ``image``."""
+    rendered = render.render(image, style, palette, stretch, raw_format=_raw(fmt))
     if fmt is None:
         fmt = params.FORMATS["jpeg" if rendered.fully_opaque else "png"]
     alpha = rendered.alpha
@@ -83,7 +92,8 @@ def tile(url: str | None, z: str, x: str, y_segment: str, query: Query) -> Image
     entry = open_dataset(url)
     with reading(entry):
         image = reader.tile(entry, address.z, address.x, address.y, address.tilesize, selection)
-        result = _render(entry, image, selection, style, address.format)
+        inputs = _render_inputs(entry, image, selection, style, address.format)
+    result = _render(image, style, address.format, *inputs)
     left, bottom, right, top = image.bounds
     result.headers = {"Content-Bbox": f"{left},{bottom},{right},{top}",
                       "Content-Crs": "<http://www.opengis.net/def/crs/EPSG/0/3857>"}
@@ -97,7 +107,8 @@ def preview(url: str | None, fmt: str | None, query: Query, size: str | None = N
     with reading(entry):
         image = reader.preview(entry, request.selection, request.max_size, request.width,
                                request.height)
-        return _render(entry, image, request.selection, request.style, request.format)
+        inputs = _render_inputs(entry, image, request.selection, request.style, request.format)
+    return _render(image, request.style, request.format, *inputs)
 
 
 def bbox(url: str | None, segment: str, query: Query, size: str | None = None) -> Image:
@@ -114,7 +125,8 @@ def bbox(url: str | None, segment: str, query: Query, size: str | None = None) -
     with reading(entry):
         image = reader.bbox(entry, bounds, request.selection, request.max_size, request.width,
                             request.height)
-        return _render(entry, image, request.selection, request.style, request.format)
+        inputs = _render_inputs(entry, image, request.selection, request.style, request.format)
+    return _render(image, request.style, request.format, *inputs)
 
 
 def point(url: str | None, lonlat: str, query: Query) -> dict:
