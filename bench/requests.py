@@ -34,11 +34,10 @@ def worker(impl: str, source: str, tiles: list) -> dict:
     marks = []
     rescale = RESCALE.get(source.rsplit("/", 1)[-1])
     if impl == "cogtiler":
-        from chalicelib import tiler
         query = {"rescale": [f"{rescale[0]},{rescale[1]}"]} if rescale else {}
 
         def draw(z, x, y):
-            tiler.tile(source, str(z), str(x), f"{y}.png", query)
+            common.engine_tile(source, z, x, f"{y}.png", query)
     else:
         import rasterio
         from rio_tiler.io import Reader

@@ -1,9 +1,10 @@
 """1. Warm tile, in process: cogtiler's engine against rio-tiler on the same tiles.
 
 Both keep their dataset open (a warm Lambda container) and produce an encoded tile: cogtiler
-through ``chalicelib.tiler.tile`` (allow-list, cache, read, render, encode); rio-tiler through
-``Reader.tile`` + ``ImageData.render`` with one reader per file. Non-uint8 data gets the same
-explicit ``rescale`` (and the DEM a colormap) on both sides, a paletted file its palette.
+parses its parameters and calls ``chalicelib.tiler.tile`` (allow-list, cache, read, render,
+encode); rio-tiler through ``Reader.tile`` + ``ImageData.render`` with one reader per file.
+Non-uint8 data gets the same explicit ``rescale`` (and the DEM a colormap) on both sides, a
+paletted file its palette.
 
     .venv/bin/python bench/warm_tiles.py [--per-zoom N]
 """
@@ -23,8 +24,6 @@ def main() -> None:
     from rio_tiler.colormap import cmap as rio_cmaps
     from rio_tiler.io import Reader
 
-    from chalicelib import tiler
-
     rows = []
     print(f"{'file':22} {'fmt':4} {'tiles':>5} {'cogtiler p50/p90 ms':>20} "
           f"{'rio-tiler p50/p90 ms':>21} {'ratio':>6}")
@@ -41,7 +40,7 @@ def main() -> None:
         palette = rio_cmaps.get(cmap_name) if cmap_name else reference.colormap
         for ext, driver in FORMATS:
             def ours(t):
-                tiler.tile(path, str(t.z), str(t.x), f"{t.y}.{ext}", query)
+                common.engine_tile(path, t.z, t.x, f"{t.y}.{ext}", query)
 
             def theirs(t):
                 image = reference.tile(t.x, t.y, t.z)

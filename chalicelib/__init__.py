@@ -1,12 +1,15 @@
-"""cogtiler engine: everything that is not HTTP.
+"""cogtiler engine: everything that is not HTTP routing.
 
 The data flow, one module per step:
 
-    params (query -> typed records) -> sources (allow-list -> GDAL path)
-    -> datasets (open, cache) -> reader (masked arrays for tile/part/point)
-    -> render (expression, rescale, colormap) -> encode (PNG/JPEG/WEBP/GeoTIFF/NPY)
+    params (declared parameters -> records of ``models``) -> sources (allow-list -> GDAL path)
+    -> datasets (open, cache) -> reader (masked arrays for tile/part/point, on the grids of
+    ``tilematrixsets``) -> render (expression, rescale, colormap) -> encode (per ``formats``)
 
-``errors`` holds the one exception family; ``settings`` reads the environment once.
+``tiler`` is the front door (one function per operation); ``routes`` and ``openapi`` turn
+the route declarations of ``app.py`` into Chalice routes and an OpenAPI document; ``wmts``
+writes WMTS capabilities. ``errors`` holds the one exception family; ``settings`` reads the
+environment once.
 """
 
 import sys as _sys

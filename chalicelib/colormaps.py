@@ -10,6 +10,7 @@ A colormap is one of:
 
 import json
 import math
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from .errors import BadRequest
 
 _TABLES = Path(__file__).resolve().parent / "colormaps.npz"
 MAX_ENTRIES = 4096
+_HEX = re.compile(r"#(?:[0-9a-fA-F]{2}){3,4}")
 
 
 @lru_cache(maxsize=1)
@@ -44,7 +46,7 @@ def named(name: str) -> np.ndarray:
 
 
 def _colour(value) -> tuple[int, int, int, int]:
-    if isinstance(value, str) and value.startswith("#") and len(value) in (7, 9):
+    if isinstance(value, str) and _HEX.fullmatch(value):
         value = [int(value[i:i + 2], 16) for i in range(1, len(value), 2)]
     if not isinstance(value, (list, tuple)) or len(value) not in (3, 4) or not all(
             isinstance(c, (int, float)) and not isinstance(c, bool) and 0 <= c <= 255

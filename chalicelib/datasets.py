@@ -30,10 +30,8 @@ from rasterio.windows import Window
 from .errors import (NotARaster, NotFound, SourceNotAllowed, TilerError, UpstreamError,
                      UpstreamTimeout)
 from .settings import Settings
-from .settings import current as current_settings
 from .sources import Source, display_name
 
-WEB_MERCATOR = CRS.from_epsg(3857)
 WGS84 = CRS.from_epsg(4326)
 MAX_LAT = 85.0511287798066  # Web Mercator covers latitudes up to here
 
@@ -221,30 +219,30 @@ cache = DatasetCache()
 
 
 @contextmanager
-def reading(entry: OpenDataset):
+def reading(dataset: OpenDataset, config: Settings):
     """Hold the dataset for a read; GDAL failures become :class:`TilerError`.
 
     A failed read evicts the dataset, so a broken connection or a file replaced underneath
     does not poison the cache of a warm container.
     """
-    with entry.lock:
+    with dataset.lock:
         started = time.monotonic()
         try:
-            yield entry
+            yield dataset
         except TilerError:
             raise
         except (RasterioError, CPLE_BaseError, MemoryError) as exc:
-            cache.evict(entry)
+            cache.evict(dataset)
             if isinstance(exc, MemoryError):
                 raise TilerError("the request needs more memory than the server has; "
                                  "ask for a smaller image") from None
-            raise classify(exc, entry.src.name, time.monotonic() - started,
-                           http_timeout()) from None
+            raise classify(exc, dataset.src.name, time.monotonic() - started,
+                           http_timeout(config)) from None
 
 
-def http_timeout() -> float:
+def http_timeout(config: Settings) -> float:
     """GDAL_HTTP_TIMEOUT in seconds as configured (GDAL's default: 30)."""
-    value = dict(current_settings().gdal_options).get("GDAL_HTTP_TIMEOUT", "30")
+    value = dict(config.gdal_options).get("GDAL_HTTP_TIMEOUT", "30")
     try:
         return float(value)
     except ValueError:

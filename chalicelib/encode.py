@@ -1,17 +1,18 @@
-"""Encoding rendered pixels: PNG, JPEG, WEBP (through GDAL), GeoTIFF, NPY.
+"""Encoders: rendered pixels to PNG, JPEG, WEBP (through GDAL), GeoTIFF, NPY bytes.
 
 Rasterio's GDAL has these drivers already, so the Lambda package needs no imaging library.
+Every encoder has the same signature, ``(data, alpha, options) -> bytes``: ``data`` is
+(bands, h, w), ``alpha`` (h, w) uint8 or None (opaque). :mod:`chalicelib.formats` says
+which encoder serves which format and what each format can hold.
 """
 
 import io
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
-
-from .errors import BadRequest
-from .params import ImageFormat
 
 # PNG/JPEG/WEBP carry no georeferencing; rasterio warns about that on every write.
 warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
@@ -19,6 +20,16 @@ warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
 #: Encoder defaults (rio-tiler's profiles): PNG zlib level 6, JPEG quality 85, WEBP 75.
 JPEG_QUALITY = 85
 WEBP_QUALITY = 75
+
+
+@dataclass(frozen=True)
+class Options:
+    """What an encoder may use besides the pixels."""
+
+    zlevel: int = 6
+    quality: int | None = None
+    transform: object = None  # affine transform of the pixels (GeoTIFF)
+    crs: object = None        # their CRS (GeoTIFF)
 
 
 def _gdal(driver: str, data: np.ndarray, **options) -> bytes:
@@ -30,39 +41,40 @@ def _gdal(driver: str, data: np.ndarray, **options) -> bytes:
         return memfile.read()
 
 
-def encode(data: np.ndarray, alpha: np.ndarray | None, fmt: ImageFormat, *, transform=None,
-           crs=None, zlevel: int = 6, quality: int | None = None) -> bytes:
-    """Encode ``data`` (bands, h, w) with an optional ``alpha`` (h, w) uint8 (None: opaque).
+def _with_alpha(data: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    return data if alpha is None else np.concatenate([data, alpha[None]])
 
-    PNG and WEBP carry ``alpha``; JPEG cannot. GeoTIFF stores it as an internal mask with the
-    georeferencing ``transform``/``crs``; NPY appends it as a last band (as rio-tiler does).
-    """
-    if fmt.name == "npy":
-        out = data if alpha is None else np.concatenate([data, alpha[None].astype(data.dtype)])
-        buffer = io.BytesIO()
-        np.save(buffer, out, allow_pickle=False)
-        return buffer.getvalue()
-    if fmt.name == "tif":
-        count, height, width = data.shape
-        with MemoryFile() as memfile:
-            with memfile.open(driver="GTiff", width=width, height=height, count=count,
-                              dtype=data.dtype.name, transform=transform, crs=crs,
-                              compress="deflate", tiled=width >= 256 and height >= 256) as dst:
-                dst.write(data)
-                if alpha is not None:
-                    dst.write_mask(alpha)
-            return memfile.read()
-    if data.dtype != np.uint8:
-        raise BadRequest(f"{fmt.name.upper()} holds 8-bit data; add rescale=min,max or use "
-                         "format tif or npy for the raw values")
-    if fmt.name == "jpeg":
-        return _gdal("JPEG", data, QUALITY=str(quality or JPEG_QUALITY))
-    if fmt.name == "webp":
-        if data.shape[0] == 1:
-            data = np.repeat(data, 3, axis=0)
-        if alpha is not None:
-            data = np.concatenate([data, alpha[None]])
-        return _gdal("WEBP", data, QUALITY=str(quality or WEBP_QUALITY))
-    if alpha is not None:
-        data = np.concatenate([data, alpha[None]])
-    return _gdal("PNG", data, ZLEVEL=str(zlevel))
+
+def png(data: np.ndarray, alpha: np.ndarray | None, options: Options) -> bytes:
+    return _gdal("PNG", _with_alpha(data, alpha), ZLEVEL=str(options.zlevel))
+
+
+def jpeg(data: np.ndarray, alpha: np.ndarray | None, options: Options) -> bytes:
+    return _gdal("JPEG", data, QUALITY=str(options.quality or JPEG_QUALITY))
+
+
+def webp(data: np.ndarray, alpha: np.ndarray | None, options: Options) -> bytes:
+    if data.shape[0] == 1:  # WEBP is RGB(A) only
+        data = np.repeat(data, 3, axis=0)
+    return _gdal("WEBP", _with_alpha(data, alpha), QUALITY=str(options.quality or WEBP_QUALITY))
+
+
+def geotiff(data: np.ndarray, alpha: np.ndarray | None, options: Options) -> bytes:
+    """A georeferenced GeoTIFF; ``alpha`` becomes its internal mask."""
+    count, height, width = data.shape
+    with MemoryFile() as memfile:
+        with memfile.open(driver="GTiff", width=width, height=height, count=count,
+                          dtype=data.dtype.name, transform=options.transform, crs=options.crs,
+                          compress="deflate", tiled=width >= 256 and height >= 256) as dst:
+            dst.write(data)
+            if alpha is not None:
+                dst.write_mask(alpha)
+        return memfile.read()
+
+
+def npy(data: np.ndarray, alpha: np.ndarray | None, options: Options) -> bytes:
+    """A NumPy array file; ``alpha`` is appended as a last band (as rio-tiler does)."""
+    out = data if alpha is None else np.concatenate([data, alpha[None].astype(data.dtype)])
+    buffer = io.BytesIO()
+    np.save(buffer, out, allow_pickle=False)
+    return buffer.getvalue()

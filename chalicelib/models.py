@@ -1,10 +1,90 @@
-"""The data that flows between engine steps."""
+"""The records that flow between the engine's steps.
 
-from dataclasses import dataclass
+Parsing (``params``) builds them; the reader, renderer and encoder take them; none of those
+imports the parser. A request becomes, in order: a :class:`TileAddress` or an
+:class:`ImageSize` (where and how big), a :class:`Selection` (what to read), a :class:`Style`
+(how to show it); the reader returns :class:`ImageData`; rendering and encoding return an
+:class:`EncodedImage`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rasterio.crs import CRS
+from rasterio.enums import Resampling
 from rasterio.transform import from_bounds
+
+if TYPE_CHECKING:  # records name these types; they never need the modules at runtime
+    from .expression import Expression
+    from .formats import ImageFormat
+    from .tilematrixsets import TileMatrixSet
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What to read: bands or an expression, the nodata override, resampling."""
+
+    indexes: tuple[int, ...] | None = None
+    expression: Expression | None = None
+    nodata: float | None = None
+    resampling: Resampling = Resampling.nearest
+    reproject: Resampling = Resampling.nearest
+
+    @property
+    def key(self) -> tuple:
+        """What identifies the output bands (for caching statistics)."""
+        nodata = "nan" if self.nodata is not None and math.isnan(self.nodata) else self.nodata
+        return (self.indexes, self.expression.text if self.expression else None, nodata)
+
+
+@dataclass(frozen=True)
+class Style:
+    """How to render: rescale ranges, colormap, whether the mask becomes alpha, encoder
+    settings."""
+
+    rescale: tuple[tuple[float, float], ...] | None = None
+    colormap: object = None  # see colormaps: table, discrete dict or interval list
+    return_mask: bool = True
+    png_zlevel: int = 6
+    quality: int | None = None  # JPEG/WEBP quality; None = the format's default
+
+
+@dataclass(frozen=True)
+class TileAddress:
+    """One tile of a tile matrix set, and the size and format to draw it in."""
+
+    tms: TileMatrixSet
+    z: int
+    x: int
+    y: int
+    width: int
+    height: int
+    format: ImageFormat | None  # None: PNG if any pixel is masked, JPEG otherwise
+
+
+@dataclass(frozen=True)
+class ImageSize:
+    """The size and format of a preview or bbox image: an explicit ``width``/``height``
+    wins over ``max_size`` (the longest side, never upsampled past the data)."""
+
+    format: ImageFormat | None
+    max_size: int
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass(frozen=True)
+class StatisticsOptions:
+    """What ``/statistics`` computes, from an overview of at most ``max_size`` pixels."""
+
+    max_size: int = 1024
+    percentiles: tuple[float, ...] = (2.0, 98.0)
+    bins: int = 10
+    histogram_range: tuple[float, float] | None = None
 
 
 @dataclass
@@ -29,3 +109,14 @@ class ImageData:
     @property
     def transform(self):
         return from_bounds(*self.bounds, self.width, self.height)
+
+
+@dataclass
+class EncodedImage:
+    """An encoded image, ready to be a response body (or a stored tile)."""
+
+    body: bytes
+    media_type: str
+    extension: str
+    headers: dict = field(default_factory=dict)
+    empty: bool = False  # no visible pixel (the tile cache skips these)

@@ -1,20 +1,33 @@
-"""Query parameters, validated once into small typed records (names as titiler's).
+"""Request parameters, each declared once (names as titiler's).
 
-``query`` everywhere is a mapping of parameter name to the list of its values (a parameter
-may repeat: ``bidx=1&bidx=2``). Every problem becomes a :class:`BadRequest` naming the
-parameter and what it accepts.
+A :class:`Param` says what a parameter is called, its type and limits, its default, what it
+means and an example. From that one declaration come:
+
+* parsing and validation (:func:`parse`): a :class:`~chalicelib.errors.BadRequest` naming
+  the parameter and what it accepts, never a crash;
+* the OpenAPI document (:mod:`chalicelib.openapi`, from :meth:`Param.schema`);
+* the README's parameter tables (:func:`markdown`; a test keeps them in step).
+
+Routes take groups of parameters (``SELECTION``, ``STYLE``...); the builders at the end
+(:func:`selection`, :func:`style`, :func:`tile_address`...) turn parsed values into the records
+of :mod:`chalicelib.models`, which the engine takes. A value given twice counts once (the
+first), except for repeatable parameters; an empty value counts as not given.
 """
 
 import math
 import re
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from types import SimpleNamespace
+from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
 from rasterio.enums import Resampling
 
-from . import colormaps
-from .expression import Expression, parse as parse_expression
+from . import colormaps, formats, tilematrixsets
 from .errors import BadRequest
+from .expression import parse as parse_expression
+from .models import ImageSize, Selection, StatisticsOptions, Style, TileAddress
+from .settings import Settings
 
 Query = Mapping[str, Sequence[str]]
 
@@ -24,266 +37,477 @@ READ_RESAMPLING = ("nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "a
 #: Resampling for reprojection (GDAL warper).
 WARP_RESAMPLING = ("nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode",
                    "max", "min", "med", "q1", "q3", "sum", "rms")
+#: Largest tile side in pixels (tilesize times @Nx).
+MAX_TILE_SIZE = 2048
+
+_INTEGER = re.compile(r"\s*[+-]?[0-9]{1,12}\s*")
+_NUMBER = re.compile(r"\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?\s*")
+_NUMBER_RE = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?"
+_FORMAT_RE = "|".join(re.escape(n) for n in formats.NAMES)
 
 
 @dataclass(frozen=True)
-class ImageFormat:
+class Param:
+    """One parameter. ``convert`` turns one raw string into its value (raising
+    :class:`BadRequest`); a ``repeat`` parameter may be given several times and its
+    ``convert`` returns a tuple of items, all of which are collected. ``default`` is the
+    value as a user would write it in JSON (shown in the OpenAPI document); ``maximum`` may
+    depend on the settings (a callable)."""
+
     name: str
-    media_type: str
-    extension: str
+    description: str
+    kind: str  # JSON-schema type of one item: integer, number, boolean or string
+    convert: Callable[[str, "Param", Settings | None], Any]
+    default: Any = None
+    repeat: bool = False
+    required: bool = False
+    where: str = "query"
+    example: Any = None
+    enum: tuple[str, ...] | None = None
+    minimum: float | None = None
+    maximum: Any = None
+    pattern: str | None = None
+    max_length: int | None = None
+
+    def limit(self, config: Settings | None) -> float | None:
+        return self.maximum(config or Settings()) if callable(self.maximum) else self.maximum
+
+    def schema(self, config: Settings | None = None) -> dict:
+        """The JSON schema of this parameter's value (OpenAPI 3.0 dialect)."""
+        item: dict = {"type": self.kind}
+        for key, value in (("enum", list(self.enum) if self.enum else None),
+                           ("minimum", self.minimum), ("maximum", self.limit(config)),
+                           ("pattern", self.pattern), ("maxLength", self.max_length)):
+            if value is not None:
+                item[key] = value
+        schema = {"type": "array", "items": item} if self.repeat else item
+        if self.default is not None:
+            schema["default"] = self.default
+        return schema
+
+    def raw_default(self) -> str | None:
+        value = self.default
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, (list, tuple)):
+            return ",".join(str(v) for v in value)
+        return str(value)
 
 
-FORMATS = {
-    "png": ImageFormat("png", "image/png", "png"),
-    "jpeg": ImageFormat("jpeg", "image/jpeg", "jpg"),
-    "webp": ImageFormat("webp", "image/webp", "webp"),
-    "tif": ImageFormat("tif", "image/tiff; application=geotiff", "tif"),
-    "npy": ImageFormat("npy", "application/x-binary", "npy"),
-}
-_FORMAT_ALIASES = {"jpg": "jpeg", "tiff": "tif", "gtiff": "tif"}
+# ---- converters: one raw string -> a value, or BadRequest -----------------------------
+
+def _short(text: str) -> str:
+    return repr(str(text)[:24])
 
 
-@dataclass(frozen=True)
-class Selection:
-    """What to read: bands or an expression, the nodata override, resampling."""
-
-    indexes: tuple[int, ...] | None = None
-    expression: Expression | None = None
-    nodata: float | None = None
-    resampling: Resampling = Resampling.nearest
-    reproject: Resampling = Resampling.nearest
-
-    @property
-    def key(self) -> tuple:
-        """What identifies the output bands (for caching statistics)."""
-        nodata = "nan" if self.nodata is not None and math.isnan(self.nodata) else self.nodata
-        return (self.indexes, self.expression.text if self.expression else None, nodata)
+def _check_range(number: float, param: Param, config) -> None:
+    low, high = param.minimum, param.limit(config)
+    if (low is not None and number < low) or (high is not None and number > high):
+        raise BadRequest(f"'{param.name}' must be between {low:g} and {high:g}, got {number:g}")
 
 
-@dataclass(frozen=True)
-class Style:
-    """How to render: rescale ranges, colormap, whether the mask becomes alpha."""
-
-    rescale: tuple[tuple[float, float], ...] | None = None
-    colormap: object = None  # see colormaps: table, discrete dict or interval list
-    return_mask: bool = True
-    png_zlevel: int = 6
-    quality: int | None = None  # JPEG/WEBP quality; None = encoder default
-
-
-@dataclass(frozen=True)
-class TileAddress:
-    z: int
-    x: int
-    y: int
-    tilesize: int
-    format: ImageFormat | None  # None: PNG if any pixel is masked, JPEG otherwise
-
-
-def first(query: Query, name: str, default: str | None = None) -> str | None:
-    values = query.get(name) or []
-    return values[0] if values else default
-
-
-def integer(value: str, name: str, low: int, high: int) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise BadRequest(f"'{name}' must be an integer, got {str(value)[:20]!r}") from None
-    if not low <= number <= high:
-        raise BadRequest(f"'{name}' must be between {low} and {high}, got {number}")
+def _integer(text: str, param: Param, config) -> int:
+    if not _INTEGER.fullmatch(text):
+        raise BadRequest(f"'{param.name}' must be an integer, got {_short(text)}")
+    number = int(text)
+    _check_range(number, param, config)
     return number
 
 
-def _float(value: str, name: str, allow_nan: bool = False) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise BadRequest(f"'{name}' must be a number, got {str(value)[:20]!r}") from None
-    if math.isinf(number) or (math.isnan(number) and not allow_nan):
-        raise BadRequest(f"'{name}' must be a finite number")
+def number_value(text: str, name: str, allow_nan: bool = False) -> float:
+    """A finite decimal number written in ASCII digits (``nan`` only if ``allow_nan``)."""
+    if allow_nan and text.strip().lower() == "nan":
+        return math.nan
+    if not _NUMBER.fullmatch(text):
+        raise BadRequest(f"'{name}' must be a number, got {_short(text)}")
+    number = float(text)
+    if not math.isfinite(number):
+        raise BadRequest(f"'{name}' must be a finite number, got {_short(text)}")
     return number
 
 
-def _bool(value: str | None, name: str, default: bool) -> bool:
-    if value is None:
-        return default
-    lowered = value.strip().lower()
+def _number(text: str, param: Param, config) -> float:
+    number = number_value(text, param.name)
+    _check_range(number, param, config)
+    return number
+
+
+def _boolean(text: str, param: Param, config) -> bool:
+    lowered = text.strip().lower()
     if lowered in ("true", "1", "yes", "on"):
         return True
     if lowered in ("false", "0", "no", "off"):
         return False
-    raise BadRequest(f"'{name}' must be true or false")
+    raise BadRequest(f"'{param.name}' must be true or false")
 
 
-def _resampling(value: str | None, name: str, allowed: tuple[str, ...]) -> Resampling:
-    if value is None:
-        return Resampling.nearest
-    key = value.strip().lower()
-    if key not in allowed:
-        raise BadRequest(f"'{name}' must be one of: {', '.join(allowed)}")
-    return Resampling[key]
+def _choice(text: str, param: Param, config) -> str:
+    key = text.strip().lower()
+    for value in param.enum:
+        if value.lower() == key:
+            return value
+    shown = ", ".join(param.enum[:16]) + (", ..." if len(param.enum) > 16 else "")
+    raise BadRequest(f"'{param.name}' must be one of: {shown}; got {_short(text)}")
 
 
-def image_format(name: str | None) -> ImageFormat | None:
-    if name is None or name == "":
+def _each(convert: Callable) -> Callable:
+    """For a repeatable parameter: split one value at commas, convert each part."""
+    def converter(text: str, param: Param, config) -> tuple:
+        return tuple(convert(part, param, config) for part in text.split(",") if part.strip())
+    return converter
+
+
+def _text(text: str, param: Param, config) -> str:
+    if param.max_length and len(text) > param.max_length:
+        raise BadRequest(f"'{param.name}' is longer than {param.max_length} characters")
+    return text
+
+
+def _nodata(text: str, param: Param, config) -> float | None:
+    if text.strip().lower() == "none":
         return None
-    key = _FORMAT_ALIASES.get(name.lower(), name.lower())
-    if key not in FORMATS:
-        raise BadRequest(f"unknown format '{name[:20]}'; use png, jpg, webp, tif or npy")
-    return FORMATS[key]
+    return number_value(text, "nodata", allow_nan=True)
 
 
-def selection(query: Query) -> Selection:
-    indexes = None
-    raw = [part for value in query.get("bidx") or [] for part in value.split(",") if part.strip()]
-    if raw:
-        indexes = tuple(integer(part.strip(), "bidx", 1, 10_000) for part in raw)
-    expr_text = first(query, "expression")
-    parsed = parse_expression(expr_text) if expr_text is not None else None
-    nodata_text = first(query, "nodata")
-    nodata = None
-    if nodata_text is not None and nodata_text.strip().lower() not in ("", "none"):
-        nodata = _float(nodata_text, "nodata", allow_nan=True)
-    return Selection(
-        indexes=None if parsed else indexes,
-        expression=parsed,
-        nodata=nodata,
-        resampling=_resampling(first(query, "resampling"), "resampling", READ_RESAMPLING),
-        reproject=_resampling(first(query, "reproject"), "reproject", WARP_RESAMPLING),
-    )
+def _expression(text: str, param: Param, config):
+    return parse_expression(text)
 
 
-def style(query: Query) -> Style:
-    rescale = None
-    values = query.get("rescale") or []
-    if values:
-        ranges = []
-        for value in values:
-            numbers = [p for p in re.split(r"[,\s]+", value.strip().strip("[]")) if p]
-            if len(numbers) % 2 or not numbers:
-                raise BadRequest("'rescale' takes min,max (repeat it for each band)")
-            for i in range(0, len(numbers), 2):
-                low, high = _float(numbers[i], "rescale"), _float(numbers[i + 1], "rescale")
-                if high == low:
-                    raise BadRequest("'rescale' needs max different from min")
-                ranges.append((low, high))
-        rescale = tuple(ranges)
-    name, custom = first(query, "colormap_name"), first(query, "colormap")
-    if name and custom:
-        raise BadRequest("give either 'colormap_name' or 'colormap', not both")
-    cmap = colormaps.named(name) if name else colormaps.parse(custom) if custom else None
-    quality = first(query, "quality")
-    return Style(
-        rescale=rescale,
-        colormap=cmap,
-        return_mask=_bool(first(query, "return_mask"), "return_mask", True),
-        png_zlevel=integer(first(query, "zlevel", "6"), "zlevel", 0, 9),
-        quality=integer(quality, "quality", 1, 100) if quality is not None else None,
-    )
+def _rescale(text: str, param: Param, config) -> tuple[tuple[float, float], ...]:
+    numbers = [p for p in re.split(r"[,\s]+", text.strip().strip("[]")) if p]
+    if len(numbers) % 2 or not numbers:
+        raise BadRequest("'rescale' takes min,max (repeat it for each band)")
+    ranges = []
+    for i in range(0, len(numbers), 2):
+        low, high = number_value(numbers[i], "rescale"), number_value(numbers[i + 1], "rescale")
+        if high == low:
+            raise BadRequest("'rescale' needs max different from min")
+        if not math.isfinite(high - low):
+            raise BadRequest("'rescale' range is too wide to compute with")
+        ranges.append((low, high))
+    return tuple(ranges)
 
 
-_TILE_Y = re.compile(r"^(\d+)(?:@(\d+(?:\.\d+)?)x)?(?:\.([A-Za-z]+))?$")
+def _colormap_name(text: str, param: Param, config):
+    return colormaps.named(text)
 
 
-def tile_address(z: str, x: str, y_segment: str, query: Query) -> TileAddress:
-    """Parse ``z``, ``x`` and the last segment (``12``, ``12.png``, ``12@2x``, ``12@2x.webp``)."""
-    match = _TILE_Y.match(y_segment or "")
+def _colormap(text: str, param: Param, config):
+    if len(text) > 65536:
+        raise BadRequest("'colormap' is longer than 65536 characters")
+    return colormaps.parse(text)
+
+
+def _format(text: str, param: Param, config):
+    return formats.get(text)
+
+
+def _tms(text: str, param: Param, config):
+    return tilematrixsets.get(text)
+
+
+_TILE_Y = re.compile(r"([0-9]{1,10})(?:@([0-9])x)?(?:\.([A-Za-z]{1,8}))?")
+
+
+def _tile_y(text: str, param: Param, config) -> tuple:
+    """The last segment of a tile URL: ``12``, ``12.png``, ``12@2x``, ``12@2x.webp``."""
+    match = _TILE_Y.fullmatch(text or "")
     if match is None:
         raise BadRequest("the tile address must end in y, y.fmt, y@2x or y@2x.fmt "
                          "(for example 12@2x.png)")
-    zoom = integer(z, "z", 0, 30)
-    limit = 2 ** zoom - 1
-    column, row = integer(x, "x", 0, limit), integer(match.group(1), "y", 0, limit)
-    scale = 1
-    if match.group(2) is not None:
-        scale_value = float(match.group(2))
-        if scale_value not in (1, 2, 3, 4):
-            raise BadRequest("the tile scale must be @1x, @2x, @3x or @4x")
-        scale = int(scale_value)
-    tilesize = integer(first(query, "tilesize", "256"), "tilesize", 64, 1024) * scale
-    if tilesize > 2048:
-        raise BadRequest("tilesize times scale must be at most 2048 pixels")
-    return TileAddress(zoom, column, row, tilesize, image_format(match.group(3)))
+    scale = int(match.group(2) or 1)
+    if not 1 <= scale <= 4:
+        raise BadRequest("the tile scale must be @1x, @2x, @3x or @4x")
+    return int(match.group(1)), scale, formats.get(match.group(3))
 
 
-def max_size(query: Query, default: int, limit: int) -> int:
-    return integer(first(query, "max_size", str(default)), "max_size", 1, limit)
-
-
-@dataclass(frozen=True)
-class ImageRequest:
-    """What a preview or bbox image asks for (an explicit size overrides ``max_size``)."""
-
-    selection: Selection
-    style: Style
-    format: ImageFormat | None
-    max_size: int
-    width: int | None
-    height: int | None
-
-
-def image_request(query: Query, fmt: str | None, size_segment: str | None, default_max: int,
-                  limit: int) -> ImageRequest:
-    """Parse a preview/bbox request. ``size_segment`` is titiler's ``{width}x{height}[.fmt]``
-    path segment; ``width=``/``height=`` may also come in the query."""
-    width, height = first(query, "width"), first(query, "height")
-    if size_segment is not None:
-        size, _, segment_fmt = size_segment.partition(".")
-        width, sep, height = size.partition("x")
-        if not sep:
-            raise BadRequest("the size segment is {width}x{height}[.{format}], e.g. 512x256.png")
-        fmt = segment_fmt or fmt
-    return ImageRequest(
-        selection=selection(query),
-        style=style(query),
-        format=image_format(fmt),
-        max_size=max_size(query, default_max, limit),
-        width=integer(width, "width", 1, limit) if width else None,
-        height=integer(height, "height", 1, limit) if height else None,
-    )
-
-
-def bbox(text: str) -> tuple[float, float, float, float]:
-    parts = text.split(",")
-    if len(parts) != 4:
-        raise BadRequest("the bbox is minx,miny,maxx,maxy in degrees (WGS84)")
-    minx, miny, maxx, maxy = (_float(p, "bbox") for p in parts)
-    if not (-180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny < maxy <= 90):
-        raise BadRequest("the bbox must be minx,miny,maxx,maxy in degrees, with "
-                         "-180 <= x <= 180 and -90 <= miny < maxy <= 90")
-    if minx == maxx:
-        raise BadRequest("the bbox has no width")
-    return minx, miny, maxx, maxy
-
-
-def lonlat(text: str) -> tuple[float, float]:
+def _lonlat(text: str, param: Param, config) -> tuple[float, float]:
     parts = text.split(",")
     if len(parts) != 2:
         raise BadRequest("the point is lon,lat in degrees (WGS84)")
-    lon, lat = _float(parts[0], "lon"), _float(parts[1], "lat")
+    lon, lat = number_value(parts[0], "lon"), number_value(parts[1], "lat")
     if not (-180 <= lon <= 180 and -90 <= lat <= 90):
         raise BadRequest("the point must have -180 <= lon <= 180 and -90 <= lat <= 90")
     return lon, lat
 
 
-def percentiles(query: Query) -> tuple[float, ...]:
-    values = [p for v in query.get("p") or [] for p in v.split(",") if p.strip()] or ["2", "98"]
-    result = tuple(_float(v, "p") for v in values)
-    if any(not 0 <= p <= 100 for p in result):
-        raise BadRequest("percentiles 'p' must be between 0 and 100")
-    return result
-
-
-def histogram(query: Query) -> tuple[int, tuple[float, float] | None]:
-    bins = integer(first(query, "histogram_bins", "10"), "histogram_bins", 1, 1000)
-    text = first(query, "histogram_range")
-    if not text:
-        return bins, None
+def bbox_value(text: str) -> tuple[float, float, float, float]:
+    """``minx,miny,maxx,maxy`` in degrees; minx > maxx is refused (split at 180 degrees)."""
     parts = text.split(",")
-    if len(parts) != 2:
-        raise BadRequest("'histogram_range' is min,max")
-    low, high = _float(parts[0], "histogram_range"), _float(parts[1], "histogram_range")
-    if high <= low:
-        raise BadRequest("'histogram_range' needs max greater than min")
-    return bins, (low, high)
+    if len(parts) != 4:
+        raise BadRequest("the bbox is minx,miny,maxx,maxy in degrees (WGS84)")
+    minx, miny, maxx, maxy = (number_value(p, "bbox") for p in parts)
+    if not (-180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny < maxy <= 90):
+        raise BadRequest("the bbox must be minx,miny,maxx,maxy in degrees, with "
+                         "-180 <= x <= 180 and -90 <= miny < maxy <= 90")
+    if minx == maxx:
+        raise BadRequest("the bbox has no width")
+    if minx > maxx:
+        raise BadRequest("bbox minx must be less than maxx (split a bbox that crosses 180 "
+                         "degrees into two requests)")
+    return minx, miny, maxx, maxy
+
+
+def _bbox(text: str, param: Param, config) -> tuple:
+    """``minx,miny,maxx,maxy.fmt`` (the format is required unless a size segment follows:
+    the builder checks)."""
+    coords, dot, fmt = text.rpartition(".")
+    if not dot or not re.fullmatch(r"[A-Za-z]{1,8}", fmt):
+        coords, fmt = text, None
+    return bbox_value(coords), formats.get(fmt)
+
+
+def _size(text: str, param: Param, config) -> tuple:
+    """``{width}x{height}[.{format}]``."""
+    size, _, fmt = text.partition(".")
+    width, sep, height = size.partition("x")
+    if not sep:
+        raise BadRequest("the size segment is {width}x{height}[.{format}], e.g. 512x256.png")
+    limit = Settings() if config is None else config
+    return (_integer(width, WIDTH, limit), _integer(height, HEIGHT, limit), formats.get(fmt))
+
+
+# ---- the declarations ------------------------------------------------------------------
+
+def integer(name, description, low, high, default=None, **kw) -> Param:
+    return Param(name, description, "integer", _integer, default=default, minimum=low,
+                 maximum=high, **kw)
+
+
+def _max_image(config: Settings) -> int:
+    return config.max_image_size
+
+
+URL = Param("url", "The raster: `s3://bucket/key`, `https://host/path` or a local path "
+            "(absolute, or relative to the project); it must be on the server's allow-list "
+            "(`ALLOWED_SOURCES`)", "string", _text, required=True,
+            example="chalicelib/demo/demo.tif", max_length=2048)
+
+BIDX = Param("bidx", "Bands to read, 1-based, repeatable or comma-separated: `bidx=3&bidx=2"
+             "&bidx=1` or `bidx=3,2,1` (default: every band but alpha)", "integer",
+             _each(_integer), repeat=True, minimum=1, maximum=65535, example=[1])
+EXPRESSION = Param("expression", "Band math over `b1`...`bN`: `+ - * / ** %`, comparisons, "
+                   "`&` `|`, numbers, `sqrt log log10 exp abs where minimum maximum clip sin "
+                   "cos`...; `;` separates output bands. Parsed over a whitelist, never `eval`"
+                   "; overrides `bidx`", "string", _expression, max_length=1000,
+                   example="(b3-b1)/(b3+b1)")
+NODATA = Param("nodata", "Override the file's nodata value: a number, or `nan`", "string",
+               _nodata, pattern=rf"^(?:nan|{_NUMBER_RE})$", example="0")
+RESAMPLING = Param("resampling", "Resampling for reading and choosing overviews", "string",
+                   _choice, default="nearest", enum=READ_RESAMPLING)
+REPROJECT = Param("reproject", "Resampling for warping to the output CRS", "string", _choice,
+                  default="nearest", enum=WARP_RESAMPLING)
+SELECTION = (BIDX, EXPRESSION, NODATA, RESAMPLING, REPROJECT)
+
+RESCALE = Param("rescale", "`min,max` stretched to 0-255: one for all bands, or one per band "
+                "(repeat it)", "string", _rescale, repeat=True,
+                pattern=rf"^{_NUMBER_RE},{_NUMBER_RE}$", example=["0,255"])
+COLORMAP_NAME = Param("colormap_name", "A named colormap for one band (add `_r` to reverse); "
+                      "see `/colorMaps`", "string", _colormap_name,
+                      enum=tuple(n + r for n in colormaps.names() for r in ("", "_r")),
+                      example="viridis")
+COLORMAP = Param("colormap", "A colormap as JSON: discrete `{\"1\": [r,g,b,a], \"2\": "
+                 "\"#00ff00\"}` or intervals `[[[min,max],[r,g,b,a]], ...]`; values matched "
+                 "raw unless `rescale` is given", "string", _colormap,
+                 example='{"1": [255, 0, 0, 255]}')
+RETURN_MASK = Param("return_mask", "Add the mask as an alpha channel (`false`: opaque)",
+                    "boolean", _boolean, default=True)
+ZLEVEL = integer("zlevel", "PNG zlib compression level", 0, 9, default=6)
+QUALITY = integer("quality", "JPEG/WEBP quality (default 85 for JPEG, 75 for WEBP)", 1, 100)
+STYLE = (RESCALE, COLORMAP_NAME, COLORMAP, RETURN_MASK, ZLEVEL, QUALITY)
+
+TMS_ID = Param("tileMatrixSetId", "A tile matrix set; see `/tileMatrixSets`", "string", _tms,
+               where="path", required=True, enum=tilematrixsets.IDS,
+               example=tilematrixsets.DEFAULT)
+Z = integer("z", "Zoom level (the tile matrix identifier)", -10, tilematrixsets.MAX_ZOOM,
+            where="path", required=True, example=9)
+X = integer("x", "Column of the tile", 0, 2 ** 30, where="path", required=True, example=145)
+Y = Param("y", "Row of the tile, then optionally `@2x` (`@1x`...`@4x`: larger tiles) and "
+          "`.png` (the format; default: PNG where pixels are masked, else JPEG)", "string",
+          _tile_y, where="path", required=True,
+          pattern=rf"^[0-9]{{1,10}}(@[1-4]x)?(\.({_FORMAT_RE}))?$", example="219@2x.png")
+TILESIZE = integer("tilesize", "Tile size in pixels before `@Nx` (default: the tile matrix's, "
+                   "256)", 64, 1024)
+TILE = (TMS_ID, Z, X, Y, TILESIZE)
+
+LONLAT = Param("lonlat", "`lon,lat` in degrees (WGS84)", "string", _lonlat, where="path",
+               required=True, pattern=rf"^{_NUMBER_RE},{_NUMBER_RE}$", example="-77.7,24.5")
+BBOX = Param("bbox", "`minx,miny,maxx,maxy` in degrees (WGS84), then `.{format}` unless a "
+             "size segment follows", "string", _bbox, where="path", required=True,
+             pattern=rf"^{_NUMBER_RE},{_NUMBER_RE},{_NUMBER_RE},{_NUMBER_RE}"
+                     rf"(\.({_FORMAT_RE}))?$", example="-78.0,24.0,-77.5,24.5.png")
+SIZE = Param("size", "`{width}x{height}` in pixels, then optionally `.{format}`", "string",
+             _size, where="path", required=True,
+             pattern=rf"^[0-9]{{1,5}}x[0-9]{{1,5}}(\.({_FORMAT_RE}))?$", example="512x256.png")
+
+MAX_SIZE = integer("max_size", "Longest side of the image read, in pixels (never upsampled "
+                   "past the data)", 1, _max_image, default=1024)
+WIDTH = integer("width", "Output width in pixels (overrides max_size)", 1, _max_image)
+HEIGHT = integer("height", "Output height in pixels (overrides max_size)", 1, _max_image)
+FORMAT = Param("format", "Output format (default: PNG where pixels are masked, else JPEG)",
+               "string", _format, enum=formats.NAMES)
+IMAGE = (MAX_SIZE, WIDTH, HEIGHT)
+
+PERCENTILES = Param("p", "Percentiles to compute, repeatable or comma-separated", "number",
+                    _each(_number), repeat=True, minimum=0, maximum=100, default=[2, 98])
+HISTOGRAM_BINS = integer("histogram_bins", "Number of histogram bins", 1, 1000, default=10)
+HISTOGRAM_RANGE = Param("histogram_range", "`min,max` of the histogram (default: the data's)",
+                        "string", _text, pattern=rf"^{_NUMBER_RE},{_NUMBER_RE}$",
+                        example="0,1000")
+STATISTICS = (MAX_SIZE, PERCENTILES, HISTOGRAM_BINS, HISTOGRAM_RANGE)
+
+TILE_FORMAT = Param("tile_format", "Format of the tiles the document points to (default: PNG "
+                    "where pixels are masked, else JPEG)", "string", _format,
+                    enum=formats.NAMES)
+TILE_SCALE = integer("tile_scale", "Tiles of N times the tile size (`@Nx`)", 1, 4, default=1)
+MINZOOM = integer("minzoom", "Override the data's minimum zoom", -10, tilematrixsets.MAX_ZOOM)
+MAXZOOM = integer("maxzoom", "Override the data's maximum zoom", -10, tilematrixsets.MAX_ZOOM)
+TILEJSON = (TILE_FORMAT, TILE_SCALE, MINZOOM, MAXZOOM, TILESIZE)
+WMTS_FORMAT = Param("tile_format", "Format of the tiles the service offers", "string",
+                    _format, default="png", enum=formats.NAMES)
+WMTS = (WMTS_FORMAT, TILE_SCALE, MINZOOM, MAXZOOM, TILESIZE)
+
+#: Parameters that configure a TileJSON or WMTS document itself; the others are carried
+#: into the tile URLs it lists.
+DOCUMENT_ONLY = ("tile_format", "tile_scale", "minzoom", "maxzoom")
+
+
+# ---- parsing ---------------------------------------------------------------------------
+
+def parse(declared: Sequence[Param], query: Query | None = None,
+          path: Mapping[str, str] | None = None,
+          config: Settings | None = None) -> SimpleNamespace:
+    """Parse ``declared`` parameters from the ``query`` (name -> list of values) and the
+    ``path`` parameters; returns their values by name (defaults where not given, None for
+    optional parameters without one)."""
+    query, path = query or {}, path or {}
+    values = {}
+    for param in declared:
+        if param.where == "path":
+            raw = [path[param.name]] if path.get(param.name) is not None else []
+        else:
+            raw = [v for v in query.get(param.name) or () if isinstance(v, str) and v.strip()]
+        if not raw and param.default is not None:
+            value = param.convert(param.raw_default(), param, None)
+            limit = param.limit(config)
+            if limit is not None and not param.repeat and value > limit:
+                value = limit  # a default above what this server allows (MAX_IMAGE_SIZE)
+            values[param.name] = value
+        elif not raw:
+            if param.required:
+                raise BadRequest(f"missing '{param.name}': {param.description}")
+            values[param.name] = None
+        elif param.repeat:
+            items = []
+            for text in raw:
+                items.extend(param.convert(text, param, config))
+            values[param.name] = tuple(items) or None
+        else:
+            values[param.name] = param.convert(raw[0], param, config)
+    return SimpleNamespace(**values)
+
+
+# ---- builders: parsed values -> records ------------------------------------------------
+
+def selection(v: SimpleNamespace) -> Selection:
+    expression = getattr(v, "expression", None)
+    return Selection(
+        indexes=None if expression else getattr(v, "bidx", None),
+        expression=expression,
+        nodata=getattr(v, "nodata", None),
+        resampling=Resampling[getattr(v, "resampling", None) or "nearest"],
+        reproject=Resampling[getattr(v, "reproject", None) or "nearest"],
+    )
+
+
+def style(v: SimpleNamespace) -> Style:
+    name, custom = v.colormap_name, v.colormap
+    if name is not None and custom is not None:
+        raise BadRequest("give either 'colormap_name' or 'colormap', not both")
+    return Style(rescale=v.rescale, colormap=name if name is not None else custom,
+                 return_mask=v.return_mask, png_zlevel=v.zlevel, quality=v.quality)
+
+
+def tile_matrix_set_of(v: SimpleNamespace):
+    """The tile matrix set named in the path; WebMercatorQuad for routes without one."""
+    return getattr(v, "tileMatrixSetId", None) or tilematrixsets.get(tilematrixsets.DEFAULT)
+
+
+def tile_address(v: SimpleNamespace) -> TileAddress:
+    """The tile, checked against its tile matrix set; its size from the matrix (or
+    ``tilesize``) times ``@Nx``."""
+    tms, z = tile_matrix_set_of(v), v.z
+    row, scale, fmt = v.y
+    if not tms.minzoom <= z <= tms.deepest:
+        raise BadRequest(f"'z' must be between {tms.minzoom} and {tms.deepest} in {tms.id}, "
+                         f"got {z}")
+    matrix = tms.matrix(z)
+    if v.x >= matrix.matrix_width:
+        raise BadRequest(f"'x' must be between 0 and {matrix.matrix_width - 1} at zoom {z} "
+                         f"of {tms.id}, got {v.x}")
+    if row >= matrix.matrix_height:
+        raise BadRequest(f"'y' must be between 0 and {matrix.matrix_height - 1} at zoom {z} "
+                         f"of {tms.id}, got {row}")
+    width = (v.tilesize or matrix.tile_width) * scale
+    height = (v.tilesize or matrix.tile_height) * scale
+    if max(width, height) > MAX_TILE_SIZE:
+        raise BadRequest(f"tilesize times scale must be at most {MAX_TILE_SIZE} pixels")
+    return TileAddress(tms, z, v.x, row, width, height, fmt)
+
+
+def image_size(v: SimpleNamespace, fmt=None, size: tuple | None = None) -> ImageSize:
+    """A preview/bbox image's size: the ``{w}x{h}[.fmt]`` segment (``size``), else
+    ``width``/``height``, else ``max_size``."""
+    width, height = v.width, v.height
+    if size is not None:
+        width, height, segment_fmt = size
+        fmt = segment_fmt or fmt
+    return ImageSize(format=fmt, max_size=v.max_size, width=width, height=height)
+
+
+def statistics_options(v: SimpleNamespace) -> StatisticsOptions:
+    histogram_range = None
+    if v.histogram_range:
+        parts = v.histogram_range.split(",")
+        if len(parts) != 2:
+            raise BadRequest("'histogram_range' is min,max")
+        low, high = (number_value(p, "histogram_range") for p in parts)
+        if not high > low:
+            raise BadRequest("'histogram_range' needs max greater than min")
+        with np.errstate(all="ignore"):  # numpy's own test for usable bins
+            edges = np.linspace(low, high, v.histogram_bins + 1)
+        if not (np.isfinite(edges).all() and (np.diff(edges) > 0).all()):
+            raise BadRequest("'histogram_range' is too wide or too narrow for "
+                             f"{v.histogram_bins} bins")
+        histogram_range = (low, high)
+    return StatisticsOptions(max_size=v.max_size, percentiles=v.p, bins=v.histogram_bins,
+                             histogram_range=histogram_range)
+
+
+# ---- documentation -----------------------------------------------------------------------
+
+def _values_text(param: Param) -> str:
+    if param.enum and len(param.enum) <= 16:
+        return ", ".join(f"`{e}`" for e in param.enum)
+    if param.enum:
+        return f"one of {len(param.enum)} names"
+    kind = {"integer": "integer", "number": "number", "boolean": "`true`/`false`",
+            "string": "text"}[param.kind]
+    if param.minimum is not None and param.maximum is not None:
+        high = "MAX_IMAGE_SIZE" if callable(param.maximum) else f"{param.maximum:g}"
+        kind += f" {param.minimum:g}-{high}"
+    return kind + (", repeatable" if param.repeat else "")
+
+
+def markdown(declared: Sequence[Param]) -> str:
+    """A Markdown table of ``declared`` query parameters (for the README)."""
+    lines = ["| parameter | values | default | meaning |", "|---|---|---|---|"]
+    for param in declared:
+        if param.where != "query":
+            continue
+        default = f"`{param.raw_default()}`" if param.default is not None else ""
+        lines.append(f"| `{param.name}` | {_values_text(param)} | {default} | "
+                     f"{param.description.replace('|', '&#124;')} |")
+    return "\n".join(lines)

@@ -7,50 +7,49 @@ only the blocks the output needs. Validity comes from, in order: the nodata valu
 user's override, else the file's), the alpha band, else the warper's alpha (which carries
 the file's mask band and marks everything outside the footprint).
 
-Callers hold ``datasets.reading(entry)`` around these functions.
+Callers hold ``datasets.reading(dataset)`` around these functions.
 """
 
 import math
 
-import mercantile
 import numpy as np
 from rasterio.dtypes import in_dtype_range
 from rasterio.transform import from_bounds as transform_from_bounds
 from rasterio.transform import rowcol
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform as transform_points
+from rasterio.warp import transform_bounds
 from rasterio.windows import Window, from_bounds
 
-from .datasets import WEB_MERCATOR, WGS84, OpenDataset
+from .datasets import WGS84, OpenDataset
 from .errors import BadRequest, TileOutsideBounds, TooLarge
-from .models import ImageData
-from .params import Selection
+from .models import ImageData, ImageSize, Selection, StatisticsOptions, TileAddress
+from .tilematrixsets import TileMatrixSet, geographic_overlap
 
-EARTH_CIRCUMFERENCE = 2 * math.pi * 6378137.0
 #: Largest virtual grid a read may span; beyond it the read resolution is coarsened.
 MAX_VRT_SIDE = 1 << 28
 #: Most values (bands x pixels) one read may return: 64 M, 256 MB as float32.
 MAX_READ_VALUES = 64_000_000
 
 
-def band_indexes(entry: OpenDataset, selection: Selection) -> tuple[int, ...]:
+def band_indexes(dataset: OpenDataset, selection: Selection) -> tuple[int, ...]:
     """The file bands to read for ``selection`` (validated against the file)."""
     if selection.expression is not None:
         indexes = selection.expression.bands
     else:
-        indexes = selection.indexes or entry.data_indexes or entry.src.indexes
-    count = entry.src.count
+        indexes = selection.indexes or dataset.data_indexes or dataset.src.indexes
+    count = dataset.src.count
     for index in indexes:
         if index > count:
             raise BadRequest(f"band {index} does not exist: this file has {count} band(s)")
     return tuple(indexes)
 
 
-def _nodata(entry: OpenDataset, selection: Selection) -> float | None:
-    nodata = selection.nodata if selection.nodata is not None else entry.src.nodata
+def _nodata(dataset: OpenDataset, selection: Selection) -> float | None:
+    nodata = selection.nodata if selection.nodata is not None else dataset.src.nodata
     if nodata is None:
         return None
-    dtype = entry.src.dtypes[0]
+    dtype = dataset.src.dtypes[0]
     if math.isnan(nodata):
         return nodata if np.dtype(dtype).kind == "f" else None
     if not in_dtype_range(nodata, dtype):
@@ -70,7 +69,7 @@ def _valid(data: np.ndarray, nodata: float | None) -> np.ndarray:
     return (data != np.asarray(nodata).astype(data.dtype)).any(axis=0)
 
 
-def _finish(entry: OpenDataset, selection: Selection, data: np.ndarray, mask: np.ndarray,
+def _finish(dataset: OpenDataset, selection: Selection, data: np.ndarray, mask: np.ndarray,
             indexes: tuple[int, ...], bounds, crs) -> ImageData:
     """Apply the expression (if any) and mask what is not a finite number."""
     if selection.expression is not None:
@@ -84,22 +83,22 @@ def _finish(entry: OpenDataset, selection: Selection, data: np.ndarray, mask: np
     return ImageData(data=data, mask=mask, bounds=tuple(bounds), crs=crs, band_names=names)
 
 
-def part(entry: OpenDataset, bounds, crs, width: int, height: int,
+def part(dataset: OpenDataset, bounds, crs, width: int, height: int,
          selection: Selection) -> ImageData:
     """Pixels covering ``bounds`` (in ``crs``) as a ``width`` x ``height`` image."""
-    src = entry.src
-    indexes = band_indexes(entry, selection)
+    src = dataset.src
+    indexes = band_indexes(dataset, selection)
     if (len(indexes) + 1) * width * height > MAX_READ_VALUES:
         raise TooLarge(f"{len(indexes)} band(s) of {width}x{height} pixels is too much to read "
                        "at once: choose fewer bands (bidx) or a smaller size")
-    nodata = _nodata(entry, selection)
+    nodata = _nodata(dataset, selection)
     if crs == src.crs:
         window = from_bounds(*bounds, transform=src.transform)
         if _inside(window, src):  # already in the output CRS: a plain windowed read
-            return _read_window(entry, selection, window, width, height, indexes, nodata,
+            return _read_window(dataset, selection, window, width, height, indexes, nodata,
                                 bounds, crs)
     left, bottom, right, top = bounds
-    resolution = entry.native_resolution(crs)
+    resolution = dataset.native_resolution(crs)
     vrt_width = max(1, round((right - left) / resolution))
     vrt_height = max(1, round((top - bottom) / resolution))
     if vrt_width < width or vrt_height < height:  # zoomed in past the data: read at output size
@@ -114,8 +113,8 @@ def part(entry: OpenDataset, bounds, crs, width: int, height: int,
     extra: list[int] = []
     if nodata is not None:
         options.update(src_nodata=nodata, nodata=nodata)
-    elif entry.alpha is not None:
-        extra = [entry.alpha]
+    elif dataset.alpha is not None:
+        extra = [dataset.alpha]
     else:
         options["add_alpha"] = True
         extra = [src.count + 1]
@@ -124,7 +123,7 @@ def part(entry: OpenDataset, bounds, crs, width: int, height: int,
         data = vrt.read(read, out_shape=(len(read), height, width),
                         resampling=selection.resampling)
     data, mask = _split_alpha(data, bool(extra), nodata)
-    return _finish(entry, selection, data, mask, indexes, bounds, crs)
+    return _finish(dataset, selection, data, mask, indexes, bounds, crs)
 
 
 def _split_alpha(data: np.ndarray, has_alpha: bool, nodata: float | None):
@@ -144,12 +143,12 @@ def _inside(window, src, tolerance: float = 1e-6) -> bool:
             and window.row_off + window.height <= src.height + tolerance)
 
 
-def _read_window(entry: OpenDataset, selection: Selection, window, width: int, height: int,
+def _read_window(dataset: OpenDataset, selection: Selection, window, width: int, height: int,
                  indexes, nodata, bounds, crs) -> ImageData:
     """Read ``window`` of the dataset (float offsets allowed) at ``width`` x ``height``; GDAL
     picks the overview. Validity as in :func:`part`: nodata, else alpha, else the mask band."""
-    src = entry.src
-    extra = [entry.alpha] if nodata is None and entry.alpha is not None else []
+    src = dataset.src
+    extra = [dataset.alpha] if nodata is None and dataset.alpha is not None else []
     read = list(indexes) + extra
     data = src.read(read, window=window, out_shape=(len(read), height, width),
                     resampling=selection.resampling)
@@ -157,27 +156,37 @@ def _read_window(entry: OpenDataset, selection: Selection, window, width: int, h
         data, mask = _split_alpha(data, bool(extra), nodata)
     else:
         mask = src.dataset_mask(window=window, out_shape=(height, width)) > 0
-    return _finish(entry, selection, data, mask, indexes, bounds, crs)
+    return _finish(dataset, selection, data, mask, indexes, bounds, crs)
 
 
-def tile_exists(entry: OpenDataset, z: int, x: int, y: int) -> bool:
-    """Whether the tile touches the data (handling data that crosses 180 degrees)."""
-    west, south, east, north = mercantile.bounds(x, y, z)
-    d_west, d_south, d_east, d_north = entry.geographic_bounds
-    if south >= d_north or north <= d_south:
-        return False
-    if d_west <= d_east:
-        return west < d_east and east > d_west
-    return east > d_west or west < d_east
+def _same_crs(dataset: OpenDataset, tms: TileMatrixSet) -> bool:
+    key = ("same_crs", tms.id)
+    if key not in dataset.memo:
+        dataset.memo[key] = dataset.src.crs == tms.crs
+    return dataset.memo[key]
 
 
-def tile(entry: OpenDataset, z: int, x: int, y: int, tilesize: int,
-         selection: Selection) -> ImageData:
-    """A WebMercatorQuad tile; :class:`TileOutsideBounds` when it does not touch the data."""
-    if not tile_exists(entry, z, x, y):
-        raise TileOutsideBounds(f"tile {z}/{x}/{y} is outside the data; "
+def tile_exists(dataset: OpenDataset, tms: TileMatrixSet, z: int, x: int, y: int) -> bool:
+    """Whether the tile touches the data: compared in the data's CRS when it is the set's,
+    else in longitude and latitude (antimeridian and poles included). A tile whose extent
+    cannot be put in longitude and latitude counts as touching; the read then masks what
+    lies outside the data."""
+    if _same_crs(dataset, tms):
+        left, bottom, right, top = tms.xy_bounds(z, x, y)
+        d_left, d_bottom, d_right, d_top = dataset.src.bounds
+        return left < d_right and right > d_left and bottom < d_top and top > d_bottom
+    box = tms.geographic_bounds(z, x, y)
+    return True if box is None else geographic_overlap(box, dataset.geographic_bounds)
+
+
+def tile(dataset: OpenDataset, address: TileAddress, selection: Selection) -> ImageData:
+    """A tile of any tile matrix set; :class:`TileOutsideBounds` when it misses the data."""
+    tms, z, x, y = address.tms, address.z, address.x, address.y
+    if not tile_exists(dataset, tms, z, x, y):
+        raise TileOutsideBounds(f"tile {tms.id}/{z}/{x}/{y} is outside the data; "
                                 "see /cog/info for its bounds and zoom levels")
-    return part(entry, mercantile.xy_bounds(x, y, z), WEB_MERCATOR, tilesize, tilesize, selection)
+    return part(dataset, tms.xy_bounds(z, x, y), tms.crs, address.width, address.height,
+                selection)
 
 
 def _fit(width: float, height: float, max_size: int) -> tuple[int, int]:
@@ -185,62 +194,94 @@ def _fit(width: float, height: float, max_size: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def preview(entry: OpenDataset, selection: Selection, max_size: int,
-            width: int | None = None, height: int | None = None) -> ImageData:
-    """The whole image in its own CRS, longest side at most ``max_size``."""
-    src = entry.src
+def preview(dataset: OpenDataset, selection: Selection, size: ImageSize) -> ImageData:
+    """The whole image in its own CRS, longest side at most ``size.max_size``."""
+    src = dataset.src
+    width, height = size.width, size.height
     if width is None or height is None:
-        fit_w, fit_h = _fit(src.width, src.height, max_size)
+        fit_w, fit_h = _fit(src.width, src.height, size.max_size)
         width, height = width or fit_w, height or fit_h
-    return part(entry, src.bounds, src.crs, width, height, selection)
+    return part(dataset, src.bounds, src.crs, width, height, selection)
 
 
-def bbox(entry: OpenDataset, bounds, selection: Selection, max_size: int,
-         width: int | None = None, height: int | None = None) -> ImageData:
+def bbox(dataset: OpenDataset, bounds, selection: Selection, size: ImageSize) -> ImageData:
     """The part of the image inside WGS84 ``bounds``, as an EPSG:4326 image."""
     west, south, east, north = bounds
-    d_west, d_south, d_east, d_north = entry.geographic_bounds
-    crosses = d_west > d_east
-    if crosses:
-        outside_x = east <= d_west and west >= d_east
-    else:
-        outside_x = east <= d_west or west >= d_east
-    if outside_x or north <= d_south or south >= d_north:
+    if not geographic_overlap(bounds, dataset.geographic_bounds):
         raise TileOutsideBounds("the bbox does not touch the data; see /cog/info for its bounds")
+    width, height = size.width, size.height
     if width is None or height is None:
-        resolution = entry.native_resolution(WGS84)
-        fit_w, fit_h = _fit((east - west) / resolution, (north - south) / resolution, max_size)
+        resolution = dataset.native_resolution(WGS84)
+        fit_w, fit_h = _fit((east - west) / resolution, (north - south) / resolution,
+                            size.max_size)
         width, height = width or fit_w, height or fit_h
-    return part(entry, bounds, WGS84, width, height, selection)
+    return part(dataset, bounds, WGS84, width, height, selection)
 
 
-def point(entry: OpenDataset, lon: float, lat: float, selection: Selection) -> ImageData:
+def point(dataset: OpenDataset, lon: float, lat: float, selection: Selection) -> ImageData:
     """The pixel under ``lon, lat`` as a 1x1 image (masked where it is nodata)."""
-    src = entry.src
-    indexes = band_indexes(entry, selection)
+    src = dataset.src
+    indexes = band_indexes(dataset, selection)
     xs, ys = transform_points(WGS84, src.crs, [lon], [lat])
     row, col = rowcol(src.transform, xs[0], ys[0])
     if not (0 <= row < src.height and 0 <= col < src.width):
         raise TileOutsideBounds(f"the point {lon:g},{lat:g} is outside the data")
     x0, y0 = src.xy(row, col, offset="ul")
     x1, y1 = src.xy(row, col, offset="lr")
-    return _read_window(entry, selection, Window(col, row, 1, 1), 1, 1, indexes,
-                        _nodata(entry, selection), (x0, y1, x1, y0), src.crs)
+    return _read_window(dataset, selection, Window(col, row, 1, 1), 1, 1, indexes,
+                        _nodata(dataset, selection), (x0, y1, x1, y0), src.crs)
 
 
-def zoom_for_resolution(resolution: float, tilesize: int = 256) -> float:
-    """The (fractional) WebMercatorQuad zoom whose pixels are ``resolution`` metres wide."""
-    return math.log2(EARTH_CIRCUMFERENCE / (tilesize * resolution))
+def zoom_range(dataset: OpenDataset, tms: TileMatrixSet) -> tuple[int, int]:
+    """(minzoom, maxzoom) in ``tms``: from where the whole image fits one tile to the
+    first level at full resolution."""
+    src = dataset.src
+    key = ("zooms", tms.id)
+    if key not in dataset.memo:
+        resolution = dataset.native_resolution(tms.crs)
+        maxzoom = tms.zoom_for_cell_size(resolution)
+        minzoom = tms.zoom_for_extent(resolution * max(src.width, src.height), maxzoom)
+        dataset.memo[key] = (minzoom, maxzoom)
+    return dataset.memo[key]
 
 
-def zoom_range(entry: OpenDataset) -> tuple[int, int]:
-    """(minzoom, maxzoom): from where the whole image fits one tile to full resolution."""
-    src = entry.src
-    resolution = entry.native_resolution(WEB_MERCATOR)
-    maxzoom = max(0, min(30, math.ceil(zoom_for_resolution(resolution) - 0.01)))
-    whole = resolution * max(src.width, src.height) / 256
-    minzoom = max(0, min(maxzoom, math.floor(zoom_for_resolution(whole))))
-    return minzoom, maxzoom
+def footprint(dataset: OpenDataset, tms: TileMatrixSet) -> list[tuple]:
+    """Boxes in the set's CRS that together cover the data (two where it crosses 180
+    degrees in a world grid); the set's whole extent where the data cannot be expressed."""
+    key = ("footprint", tms.id)
+    if key in dataset.memo:
+        return dataset.memo[key]
+    src = dataset.src
+    west, south, east, north = dataset.geographic_bounds
+    boxes = []
+    if _same_crs(dataset, tms):
+        boxes = [tuple(src.bounds)]
+    else:
+        limit = 85.0511287798066 if tms.is_web_mercator else 90.0
+        south, north = max(south, -limit), min(north, limit)
+        ranges = [(west, east)] if west <= east else [(west, 180.0), (-180.0, east)]
+        for w, e in ranges:
+            try:
+                box = transform_bounds(WGS84, tms.crs, w, south, e, north, densify_pts=21)
+            except Exception:  # outside the projection's domain
+                box = None
+            if box is None or not all(map(math.isfinite, box)):
+                boxes = []
+                break
+            boxes.append(tuple(box))
+    if not boxes:
+        boxes = [tms.extent]
+    dataset.memo[key] = boxes
+    return boxes
+
+
+def tile_limits(dataset: OpenDataset, tms: TileMatrixSet, z: int):
+    """(min_col, min_row, max_col, max_row) of the tiles of ``z`` that may touch the data."""
+    ranges = [r for r in (tms.tile_range(z, box) for box in footprint(dataset, tms)) if r]
+    if not ranges:
+        return None
+    return (min(r[0] for r in ranges), min(r[1] for r in ranges),
+            max(r[2] for r in ranges), max(r[3] for r in ranges))
 
 
 def _crs_name(crs) -> str:
@@ -248,13 +289,14 @@ def _crs_name(crs) -> str:
     return f"EPSG:{epsg}" if epsg else crs.to_wkt()
 
 
-def info(entry: OpenDataset) -> dict:
-    """What the file is: bounds, CRS, size, bands, nodata, overviews, zoom levels."""
-    src = entry.src
-    minzoom, maxzoom = zoom_range(entry)
+def info(dataset: OpenDataset, tms: TileMatrixSet) -> dict:
+    """What the file is: bounds, CRS, size, bands, nodata, overviews, zoom levels (in
+    ``tms``)."""
+    src = dataset.src
+    minzoom, maxzoom = zoom_range(dataset, tms)
     if src.nodata is not None:
         nodata_type = "Nodata"
-    elif entry.alpha is not None:
+    elif dataset.alpha is not None:
         nodata_type = "Alpha"
     elif any(flag.name == "per_dataset" for flag in src.mask_flag_enums[0]):
         nodata_type = "Mask"
@@ -265,10 +307,10 @@ def info(entry: OpenDataset) -> dict:
         colormap = {str(k): list(v) for k, v in src.colormap(1).items()}
     except ValueError:
         pass
-    west, south, east, north = entry.geographic_bounds
+    west, south, east, north = dataset.geographic_bounds
     nodata = src.nodata
     result = {
-        "name": entry.name,
+        "name": dataset.name,
         "bounds": [west, south, east, north],
         "crosses_antimeridian": west > east,
         "crs": _crs_name(src.crs),
@@ -329,19 +371,20 @@ def band_statistics(values: np.ndarray, total: int, percentiles=(2, 98), bins: i
     return result
 
 
-def statistics(entry: OpenDataset, selection: Selection, max_size: int = 1024,
-               percentiles=(2, 98), bins: int = 10, histogram_range=None) -> dict:
-    """Per-band statistics from an overview no larger than ``max_size``."""
-    image = preview(entry, selection, max_size)
-    return {name: band_statistics(band[valid], valid.size, percentiles, bins, histogram_range)
+def statistics(dataset: OpenDataset, selection: Selection,
+               options: StatisticsOptions = StatisticsOptions()) -> dict:
+    """Per-band statistics from an overview no larger than ``options.max_size``."""
+    image = preview(dataset, selection, ImageSize(None, options.max_size))
+    return {name: band_statistics(band[valid], valid.size, options.percentiles, options.bins,
+                                  options.histogram_range)
             for name, band, valid in zip(image.band_names, image.data,
-                                         _band_validity(entry, selection, image))}
+                                         _band_validity(dataset, selection, image))}
 
 
-def _band_validity(entry: OpenDataset, selection: Selection, image: ImageData):
+def _band_validity(dataset: OpenDataset, selection: Selection, image: ImageData):
     """Per-band validity: a pixel is shown if any band is valid, but a band's statistics
     leave out its own nodata values (nodata is per band in GDAL)."""
-    nodata = _nodata(entry, selection)
+    nodata = _nodata(dataset, selection)
     for band in image.data:
         if selection.expression is None and nodata is not None:
             yield image.mask & _valid(band[None], nodata)
@@ -349,17 +392,17 @@ def _band_validity(entry: OpenDataset, selection: Selection, image: ImageData):
             yield image.mask
 
 
-def stretch_ranges(entry: OpenDataset, selection: Selection) -> tuple[tuple[float, float], ...]:
+def stretch_ranges(dataset: OpenDataset, selection: Selection) -> tuple[tuple[float, float], ...]:
     """Dataset-wide (2nd, 98th) percentile per output band, for data without ``rescale``.
 
     Computed once per dataset and selection from a small overview, so that every tile of a
     layer is stretched alike.
     """
     key = ("stretch",) + selection.key
-    if key not in entry.memo:
-        image = preview(entry, selection, 512)
+    if key not in dataset.memo:
+        image = preview(dataset, selection, ImageSize(None, 512))
         ranges = []
-        for band, valid in zip(image.data, _band_validity(entry, selection, image)):
+        for band, valid in zip(image.data, _band_validity(dataset, selection, image)):
             values = band[valid]
             if values.size == 0:
                 ranges.append((0.0, 1.0))
@@ -368,6 +411,6 @@ def stretch_ranges(entry: OpenDataset, selection: Selection) -> tuple[tuple[floa
             if not high > low:
                 low, high = float(values.min()), float(values.max())
             ranges.append((low, high if high > low else low + 1.0))
-        entry.memo[key] = tuple(ranges)
-    return entry.memo[key]
+        dataset.memo[key] = tuple(ranges)
+    return dataset.memo[key]
 

@@ -18,8 +18,7 @@ import numpy as np
 
 from . import colormaps
 from .errors import BadRequest
-from .models import ImageData
-from .params import Style
+from .models import ImageData, Style
 
 
 @dataclass
@@ -36,7 +35,7 @@ class Rendered:
 
 
 def needs_stretch(image: ImageData, style: Style, raw_format: bool = False) -> bool:
-    """Whether :func:`render` will need the dataset's stretch ranges for this image."""
+    """Whether :func:`apply_style` will need the dataset's stretch ranges for this image."""
     if raw_format and style.rescale is None and style.colormap is None:
         return False  # GeoTIFF/NPY keep the raw values
     if style.rescale is not None or image.data.dtype == np.uint8:
@@ -61,9 +60,9 @@ def to_uint8(data: np.ndarray, ranges) -> np.ndarray:
     return out
 
 
-def render(image: ImageData, style: Style, palette=None, stretch=None,
-           raw_format: bool = False) -> Rendered:
-    """Render ``image``. ``palette`` is the file's own colormap table (if paletted);
+def apply_style(image: ImageData, style: Style, palette=None, stretch=None,
+                raw_format: bool = False) -> Rendered:
+    """Apply ``style`` to ``image``. ``palette`` is the file's own colormap table (if paletted);
     ``stretch`` the dataset ranges (required when :func:`needs_stretch`); ``raw_format``
     keeps the raw values when nothing asks for rendering (GeoTIFF and NPY output)."""
     data, mask = image.data, image.mask

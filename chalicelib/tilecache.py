@@ -1,16 +1,19 @@
-"""Pre-rendering tiles into an S3 tile cache: ``seed`` plans, ``render`` draws and stores.
+"""Pre-rendering tiles into an S3 tile cache: ``seed`` plans, ``render_batch`` draws and stores.
 
-``seed`` takes a source, a zoom range and an optional bbox, lists the tiles that touch the
-data, and sends them to the TILE_QUEUE (SQS) in batches. ``render`` draws each tile of a batch
-with the same engine and parameters as the API (so a stored tile is byte for byte what the API
-serves) and stores it at ``s3://TILE_BUCKET/TILE_PREFIX/{z}/{x}/{y}.{ext}`` with its
-Content-Type and Cache-Control; empty tiles are skipped. A tile that fails makes its message
-fail after the others are stored, so SQS retries that message (storing again is harmless).
+``seed`` takes a source, a zoom range, an optional bbox and tile matrix set, lists the tiles
+that touch the data, and sends them to the TILE_QUEUE (SQS) in batches. ``render_batch`` draws
+each tile of a batch with the same engine and parameters as the API (so a stored tile is byte
+for byte what the API serves) and stores it at ``s3://TILE_BUCKET/TILE_PREFIX/{z}/{x}/{y}.{ext}``
+(``TILE_PREFIX/{tileMatrixSetId}/{z}/{x}/{y}.{ext}`` for sets other than WebMercatorQuad) with
+its Content-Type and Cache-Control; empty tiles are skipped. A tile that fails makes its
+message fail after the others are stored, so SQS retries that message (storing again is
+harmless).
 
 The seed event::
 
     {"url": "s3://bucket/scene.tif", "minzoom": 8, "maxzoom": 12,
      "bbox": [west, south, east, north],            # optional, degrees; default: the data
+     "tileMatrixSetId": "WebMercatorQuad",           # optional; see /tileMatrixSets
      "format": "png",                                # png (default), jpg, webp, tif or npy
      "params": {"colormap_name": "viridis", "rescale": "0,3000"},   # as in tile URLs
      "batch_size": 50}                               # tiles per message, optional
@@ -19,14 +22,15 @@ The seed event::
 import json
 import logging
 
-import mercantile
-
-from . import aws, params, reader, tiler
+from . import aws, formats, params, reader, tiler, tilematrixsets
 from .errors import BadRequest, TileOutsideBounds
 from .settings import Settings
+from .tilematrixsets import TileMatrixSet, geographic_overlap
 
 logger = logging.getLogger("cogtiler.tilecache")
 MAX_BATCH = 200
+#: Render parameters a batch carries (as in tile URLs).
+RENDER_PARAMS = (params.TILESIZE, *params.SELECTION, *params.STYLE)
 
 
 def _query(values: dict) -> dict[str, list[str]]:
@@ -40,51 +44,67 @@ def _query(values: dict) -> dict[str, list[str]]:
     return query
 
 
-def _zoom(event: dict, name: str) -> int:
+def _zoom(event: dict, name: str, tms: TileMatrixSet) -> int:
     value = event.get(name)
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 24:
-        raise BadRequest(f"'{name}' must be an integer zoom level from 0 to 24")
+    if not isinstance(value, int) or isinstance(value, bool) or \
+            not tms.minzoom <= value <= tms.deepest:
+        raise BadRequest(f"'{name}' must be an integer zoom level from {tms.minzoom} to "
+                         f"{tms.deepest} ({tms.id})")
     return value
 
 
-def plan(event: dict, config: Settings) -> tuple[dict, list[mercantile.Tile]]:
-    """Validate a seed event; returns the batch template and the tiles that touch the data."""
+def _bbox(event: dict, dataset) -> tuple | None:
+    value = event.get("bbox")
+    if value is None:
+        return None
+    if not (isinstance(value, list) and len(value) == 4):
+        raise BadRequest("'bbox' is [west, south, east, north] in degrees")
+    box = params.bbox_value(",".join(str(v) for v in value))
+    if not geographic_overlap(box, dataset.geographic_bounds):
+        raise BadRequest("the bbox does not touch the data")
+    return box
+
+
+def plan(event: dict, config: Settings) -> tuple[dict, list[tuple[int, int, int]]]:
+    """Validate a seed event; returns the batch template and the (z, x, y) that touch the
+    data (and the bbox)."""
     if not isinstance(event, dict):
         raise BadRequest("the seed event must be a JSON object (see the README)")
     url = event.get("url")
-    minzoom, maxzoom = _zoom(event, "minzoom"), _zoom(event, "maxzoom")
+    tms = tilematrixsets.get(str(event.get("tileMatrixSetId", tilematrixsets.DEFAULT)))
+    minzoom, maxzoom = _zoom(event, "minzoom", tms), _zoom(event, "maxzoom", tms)
     if minzoom > maxzoom:
         raise BadRequest("'minzoom' must not be greater than 'maxzoom'")
-    fmt = params.image_format(str(event.get("format", "png")))
+    fmt = formats.get(str(event.get("format", "png")))
     query = _query(event.get("params", {}))
-    params.selection(query), params.style(query)  # refuse bad render parameters now
-    entry = tiler.open_dataset(url)  # the allow-list applies to seeding too
-    west, south, east, north = entry.geographic_bounds
-    box = None
-    if event.get("bbox") is not None:
-        value = event["bbox"]
-        if not (isinstance(value, list) and len(value) == 4):
-            raise BadRequest("'bbox' is [west, south, east, north] in degrees")
-        box = params.bbox(",".join(str(v) for v in value))
-        south, north = max(south, box[1]), min(north, box[3])
-        if west <= east:  # data that crosses 180 degrees: tiles are checked against box below
-            west, east = max(west, box[0]), min(east, box[2])
-        crosses = entry.geographic_bounds[0] > entry.geographic_bounds[2]
-        if south >= north or (west >= east and not crosses):
-            raise BadRequest("the bbox does not touch the data")
+    values = params.parse(RENDER_PARAMS, query, config=config)
+    params.selection(values), params.style(values)  # refuse bad render parameters now
+    dataset = tiler.open_dataset(url, config)  # the allow-list applies to seeding too
+    box = _bbox(event, dataset)
+    boxes = reader.footprint(dataset, tms)
+    limit = config.max_seed_tiles
+    candidates = sum((r[2] - r[0] + 1) * (r[3] - r[1] + 1)
+                     for z in range(minzoom, maxzoom + 1)
+                     for r in (tms.tile_range(z, b) for b in boxes) if r)
+    if candidates > 4 * limit + 1000:
+        raise BadRequest(f"more than {limit} tiles: narrow the zoom range or the bbox "
+                         "(or raise MAX_SEED_TILES)")
     tiles = []
-    for tile in mercantile.tiles(west, south, east, north, range(minzoom, maxzoom + 1)):
-        if not reader.tile_exists(entry, tile.z, tile.x, tile.y):
-            continue
-        if box is not None:
-            t_west, _, t_east, _ = mercantile.bounds(tile)
-            if t_east <= box[0] or t_west >= box[2]:
+    for z in range(minzoom, maxzoom + 1):
+        found = {xy for b in boxes for xy in tms.tiles(z, b)}
+        for x, y in sorted(found, key=lambda t: (t[1], t[0])):
+            if not reader.tile_exists(dataset, tms, z, x, y):
                 continue
-        tiles.append(tile)
-        if len(tiles) > config.max_seed_tiles:
-            raise BadRequest(f"more than {config.max_seed_tiles} tiles: narrow the zoom range "
-                             "or the bbox (or raise MAX_SEED_TILES)")
-    template = {"url": url, "format": fmt.extension, "params": query}
+            if box is not None:
+                tile_box = tms.geographic_bounds(z, x, y)
+                if tile_box is not None and not geographic_overlap(tile_box, box):
+                    continue
+            tiles.append((z, x, y))
+            if len(tiles) > limit:
+                raise BadRequest(f"more than {limit} tiles: narrow the zoom range or the "
+                                 "bbox (or raise MAX_SEED_TILES)")
+    template = {"url": url, "tileMatrixSetId": tms.id, "format": fmt.extension,
+                "params": query}
     return template, tiles
 
 
@@ -98,7 +118,7 @@ def seed(event: dict, config: Settings) -> dict:
         raise BadRequest(f"'batch_size' must be an integer from 1 to {MAX_BATCH}")
     sqs = aws.client("sqs")
     queue_url = sqs.get_queue_url(QueueName=config.tile_queue)["QueueUrl"]
-    bodies = [json.dumps({**template, "tiles": [[t.z, t.x, t.y] for t in tiles[i:i + size]]})
+    bodies = [json.dumps({**template, "tiles": [list(t) for t in tiles[i:i + size]]})
               for i in range(0, len(tiles), size)]
     for start in range(0, len(bodies), 10):  # SQS takes up to 10 messages per call
         chunk = bodies[start:start + 10]
@@ -107,20 +127,27 @@ def seed(event: dict, config: Settings) -> dict:
         if result.get("Failed"):
             raise RuntimeError(f"SQS refused {len(result['Failed'])} batches: {result['Failed']}")
     summary = {"tiles": len(tiles), "batches": len(bodies), "queue": config.tile_queue,
-               "zooms": sorted({t.z for t in tiles})}
+               "zooms": sorted({t[0] for t in tiles})}
     logger.info(json.dumps({"seed": summary}))
     return summary
 
 
-def tile_key(prefix: str, z: int, x: int, y: int, extension: str) -> str:
-    return f"{prefix}/{z}/{x}/{y}.{extension}" if prefix else f"{z}/{x}/{y}.{extension}"
+def tile_key(prefix: str, tms_id: str, z: int, x: int, y: int, extension: str) -> str:
+    """Where a tile is stored: WebMercatorQuad tiles at ``{z}/{x}/{y}.{ext}`` (as before
+    other sets existed), other sets under their identifier."""
+    parts = [prefix] if prefix else []
+    if tms_id != tilematrixsets.DEFAULT:
+        parts.append(tms_id)
+    return "/".join(parts + [str(z), str(x), f"{y}.{extension}"])
 
 
-def render(body: str, config: Settings) -> dict:
+def render_batch(body: str, config: Settings) -> dict:
     """Render and store one batch (an SQS message body). Raises if any tile failed."""
     if not config.tile_bucket:
         raise RuntimeError("TILE_BUCKET is not configured for this stage")
     batch = json.loads(body)
+    tms_id = batch.get("tileMatrixSetId", tilematrixsets.DEFAULT)
+    query = batch.get("params", {})
     s3 = aws.client("s3")
     headers = {}
     if config.cache_max_age > 0:
@@ -129,8 +156,12 @@ def render(body: str, config: Settings) -> dict:
     failures = []
     for z, x, y in batch["tiles"]:
         try:
-            image = tiler.tile(batch["url"], str(z), str(x), f"{y}.{batch['format']}",
-                               batch.get("params", {}))
+            path = {"tileMatrixSetId": tms_id, "z": str(z), "x": str(x),
+                    "y": f"{y}.{batch['format']}"}
+            values = params.parse((params.TMS_ID, params.Z, params.X, params.Y,
+                                   *RENDER_PARAMS), query, path, config)
+            image = tiler.tile(batch["url"], params.tile_address(values),
+                               params.selection(values), params.style(values), config)
         except TileOutsideBounds:
             skipped += 1
             continue
@@ -141,7 +172,8 @@ def render(body: str, config: Settings) -> dict:
             skipped += 1
             continue
         s3.put_object(Bucket=config.tile_bucket, Body=image.body, ContentType=image.media_type,
-                      Key=tile_key(config.tile_prefix, z, x, y, image.extension), **headers)
+                      Key=tile_key(config.tile_prefix, tms_id, z, x, y, image.extension),
+                      **headers)
         stored += 1
     summary = {"stored": stored, "skipped": skipped, "failed": len(failures)}
     logger.info(json.dumps({"render": summary}))

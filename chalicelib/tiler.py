@@ -1,140 +1,136 @@
 """The engine's front door: one function per API operation.
 
-Each takes the source string and the request's query (``{name: [values]}``), runs the steps
-params -> sources -> datasets -> reader -> render -> encode, and returns plain data for
-``app.py`` to put into a response. Errors are :class:`~chalicelib.errors.TilerError`.
+Each takes the source string, the records parsed from the request (``models``) and the
+settings, runs the steps sources -> datasets -> reader -> render -> encode, and returns
+plain data (or an :class:`~chalicelib.models.EncodedImage`) for the HTTP layer to answer
+with. Errors are :class:`~chalicelib.errors.TilerError`.
 """
 
-from dataclasses import dataclass
 from urllib.parse import urlencode
 
 import numpy as np
 from rasterio.enums import ColorInterp
 
-from . import colormaps, params, reader, render, settings
+from . import colormaps, formats, reader, render
 from .datasets import MAX_LAT, OpenDataset, cache, reading
-from .encode import encode
+from .encode import Options
 from .errors import BadRequest, TooLarge
-from .models import ImageData
-from .params import Query
+from .formats import ImageFormat
+from .models import (EncodedImage, ImageData, ImageSize, Selection, StatisticsOptions, Style,
+                     TileAddress)
+from .settings import Settings
 from .sources import resolve
+from .tilematrixsets import TileMatrixSet
 
 #: Lambda returns at most 6 MB, after base64 (4/3 larger) and headers.
 MAX_BODY_BYTES = 4_400_000
-DEFAULT_PREVIEW_SIZE = 1024
 
 
-@dataclass
-class Image:
-    body: bytes
-    media_type: str
-    headers: dict
-    extension: str = ""
-    empty: bool = False  # no visible pixel (the tile cache skips these)
-
-
-def open_dataset(url: str | None) -> OpenDataset:
+def open_dataset(url: str | None, config: Settings) -> OpenDataset:
     """Allow-list check, then the (cached) open dataset."""
-    config = settings.current()
     source = resolve(url or "", config.allowed_sources, config.unsafe_allow_hosts)
     return cache.get(source, config)
 
 
-def _palette(entry: OpenDataset):
-    if "palette" not in entry.memo:
+def _palette(dataset: OpenDataset):
+    if "palette" not in dataset.memo:
         table = None
-        if entry.src.colorinterp[0] == ColorInterp.palette:
+        if dataset.src.colorinterp[0] == ColorInterp.palette:
             try:
-                table = colormaps.from_dataset(entry.src.colormap(1))
+                table = colormaps.from_dataset(dataset.src.colormap(1))
             except ValueError:
                 table = None
-        entry.memo["palette"] = table
-    return entry.memo["palette"]
+        dataset.memo["palette"] = table
+    return dataset.memo["palette"]
 
 
-def _raw(fmt: params.ImageFormat | None) -> bool:
-    return fmt is not None and fmt.name in ("tif", "npy")
+def _raw(fmt: ImageFormat | None) -> bool:
+    return fmt is not None and fmt.raw
 
 
-def _render_inputs(entry: OpenDataset, image: ImageData, selection: params.Selection,
-                   style: params.Style, fmt: params.ImageFormat | None) -> tuple:
-    """What rendering needs from the dataset: its palette, and the stretch ranges of data
+def _style_inputs(dataset: OpenDataset, image: ImageData, selection: Selection, style: Style,
+                  fmt: ImageFormat | None) -> tuple:
+    """What styling needs from the dataset: its palette, and the stretch ranges of data
     that must be stretched (read once per dataset and selection). Call holding
-    ``reading(entry)``; rendering and encoding then run without the dataset."""
-    palette = _palette(entry) if selection.expression is None else None
+    ``reading(dataset)``; styling and encoding then run without the dataset."""
+    palette = _palette(dataset) if selection.expression is None else None
     stretch = None
     if render.needs_stretch(image, style, _raw(fmt)):
-        stretch = reader.stretch_ranges(entry, selection)
+        stretch = reader.stretch_ranges(dataset, selection)
     return palette, stretch
 
 
-def _render(image: ImageData, style: params.Style, fmt: params.ImageFormat | None, palette,
-            stretch) -> Image:
-    """Render and encode ``image``."""
-    rendered = render.render(image, style, palette, stretch, raw_format=_raw(fmt))
+def _encode(image: ImageData, style: Style, fmt: ImageFormat | None, palette,
+            stretch) -> EncodedImage:
+    """Style and encode ``image``."""
+    styled = render.apply_style(image, style, palette, stretch, raw_format=_raw(fmt))
     if fmt is None:
-        fmt = params.FORMATS["jpeg" if rendered.fully_opaque else "png"]
-    alpha = rendered.alpha
-    if not style.return_mask or fmt.name == "jpeg" or (fmt.name in ("png", "webp")
-                                                       and rendered.fully_opaque):
+        fmt = formats.automatic(styled.fully_opaque)
+    if not fmt.raw and styled.data.dtype != np.uint8:
+        raise BadRequest(f"{fmt.name.upper()} holds 8-bit data; add rescale=min,max or use "
+                         "a raw format (tif, npy)")
+    alpha = styled.alpha
+    if not style.return_mask or fmt.alpha == "never" or (
+            fmt.alpha == "when_masked" and styled.fully_opaque):
         alpha = None
-    body = encode(rendered.data, alpha, fmt, transform=image.transform, crs=image.crs,
-                  zlevel=style.png_zlevel, quality=style.quality)
+    body = fmt.encoder(styled.data, alpha, Options(zlevel=style.png_zlevel, quality=style.quality,
+                                                   transform=image.transform, crs=image.crs))
     if len(body) > MAX_BODY_BYTES:
         raise TooLarge(f"the image is {len(body) / 1e6:.1f} MB; responses are limited to "
                        "about 4 MB: ask for fewer pixels (max_size, width, height) or jpg/webp")
-    return Image(body, fmt.media_type, {}, fmt.extension, not rendered.alpha.any())
+    return EncodedImage(body, fmt.media_type, fmt.extension, empty=not styled.alpha.any())
 
 
-def tile(url: str | None, z: str, x: str, y_segment: str, query: Query) -> Image:
-    address = params.tile_address(z, x, y_segment, query)
-    selection, style = params.selection(query), params.style(query)
-    entry = open_dataset(url)
-    with reading(entry):
-        image = reader.tile(entry, address.z, address.x, address.y, address.tilesize, selection)
-        inputs = _render_inputs(entry, image, selection, style, address.format)
-    result = _render(image, style, address.format, *inputs)
+def tile(url: str | None, address: TileAddress, selection: Selection, style: Style,
+         config: Settings) -> EncodedImage:
+    dataset = open_dataset(url, config)
+    with reading(dataset, config):
+        image = reader.tile(dataset, address, selection)
+        inputs = _style_inputs(dataset, image, selection, style, address.format)
+    result = _encode(image, style, address.format, *inputs)
     left, bottom, right, top = image.bounds
     result.headers = {"Content-Bbox": f"{left},{bottom},{right},{top}",
-                      "Content-Crs": "<http://www.opengis.net/def/crs/EPSG/0/3857>"}
+                      "Content-Crs": f"<{address.tms.crs_uri}>"}
     return result
 
 
-def preview(url: str | None, fmt: str | None, query: Query, size: str | None = None) -> Image:
-    request = params.image_request(query, fmt or params.first(query, "format"), size,
-                                   DEFAULT_PREVIEW_SIZE, settings.current().max_image_size)
-    entry = open_dataset(url)
-    with reading(entry):
-        image = reader.preview(entry, request.selection, request.max_size, request.width,
-                               request.height)
-        inputs = _render_inputs(entry, image, request.selection, request.style, request.format)
-    return _render(image, request.style, request.format, *inputs)
+def _check_size(size: ImageSize, config: Settings) -> None:
+    for name in ("width", "height", "max_size"):
+        value = getattr(size, name)
+        if value is not None and value > config.max_image_size:
+            raise BadRequest(f"'{name}' must be at most {config.max_image_size} "
+                             "(MAX_IMAGE_SIZE)")
 
 
-def bbox(url: str | None, segment: str, query: Query, size: str | None = None) -> Image:
-    coords, _, fmt = segment.rpartition(".") if size is None else (segment, "", None)
-    if not coords:
-        raise BadRequest("the bbox route is /cog/bbox/minx,miny,maxx,maxy.{format}")
-    bounds = params.bbox(coords)
-    if bounds[0] > bounds[2]:
-        raise BadRequest("bbox minx must be less than maxx (split a bbox that crosses 180 "
-                         "degrees into two requests)")
-    request = params.image_request(query, fmt, size, DEFAULT_PREVIEW_SIZE,
-                                   settings.current().max_image_size)
-    entry = open_dataset(url)
-    with reading(entry):
-        image = reader.bbox(entry, bounds, request.selection, request.max_size, request.width,
-                            request.height)
-        inputs = _render_inputs(entry, image, request.selection, request.style, request.format)
-    return _render(image, request.style, request.format, *inputs)
+def preview(url: str | None, size: ImageSize, selection: Selection, style: Style,
+            config: Settings) -> EncodedImage:
+    _check_size(size, config)
+    dataset = open_dataset(url, config)
+    with reading(dataset, config):
+        image = reader.preview(dataset, selection, size)
+        inputs = _style_inputs(dataset, image, selection, style, size.format)
+    return _encode(image, style, size.format, *inputs)
 
 
-def point(url: str | None, lonlat: str, query: Query) -> dict:
-    lon, lat = params.lonlat(lonlat)
-    selection = params.selection(query)
-    entry = open_dataset(url)
-    with reading(entry):
-        image = reader.point(entry, lon, lat, selection)
+def bbox(url: str | None, bounds: tuple, size: ImageSize, selection: Selection, style: Style,
+         config: Settings) -> EncodedImage:
+    if size.format is None:
+        raise BadRequest("the bbox route is /cog/bbox/minx,miny,maxx,maxy.{format} or "
+                         "/cog/bbox/minx,miny,maxx,maxy/{width}x{height}.{format}")
+    _check_size(size, config)
+    dataset = open_dataset(url, config)
+    with reading(dataset, config):
+        image = reader.bbox(dataset, bounds, selection, size)
+        inputs = _style_inputs(dataset, image, selection, style, size.format)
+    return _encode(image, style, size.format, *inputs)
+
+
+def point(url: str | None, lonlat: tuple[float, float], selection: Selection,
+          config: Settings) -> dict:
+    lon, lat = lonlat
+    dataset = open_dataset(url, config)
+    with reading(dataset, config):
+        image = reader.point(dataset, lon, lat, selection)
     valid = bool(image.mask[0, 0])
     values = [_number(v) if valid else None for v in image.data[:, 0, 0]]
     return {"coordinates": [lon, lat], "values": values, "band_names": list(image.band_names),
@@ -148,57 +144,62 @@ def _number(value):
     return value
 
 
-def info(url: str | None) -> dict:
-    entry = open_dataset(url)
-    with reading(entry):
-        return reader.info(entry)
+def info(url: str | None, tms: TileMatrixSet, config: Settings) -> dict:
+    dataset = open_dataset(url, config)
+    with reading(dataset, config):
+        return reader.info(dataset, tms)
 
 
-def statistics(url: str | None, query: Query) -> dict:
-    config = settings.current()
-    selection = params.selection(query)
-    max_size = params.max_size(query, DEFAULT_PREVIEW_SIZE, config.max_image_size)
-    percentiles = params.percentiles(query)
-    bins, histogram_range = params.histogram(query)
-    entry = open_dataset(url)
-    with reading(entry):
-        return reader.statistics(entry, selection, max_size, percentiles, bins, histogram_range)
+def statistics(url: str | None, selection: Selection, options: StatisticsOptions,
+               config: Settings) -> dict:
+    _check_size(ImageSize(None, options.max_size), config)
+    dataset = open_dataset(url, config)
+    with reading(dataset, config):
+        return reader.statistics(dataset, selection, options)
 
 
-#: Query parameters that configure the TileJSON document itself, not the tiles.
-TILEJSON_ONLY = ("tile_format", "tile_scale", "minzoom", "maxzoom")
+def tile_url_template(base_url: str, tms: TileMatrixSet, scale: int,
+                      fmt: ImageFormat | None, passthrough: list[tuple[str, str]],
+                      placeholders=("{z}", "{x}", "{y}")) -> str:
+    """The URL of every tile of ``tms``, carrying the request's render parameters."""
+    z, x, y = placeholders
+    suffix = ("" if scale == 1 else f"@{scale}x") + (f".{fmt.extension}" if fmt else "")
+    query = urlencode(passthrough)
+    return (f"{base_url}/cog/tiles/{tms.id}/{z}/{x}/{y}{suffix}"
+            + (f"?{query}" if query else ""))
 
 
-def tilejson(url: str | None, query: Query, base_url: str) -> dict:
-    """A TileJSON 3.0.0 document whose tile URLs carry the render parameters through."""
-    params.selection(query), params.style(query)  # a bad parameter fails here, not per tile
-    tile_format = params.image_format(params.first(query, "tile_format"))
-    scale = params.first(query, "tile_scale", "1")
-    if scale not in ("1", "2", "3", "4"):
-        raise BadRequest("'tile_scale' must be 1, 2, 3 or 4")
-    entry = open_dataset(url)
-    with reading(entry):
-        minzoom, maxzoom = reader.zoom_range(entry)
-    for name in ("minzoom", "maxzoom"):
-        value = params.first(query, name)
-        if value is not None:
-            number = params.integer(value, name, 0, 30)
-            minzoom, maxzoom = (number, maxzoom) if name == "minzoom" else (minzoom, number)
-    passthrough = [(k, v) for k, values in query.items() if k not in TILEJSON_ONLY
-                   for v in values]
-    suffix = ("" if scale == "1" else f"@{scale}x") + (f".{tile_format.extension}"
-                                                      if tile_format else "")
-    west, south, east, north = entry.geographic_bounds
+def zooms(dataset: OpenDataset, tms: TileMatrixSet, minzoom: int | None,
+          maxzoom: int | None) -> tuple[int, int]:
+    """The data's zoom range in ``tms``, with the request's overrides."""
+    low, high = reader.zoom_range(dataset, tms)
+    low = low if minzoom is None else max(minzoom, tms.minzoom)
+    high = high if maxzoom is None else min(maxzoom, tms.deepest)
+    if low > high:
+        raise BadRequest(f"minzoom ({low}) is above maxzoom ({high})")
+    return low, high
+
+
+def tilejson(url: str | None, tms: TileMatrixSet, options, passthrough: list[tuple[str, str]],
+             base_url: str, config: Settings) -> dict:
+    """A TileJSON 3.0.0 document whose tile URLs carry the render parameters through.
+    ``options`` holds ``tile_format``, ``tile_scale``, ``minzoom`` and ``maxzoom``."""
+    dataset = open_dataset(url, config)
+    with reading(dataset, config):
+        minzoom, maxzoom = zooms(dataset, tms, options.minzoom, options.maxzoom)
+    west, south, east, north = dataset.geographic_bounds
+    if tms.is_web_mercator:
+        south, north = max(south, -MAX_LAT), min(north, MAX_LAT)
     center_lon = (west + east) / 2 if west <= east else ((west + east + 360) / 2 + 180) % 360 - 180
     return {
         "tilejson": "3.0.0",
-        "name": entry.name,
+        "name": dataset.name,
         "version": "1.0.0",
         "scheme": "xyz",
-        "tiles": [f"{base_url}/cog/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}{suffix}?"
-                  + urlencode(passthrough)],
+        "tiles": [tile_url_template(base_url, tms, options.tile_scale, options.tile_format,
+                                    passthrough)],
         "minzoom": minzoom,
         "maxzoom": maxzoom,
-        "bounds": [west, max(south, -MAX_LAT), east, min(north, MAX_LAT)],
+        "bounds": [west, south, east, north],
         "center": [center_lon, (south + north) / 2, minzoom],
     }

@@ -66,3 +66,44 @@ def tile_path(tile=TILE, suffix="", **query) -> str:
 
 
 ACCEPT_IMAGE = {"Accept": "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"}
+
+
+# ---- the engine as the HTTP layer calls it -------------------------------------------------
+
+def config():
+    from chalicelib import settings
+    return settings.current()
+
+
+def wmq():
+    from chalicelib import tilematrixsets
+    return tilematrixsets.get("WebMercatorQuad")
+
+
+def open_dataset(url):
+    from chalicelib import tiler
+    return tiler.open_dataset(str(url), config())
+
+
+def read_tile(dataset, z, x, y, size=256, selection=None, tms=None):
+    """reader.tile for tile z/x/y of ``tms`` (WebMercatorQuad) at ``size`` pixels."""
+    from chalicelib import reader
+    from chalicelib.models import Selection, TileAddress
+    return reader.tile(dataset, TileAddress(tms or wmq(), z, x, y, size, size, None),
+                       selection or Selection())
+
+
+def parsed(query, declared=None, path=None):
+    """Parse ``query`` ({name: [values]}) as a route declaring ``declared`` would."""
+    from chalicelib import params
+    declared = declared or (*params.SELECTION, *params.STYLE)
+    return params.parse(declared, query, path, config())
+
+
+def engine_tile(url, z, x, y_segment, query=None, tms="WebMercatorQuad"):
+    """chalicelib.tiler.tile as /cog/tiles/{tms}/{z}/{x}/{y} calls it."""
+    from chalicelib import params, tiler
+    values = parsed(query or {}, (*params.TILE, *params.SELECTION, *params.STYLE),
+                    {"tileMatrixSetId": tms, "z": str(z), "x": str(x), "y": y_segment})
+    return tiler.tile(str(url), params.tile_address(values), params.selection(values),
+                      params.style(values), config())

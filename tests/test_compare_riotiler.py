@@ -17,7 +17,9 @@ import mercantile
 import numpy as np
 import pytest
 
-from chalicelib import params, reader, tiler
+from chalicelib import reader
+from chalicelib.models import Selection
+from tests.support import open_dataset, read_tile, wmq
 
 rio_tiler_io = pytest.importorskip("rio_tiler.io", reason="rio-tiler is a dev dependency")
 
@@ -27,7 +29,7 @@ FILES = ["cog.tif", "cog_nodata.tif", "cog_dateline.tif", "cog_cmap.tif", "cog_r
 
 def sample_tiles(entry):
     """Tiles at every zoom from minzoom to maxzoom + 1 near the centre, and a neighbour."""
-    minzoom, maxzoom = reader.zoom_range(entry)
+    minzoom, maxzoom = reader.zoom_range(entry, wmq())
     west, south, east, north = entry.geographic_bounds
     lon = (west + east) / 2 if west <= east else 179.9
     lat = (south + north) / 2
@@ -35,21 +37,21 @@ def sample_tiles(entry):
         centre = mercantile.tile(lon, lat, zoom)
         for dx in (0, 1):
             x = centre.x + dx
-            if x < 2 ** zoom and reader.tile_exists(entry, zoom, x, centre.y):
+            if x < 2 ** zoom and reader.tile_exists(entry, wmq(), zoom, x, centre.y):
                 yield mercantile.Tile(x, centre.y, zoom), zoom >= maxzoom - 1
 
 
 @pytest.mark.parametrize("name", FILES)
 def test_tiles_match_rio_tiler(shared, name):
     path = str(shared / name)
-    entry = tiler.open_dataset(path)
+    entry = open_dataset(path)
     compared = 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # rio-tiler warns about files without overviews
         ref_reader = rio_tiler_io.Reader(path)
         for tile, compare_values in sample_tiles(entry):
             ref = ref_reader.tile(tile.x, tile.y, tile.z)
-            ours = reader.tile(entry, tile.z, tile.x, tile.y, 256, params.Selection())
+            ours = read_tile(entry, tile.z, tile.x, tile.y, 256, Selection())
             ref_mask = ref.mask > 0
             agreement = (ref_mask == ours.mask).mean()
             assert agreement >= 0.97, f"{name} {tile}: masks agree on {agreement:.1%}"

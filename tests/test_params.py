@@ -1,64 +1,100 @@
-"""Query parameters become typed records, or a 400 naming the parameter."""
+"""Parameters: parsed from their declarations into typed records, or a 400 naming them."""
 
 import math
 
 import numpy as np
 import pytest
 
-from chalicelib import params
-from chalicelib.errors import BadRequest
+from chalicelib import params, tilematrixsets
+from chalicelib.errors import BadRequest, NotFound
+from chalicelib.settings import Settings
+
+RENDER = (*params.SELECTION, *params.STYLE)
+
+
+def address(segment, z="5", x="3", tms="WebMercatorQuad", **query):
+    values = params.parse((*params.TILE,), {k: [v] for k, v in query.items()},
+                          {"tileMatrixSetId": tms, "z": z, "x": x, "y": segment})
+    return params.tile_address(values)
+
+
+def render_values(query):
+    values = params.parse(RENDER, query)
+    return params.selection(values), params.style(values)
 
 
 @pytest.mark.parametrize("segment, size, fmt", [
     ("12", 256, None), ("12.png", 256, "png"), ("12@2x", 512, None),
     ("12@2x.webp", 512, "webp"), ("12.jpg", 256, "jpeg"), ("12@1x.tif", 256, "tif"),
-    ("12.npy", 256, "npy"), ("12@3x.jpeg", 768, "jpeg"),
+    ("12.npy", 256, "npy"), ("12@3x.jpeg", 768, "jpeg"), ("12.TIFF", 256, "tif"),
 ])
 def test_tile_address_segments(segment, size, fmt):
-    address = params.tile_address("5", "3", segment, {})
-    assert (address.z, address.x, address.y, address.tilesize) == (5, 3, 12, size)
-    assert (address.format.name if address.format else None) == fmt
+    tile = address(segment, z="5")
+    assert (tile.z, tile.x, tile.y, tile.width, tile.height) == (5, 3, 12, size, size)
+    assert (tile.format.name if tile.format else None) == fmt
 
 
 def test_tilesize_parameter_and_scale_multiply():
-    assert params.tile_address("5", "3", "12@2x", {"tilesize": ["512"]}).tilesize == 1024
+    assert address("12@2x", tilesize="512").width == 1024
+
+
+def test_tile_limits_follow_the_tile_matrix_set():
+    assert address("0", z="0", x="1", tms="WorldCRS84Quad").x == 1  # 2 x 1 tiles at zoom 0
+    with pytest.raises(BadRequest, match="'x' must be between 0 and 0"):
+        address("0", z="0", x="1")  # WebMercatorQuad has one tile at zoom 0
+    assert address("0", z="-10", x="0", tms="CDB1GlobalGrid").z == -10
+    with pytest.raises(BadRequest, match="between 0 and 25"):
+        address("0", z="26", x="0", tms="CanadianNAD83_LCC")  # no derived levels there
+    assert address("0", z="30", x="0").z == 30  # WebMercatorQuad derives 25-30
+
+
+def test_unknown_tile_matrix_sets_are_not_found():
+    with pytest.raises(NotFound, match="/tileMatrixSets"):
+        address("0", tms="Nowhere")
 
 
 @pytest.mark.parametrize("z, x, y", [
     ("-1", "0", "0"), ("a", "0", "0"), ("31", "0", "0"), ("2", "4", "0"), ("2", "0", "4"),
     ("2", "0", "1.gif"), ("2", "0", "1@5x"), ("2", "0", "1@x"), ("2", "0", "../1"),
+    ("٣", "0", "0"), ("2", "١", "0"), ("2", "0", "١"), ("1" * 40, "0", "0"), ("2", "0", "1@9x"),
 ])
 def test_bad_tile_addresses(z, x, y):
     with pytest.raises(BadRequest):
-        params.tile_address(z, x, y, {})
+        address(y, z=z, x=x)
 
 
 def test_selection_bidx_repeatable_and_comma_separated():
-    sel = params.selection({"bidx": ["3", "1,2"]})
-    assert sel.indexes == (3, 1, 2)
+    selection, _ = render_values({"bidx": ["3", "1,2"]})
+    assert selection.indexes == (3, 1, 2)
 
 
 def test_selection_nodata_nan_and_resampling():
-    sel = params.selection({"nodata": ["nan"], "resampling": ["bilinear"], "reproject": ["cubic"]})
-    assert math.isnan(sel.nodata)
-    assert sel.resampling.name == "bilinear" and sel.reproject.name == "cubic"
+    selection, _ = render_values({"nodata": ["nan"], "resampling": ["Bilinear"],
+                                  "reproject": ["cubic"]})
+    assert math.isnan(selection.nodata)
+    assert selection.resampling.name == "bilinear" and selection.reproject.name == "cubic"
+
+
+def test_empty_values_count_as_not_given():
+    selection, style = render_values({"bidx": [""], "zlevel": [""], "colormap_name": [""]})
+    assert selection.indexes is None and style.png_zlevel == 6 and style.colormap is None
 
 
 def test_rescale_one_per_band_or_one_for_all():
-    assert params.style({"rescale": ["0,10", "5,20"]}).rescale == ((0, 10), (5, 20))
-    assert params.style({"rescale": ["[0,1000]"]}).rescale == ((0, 1000),)
+    assert render_values({"rescale": ["0,10", "5,20"]})[1].rescale == ((0, 10), (5, 20))
+    assert render_values({"rescale": ["[0,1000]"]})[1].rescale == ((0, 1000),)
 
 
 def test_custom_colormaps():
-    discrete = params.style({"colormap": ['{"1": [255, 0, 0, 255], "2": "#00ff00"}']}).colormap
-    assert discrete == {1.0: (255, 0, 0, 255), 2.0: (0, 255, 0, 255)}
-    intervals = params.style({"colormap": ['[[[0, 10], [1, 2, 3]]]']}).colormap
-    assert intervals == [((0.0, 10.0), (1, 2, 3, 255))]
+    discrete = render_values({"colormap": ['{"1": [255, 0, 0, 255], "2": "#00ff00"}']})[1]
+    assert discrete.colormap == {1.0: (255, 0, 0, 255), 2.0: (0, 255, 0, 255)}
+    intervals = render_values({"colormap": ['[[[0, 10], [1, 2, 3]]]']})[1]
+    assert intervals.colormap == [((0.0, 10.0), (1, 2, 3, 255))]
 
 
 def test_colormap_names_are_case_insensitive_and_reversible():
-    table = params.style({"colormap_name": ["Viridis"]}).colormap
-    reverse = params.style({"colormap_name": ["viridis_r"]}).colormap
+    table = render_values({"colormap_name": ["Viridis"]})[1].colormap
+    reverse = render_values({"colormap_name": ["viridis_r"]})[1].colormap
     assert table.shape == (256, 4) and table.dtype == np.uint8
     np.testing.assert_array_equal(reverse, table[::-1])
 
@@ -71,21 +107,56 @@ def test_colormap_names_are_case_insensitive_and_reversible():
     {"colormap_name": ["viridis"], "colormap": ['{"1": [1,2,3]}']},
     {"return_mask": ["maybe"]}, {"zlevel": ["12"]}, {"quality": ["0"]},
     {"expression": ["b1 +"]},
+    # numbers that are not ASCII decimals, or too large for their type
+    {"bidx": ["١"]}, {"bidx": ["9" * 100]}, {"zlevel": ["٣"]}, {"nodata": ["١"]},
+    {"nodata": ["1e999"]}, {"rescale": ["-1.7e308,1.7e308"]}, {"rescale": ["٠,١"]},
+    {"rescale": ["inf,5"]}, {"colormap": ['{"1": "#gg0000"}']},
+    {"colormap": ['{"1": "#ff0000\\n"}']},
 ])
 def test_bad_parameters_are_bad_requests(query):
     with pytest.raises(BadRequest):
-        params.selection(query)
-        params.style(query)
+        render_values(query)
+
+
+@pytest.mark.parametrize("query", [
+    {"histogram_range": ["-1.7e308,1.7e308"]}, {"histogram_range": ["0,5e-324"]},
+    {"histogram_range": ["1,1"]}, {"histogram_range": ["a"]}, {"histogram_bins": ["0"]},
+    {"max_size": ["1e20"]}, {"max_size": ["5000"]}, {"p": ["101"]}, {"p": ["١"]},
+])
+def test_bad_statistics_parameters(query):
+    with pytest.raises(BadRequest):
+        params.statistics_options(params.parse(params.STATISTICS, query, config=Settings()))
 
 
 @pytest.mark.parametrize("text", ["1,2,3", "a,b,c,d", "0,0,10,10,5", "-200,0,10,10",
-                                  "0,10,10,0", "0,95,10,96"])
+                                  "0,10,10,0", "0,95,10,96", "10,0,5,1", "١,0,1,1"])
 def test_bad_bboxes(text):
     with pytest.raises(BadRequest):
-        params.bbox(text)
+        params.bbox_value(text)
 
 
-@pytest.mark.parametrize("text", ["1", "a,b", "181,0", "0,91", "nan,0"])
+@pytest.mark.parametrize("text", ["1", "a,b", "181,0", "0,91", "nan,0", "١,0"])
 def test_bad_points(text):
     with pytest.raises(BadRequest):
-        params.lonlat(text)
+        params.parse((params.LONLAT,), path={"lonlat": text})
+
+
+def test_limits_that_depend_on_the_settings():
+    small = Settings(max_image_size=100)
+    assert params.parse(params.IMAGE, {"width": ["100"]}, config=small).width == 100
+    with pytest.raises(BadRequest, match="between 1 and 100"):
+        params.parse(params.IMAGE, {"width": ["101"]}, config=small)
+    assert params.MAX_SIZE.schema(small)["maximum"] == 100
+
+
+def test_every_declaration_documents_itself():
+    declared = {p.name: p for group in (params.SELECTION, params.STYLE, params.TILE,
+                                        params.IMAGE, params.STATISTICS, params.TILEJSON,
+                                        params.WMTS, (params.URL, params.FORMAT, params.BBOX,
+                                                      params.SIZE, params.LONLAT))
+                for p in group}
+    for param in declared.values():
+        assert param.description and param.schema()["type"]
+        if param.default is not None:  # the default parses
+            params.parse((param,), path={param.name: param.raw_default()})
+    assert set(params.TMS_ID.enum) == set(tilematrixsets.IDS)

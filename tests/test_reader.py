@@ -7,21 +7,23 @@ import numpy as np
 import pytest
 from rasterio.enums import ColorInterp
 
-from chalicelib import datasets, params, reader, tiler
+from chalicelib import datasets, reader
+from chalicelib.models import Selection, StatisticsOptions
 from chalicelib.errors import BadRequest, NotARaster, TileOutsideBounds
-from tests.support import TILE, pattern, write_raster
+from tests.support import (TILE, open_dataset, parsed, pattern, read_tile, wmq,
+                           write_raster)
 
-SEL = params.Selection()
+SEL = Selection()
 
 
 def open_entry(path):
-    return tiler.open_dataset(str(path))
+    return open_dataset(str(path))
 
 
 def test_a_tile_aligned_raster_reads_back_exactly(rasters):
     data = pattern(bands=3)
     entry = open_entry(write_raster(rasters / "aligned.tif", data))
-    image = reader.tile(entry, TILE.z, TILE.x, TILE.y, 256, SEL)
+    image = read_tile(entry, TILE.z, TILE.x, TILE.y, 256, SEL)
     np.testing.assert_array_equal(image.data, data)
     assert image.mask.all()
     assert image.bounds == pytest.approx(tuple(mercantile.xy_bounds(TILE)))
@@ -31,7 +33,7 @@ def test_zooming_in_repeats_pixels(rasters):
     data = pattern()
     entry = open_entry(write_raster(rasters / "aligned.tif", data))
     child = mercantile.children(TILE)[0]  # the top-left quarter
-    image = reader.tile(entry, child.z, child.x, child.y, 256, SEL)
+    image = read_tile(entry, child.z, child.x, child.y, 256, SEL)
     expected = np.repeat(np.repeat(data[:, :128, :128], 2, axis=1), 2, axis=2)
     np.testing.assert_array_equal(image.data, expected)
 
@@ -39,7 +41,7 @@ def test_zooming_in_repeats_pixels(rasters):
 def test_a_512_pixel_tile_of_the_same_area(rasters):
     data = pattern()
     entry = open_entry(write_raster(rasters / "aligned.tif", data))
-    image = reader.tile(entry, TILE.z, TILE.x, TILE.y, 512, SEL)
+    image = read_tile(entry, TILE.z, TILE.x, TILE.y, 512, SEL)
     np.testing.assert_array_equal(image.data, np.repeat(np.repeat(data, 2, axis=1), 2, axis=2))
 
 
@@ -50,7 +52,7 @@ def test_zooming_out_reads_the_overview_and_masks_the_rest(rasters):
     board = (((rows + cols) % 2) * 200).astype("uint8")[None]
     entry = open_entry(write_raster(rasters / "board.tif", board, overviews=(2, 4)))
     parent = mercantile.parent(TILE)  # TILE is its top-left quarter (x, y even)
-    image = reader.tile(entry, parent.z, parent.x, parent.y, 256, SEL)
+    image = read_tile(entry, parent.z, parent.x, parent.y, 256, SEL)
     assert np.all(image.data[0, :128, :128] == 100)
     assert image.mask[:128, :128].all() and not image.mask[128:, :].any() \
         and not image.mask[:, 128:].any()
@@ -59,14 +61,14 @@ def test_zooming_out_reads_the_overview_and_masks_the_rest(rasters):
 def test_tiles_outside_the_data_are_404(rasters):
     entry = open_entry(write_raster(rasters / "aligned.tif", pattern()))
     with pytest.raises(TileOutsideBounds):
-        reader.tile(entry, TILE.z, TILE.x + 2, TILE.y, 256, SEL)
+        read_tile(entry, TILE.z, TILE.x + 2, TILE.y, 256, SEL)
 
 
 def test_nodata_pixels_are_masked(rasters):
     data = pattern()
     data[0, 10:20, 30:40] = 0
     entry = open_entry(write_raster(rasters / "nodata.tif", data, nodata=0))
-    image = reader.tile(entry, TILE.z, TILE.x, TILE.y, 256, SEL)
+    image = read_tile(entry, TILE.z, TILE.x, TILE.y, 256, SEL)
     expected = np.ones((256, 256), bool)
     expected[10:20, 30:40] = False
     np.testing.assert_array_equal(image.mask, expected)
@@ -76,7 +78,7 @@ def test_a_user_nodata_overrides_the_file(rasters):
     data = pattern()
     entry = open_entry(write_raster(rasters / "plain.tif", data))
     value = int(data[0, 5, 5])
-    image = reader.tile(entry, TILE.z, TILE.x, TILE.y, 256, params.Selection(nodata=value))
+    image = read_tile(entry, TILE.z, TILE.x, TILE.y, 256, Selection(nodata=value))
     np.testing.assert_array_equal(image.mask, data[0] != value)
 
 
@@ -84,14 +86,14 @@ def test_nan_nodata_on_float_data(rasters):
     data = pattern(dtype="float32")
     data[0, :8, :] = np.nan
     entry = open_entry(write_raster(rasters / "nan.tif", data, nodata=float("nan")))
-    image = reader.tile(entry, TILE.z, TILE.x, TILE.y, 256, SEL)
+    image = read_tile(entry, TILE.z, TILE.x, TILE.y, 256, SEL)
     assert not image.mask[:8].any() and image.mask[8:].all()
 
 
 def test_nodata_outside_the_data_type_is_a_bad_request(rasters):
     entry = open_entry(write_raster(rasters / "plain.tif", pattern()))
     with pytest.raises(BadRequest, match="range"):
-        reader.tile(entry, TILE.z, TILE.x, TILE.y, 256, params.Selection(nodata=-5))
+        read_tile(entry, TILE.z, TILE.x, TILE.y, 256, Selection(nodata=-5))
 
 
 def test_alpha_band_is_the_mask_and_not_a_default_band(rasters):
@@ -101,7 +103,7 @@ def test_alpha_band_is_the_mask_and_not_a_default_band(rasters):
     path = write_raster(rasters / "rgba.tif", data, photometric="RGB", alpha="YES")
     entry = open_entry(path)
     assert entry.src.colorinterp[3] == ColorInterp.alpha
-    image = reader.tile(entry, TILE.z, TILE.x, TILE.y, 256, SEL)
+    image = read_tile(entry, TILE.z, TILE.x, TILE.y, 256, SEL)
     assert image.data.shape[0] == 3
     np.testing.assert_array_equal(image.mask, data[3] > 0)
 
@@ -110,21 +112,22 @@ def test_mask_band_is_honoured(rasters):
     mask = np.full((256, 256), 255, "uint8")
     mask[:, :64] = 0
     entry = open_entry(write_raster(rasters / "masked.tif", pattern(bands=3), mask=mask))
-    image = reader.tile(entry, TILE.z, TILE.x, TILE.y, 256, SEL)
+    image = read_tile(entry, TILE.z, TILE.x, TILE.y, 256, SEL)
     np.testing.assert_array_equal(image.mask, mask > 0)
 
 
 def test_bidx_and_expression(rasters):
     data = pattern(bands=3)
     entry = open_entry(write_raster(rasters / "rgb.tif", data))
-    image = reader.tile(entry, TILE.z, TILE.x, TILE.y, 256, params.Selection(indexes=(3, 1)))
+    image = read_tile(entry, TILE.z, TILE.x, TILE.y, 256, Selection(indexes=(3, 1)))
     np.testing.assert_array_equal(image.data, data[[2, 0]])
-    selection = params.selection({"expression": ["(b3 - b1) / (b3 + b1)"]})
-    image = reader.tile(entry, TILE.z, TILE.x, TILE.y, 256, selection)
+    from chalicelib.params import selection as to_selection
+    selection = to_selection(parsed({"expression": ["(b3 - b1) / (b3 + b1)"]}))
+    image = read_tile(entry, TILE.z, TILE.x, TILE.y, 256, selection)
     d = data.astype("float64")
     np.testing.assert_allclose(image.data[0], (d[2] - d[0]) / (d[2] + d[0]), rtol=1e-6)
     with pytest.raises(BadRequest, match="band 4"):
-        reader.tile(entry, TILE.z, TILE.x, TILE.y, 256, params.Selection(indexes=(4,)))
+        read_tile(entry, TILE.z, TILE.x, TILE.y, 256, Selection(indexes=(4,)))
 
 
 def test_reprojected_geographic_data_lands_where_it_belongs(rasters):
@@ -133,11 +136,11 @@ def test_reprojected_geographic_data_lands_where_it_belongs(rasters):
     data[0, :, 180:] = 20
     entry = open_entry(write_raster(rasters / "halves.tif", data, bounds=(-180, -90, 180, 90),
                                     crs="EPSG:4326", blocksize=16))
-    west = reader.tile(entry, 1, 0, 0, 256, SEL)
-    east = reader.tile(entry, 1, 1, 1, 256, SEL)
+    west = read_tile(entry, 1, 0, 0, 256, SEL)
+    east = read_tile(entry, 1, 1, 1, 256, SEL)
     assert np.all(west.data == 10) and np.all(east.data == 20)
     assert west.mask.all() and east.mask.all()
-    whole = reader.tile(entry, 0, 0, 0, 256, SEL)
+    whole = read_tile(entry, 0, 0, 0, 256, SEL)
     assert np.all(whole.data[0, :, :127] == 10) and np.all(whole.data[0, :, 129:] == 20)
 
 
@@ -152,11 +155,11 @@ def test_data_crossing_the_antimeridian_shows_on_both_sides(rasters):
     assert west > east  # crosses 180 degrees
     for lon in (179.5, -179.5):
         t = mercantile.tile(lon, 51.0, 6)
-        image = reader.tile(entry, t.z, t.x, t.y, 256, SEL)
+        image = read_tile(entry, t.z, t.x, t.y, 256, SEL)
         assert image.mask.any() and np.all(image.data[0][image.mask] == 7)
     far = mercantile.tile(0, 51.0, 6)
     with pytest.raises(TileOutsideBounds):
-        reader.tile(entry, far.z, far.x, far.y, 256, SEL)
+        read_tile(entry, far.z, far.x, far.y, 256, SEL)
 
 
 def test_point_values(rasters):
@@ -176,7 +179,7 @@ def test_statistics_are_those_of_the_data(rasters):
     data = pattern(dtype="float32")
     data[0, :16] = -1
     entry = open_entry(write_raster(rasters / "stats.tif", data, nodata=-1))
-    stats = reader.statistics(entry, SEL, max_size=1024)["b1"]
+    stats = reader.statistics(entry, SEL, StatisticsOptions(max_size=1024))["b1"]
     valid = data[0][data[0] != -1]
     assert stats["min"] == valid.min() and stats["max"] == valid.max()
     assert stats["mean"] == pytest.approx(valid.mean(), rel=1e-6)
@@ -197,7 +200,7 @@ def test_stretch_ranges_come_from_the_dataset(rasters):
 def test_info_describes_the_file(rasters):
     path = write_raster(rasters / "info.tif", pattern(bands=2, dtype="int16"), nodata=-9,
                         overviews=(2,))
-    info = reader.info(open_entry(path))
+    info = reader.info(open_entry(path), wmq())
     assert info["count"] == 2 and info["dtype"] == "int16" and info["nodata_value"] == -9
     assert info["nodata_type"] == "Nodata" and info["overviews"] == [2]
     west, south, east, north = info["bounds"]
@@ -245,7 +248,7 @@ def test_a_rewritten_local_file_is_reopened(rasters):
     write_raster(path, pattern() + 1)
     second = open_entry(path)
     assert second is not first
-    image = reader.tile(second, TILE.z, TILE.x, TILE.y, 256, SEL)
+    image = read_tile(second, TILE.z, TILE.x, TILE.y, 256, SEL)
     np.testing.assert_array_equal(image.data, pattern() + 1)
 
 
@@ -253,14 +256,16 @@ def test_native_resolution_of_world_data_is_sane(rasters):
     entry = open_entry(write_raster(rasters / "world.tif", np.ones((1, 180, 360), "uint8"),
                                     bounds=(-180, -90, 180, 90), crs="EPSG:4326", blocksize=16))
     # one degree at the equator is 111 km in web mercator metres
-    assert entry.native_resolution(datasets.WEB_MERCATOR) == pytest.approx(111_319, rel=0.05)
-    assert reader.zoom_range(entry) == (0, math.ceil(reader.zoom_for_resolution(111_319) - 0.01))
+    assert entry.native_resolution(wmq().crs) == pytest.approx(111_319, rel=0.05)
+    # the first zoom whose 256-pixel tiles are at least that fine
+    zoom = math.log2(2 * math.pi * 6378137 / (256 * entry.native_resolution(wmq().crs)))
+    assert reader.zoom_range(entry, wmq()) == (0, math.ceil(zoom - 0.01))
 
 
 def test_reads_beyond_the_value_budget_are_refused(rasters, monkeypatch):
     from chalicelib.errors import TooLarge
     entry = open_entry(write_raster(rasters / "many.tif", pattern(bands=4)))
     monkeypatch.setattr(reader, "MAX_READ_VALUES", 4 * 256 * 256)  # 3 bands + mask fit, 4 do not
-    reader.tile(entry, TILE.z, TILE.x, TILE.y, 256, params.Selection(indexes=(1, 2, 3)))
+    read_tile(entry, TILE.z, TILE.x, TILE.y, 256, Selection(indexes=(1, 2, 3)))
     with pytest.raises(TooLarge):
-        reader.tile(entry, TILE.z, TILE.x, TILE.y, 256, params.Selection(indexes=(1, 2, 3, 4)))
+        read_tile(entry, TILE.z, TILE.x, TILE.y, 256, Selection(indexes=(1, 2, 3, 4)))

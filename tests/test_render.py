@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from rasterio.crs import CRS
 
-from chalicelib import colormaps, params, render
+from chalicelib import colormaps, render
 from chalicelib.errors import BadRequest
-from chalicelib.models import ImageData
+from chalicelib.models import ImageData, Style
 
 
 def image(data, mask=None):
@@ -31,36 +31,36 @@ def test_at_least_a_dozen_standard_colormaps():
 
 def test_rescale_is_a_clipped_linear_stretch():
     data = np.array([[[0.0, 50.0, 100.0, 150.0, -20.0]]], dtype="float32")
-    out = render.render(image(data), params.Style(rescale=((0.0, 100.0),))).data
+    out = render.apply_style(image(data), Style(rescale=((0.0, 100.0),))).data
     np.testing.assert_array_equal(out[0, 0], [0, 128, 255, 255, 0])
 
 
 def test_uint8_without_rescale_is_shown_as_is_and_mask_becomes_alpha():
     data = np.arange(12, dtype="uint8").reshape(3, 2, 2)
     mask = np.array([[True, False], [True, True]])
-    out = render.render(image(data, mask), params.Style())
+    out = render.apply_style(image(data, mask), Style())
     np.testing.assert_array_equal(out.data, data)
     np.testing.assert_array_equal(out.alpha, [[255, 0], [255, 255]])
 
 
 def test_non_uint8_needs_the_dataset_stretch():
     img = image(np.array([[[1000, 2000]]], dtype="uint16"))
-    assert render.needs_stretch(img, params.Style())
-    out = render.render(img, params.Style(), stretch=((1000.0, 2000.0),))
+    assert render.needs_stretch(img, Style())
+    out = render.apply_style(img, Style(), stretch=((1000.0, 2000.0),))
     np.testing.assert_array_equal(out.data[0, 0], [0, 255])
 
 
 def test_lookup_table_colours_the_band():
     table = colormaps.named("viridis")
     data = np.array([[[0, 128, 255]]], dtype="uint8")
-    out = render.render(image(data), params.Style(colormap=table))
+    out = render.apply_style(image(data), Style(colormap=table))
     np.testing.assert_array_equal(np.moveaxis(out.data, 0, -1)[0], table[[0, 128, 255], :3])
 
 
 def test_discrete_colormap_matches_raw_values_and_hides_the_rest():
     cmap = {1000.0: (255, 0, 0, 255), 2000.0: (0, 0, 255, 255)}
     data = np.array([[[1000, 2000, 3000]]], dtype="uint16")
-    out = render.render(image(data), params.Style(colormap=cmap))
+    out = render.apply_style(image(data), Style(colormap=cmap))
     np.testing.assert_array_equal(out.data[:, 0, 0], [255, 0, 0])
     np.testing.assert_array_equal(out.data[:, 0, 1], [0, 0, 255])
     np.testing.assert_array_equal(out.alpha[0], [255, 255, 0])
@@ -69,18 +69,18 @@ def test_discrete_colormap_matches_raw_values_and_hides_the_rest():
 def test_interval_colormap():
     cmap = [((0.0, 10.0), (1, 2, 3, 255)), ((10.0, 20.0), (4, 5, 6, 255))]
     data = np.array([[[5.0, 15.0, 25.0]]], dtype="float32")
-    out = render.render(image(data), params.Style(colormap=cmap))
+    out = render.apply_style(image(data), Style(colormap=cmap))
     np.testing.assert_array_equal(out.data[:, 0, :2].T, [[1, 2, 3], [4, 5, 6]])
     assert out.alpha[0, 2] == 0
 
 
 def test_colormap_on_several_bands_is_refused():
     with pytest.raises(BadRequest, match="one band"):
-        render.render(image(np.zeros((3, 2, 2), "uint8")),
-                      params.Style(colormap=colormaps.named("viridis")))
+        render.apply_style(image(np.zeros((3, 2, 2), "uint8")),
+                      Style(colormap=colormaps.named("viridis")))
 
 
 def test_rescale_count_must_fit_the_bands():
     with pytest.raises(BadRequest, match="rescale"):
-        render.render(image(np.zeros((3, 2, 2), "float32")),
-                      params.Style(rescale=((0, 1), (0, 1))))
+        render.apply_style(image(np.zeros((3, 2, 2), "float32")),
+                      Style(rescale=((0, 1), (0, 1))))

@@ -13,9 +13,10 @@ import mercantile
 import numpy as np
 import pytest
 
-from chalicelib import datasets, reader, tiler
+from chalicelib import datasets, reader
 from chalicelib.errors import NotARaster, NotFound, SourceNotAllowed, UpstreamTimeout
-from tests.support import ACCEPT_IMAGE, decode, tile_path, write_raster
+from tests.support import (ACCEPT_IMAGE, decode, engine_tile, open_dataset, tile_path, wmq,
+                           write_raster)
 
 BUCKET = "cogs-test"
 
@@ -43,7 +44,7 @@ def test_s3_tiles_equal_local_tiles(client, bucket, allow_s3, shared, monkeypatc
     url = f"s3://{BUCKET}/data/cog.tif"
     info = client.http.get(f"/cog/info?url={url}").json_body
     assert info["width"] == 2658 and info["name"] == url
-    entry = tiler.open_dataset(url)
+    entry = open_dataset(url)
     tile = centre_tile(entry, info["maxzoom"])
     remote = client.http.get(tile_path(tile, ".npy", url=url), headers=ACCEPT_IMAGE)
     assert remote.status_code == 200
@@ -93,7 +94,7 @@ def test_access_denied_is_403(bucket, monkeypatch, rasters):
         monkeypatch.setenv("AWS_S3_ENDPOINT", f"127.0.0.1:{port}")
         monkeypatch.setenv("ALLOWED_SOURCES", "s3://locked/")
         with pytest.raises(SourceNotAllowed, match="refused access"):
-            tiler.open_dataset("s3://locked/cog.tif")
+            open_dataset("s3://locked/cog.tif")
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -154,18 +155,18 @@ def test_upstream_timeout_is_504_and_does_not_poison_the_cache(bucket, moto, mon
         monkeypatch.setenv("GDAL_HTTP_TIMEOUT", "2")
         monkeypatch.setenv("GDAL_HTTP_MAX_RETRY", "0")
         url = f"s3://{BUCKET}/data/cog.tif"
-        entry = tiler.open_dataset(url)  # opened and cached while the storage answers
-        tile = centre_tile(entry, reader.zoom_range(entry)[1])
+        entry = open_dataset(url)  # opened and cached while the storage answers
+        tile = centre_tile(entry, reader.zoom_range(entry, wmq())[1])
         proxy.stalled.set()
         started = time.monotonic()
         with pytest.raises(UpstreamTimeout):
-            tiler.tile(url, str(tile.z), str(tile.x), f"{tile.y}.png", {})
+            engine_tile(url, str(tile.z), str(tile.x), f"{tile.y}.png", {})
         assert time.monotonic() - started < 15  # bounded, never a hang
         assert entry not in datasets.cache._entries.values()  # the failed dataset is dropped
         proxy.stalled.clear()  # the storage answers again: the next request reopens, works
-        image = tiler.tile(url, str(tile.z), str(tile.x), f"{tile.y}.png", {})
+        image = engine_tile(url, str(tile.z), str(tile.x), f"{tile.y}.png", {})
         assert image.body.startswith(b"\x89PNG")
-        assert tiler.open_dataset(url) is not entry
+        assert open_dataset(url) is not entry
     finally:
         proxy.close()
 
@@ -176,9 +177,9 @@ def test_a_file_that_turns_bad_gives_422_not_500(bucket, moto, allow_s3, rasters
     s3.upload_file(str(path), BUCKET, "data/replaced.tif")
     s3.put_object(Bucket=BUCKET, Key="data/garbage.tif", Body=b"definitely not a tiff")
     with pytest.raises(NotARaster):
-        tiler.open_dataset(f"s3://{BUCKET}/data/garbage.tif")
+        open_dataset(f"s3://{BUCKET}/data/garbage.tif")
     with pytest.raises(NotFound):
-        tiler.open_dataset(f"s3://{BUCKET}/data/nothing-here.tif")
+        open_dataset(f"s3://{BUCKET}/data/nothing-here.tif")
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -195,16 +196,16 @@ def test_http_requests_per_tile(bucket, moto, allow_s3, shared):
     bucket.upload_file(str(shared / "cog.tif"), BUCKET, key)
     url = f"s3://{BUCKET}/{key}"
     before = len(data_requests(moto, key))
-    entry = tiler.open_dataset(url)
+    entry = open_dataset(url)
     opened = len(data_requests(moto, key)) - before
-    zoom = reader.zoom_range(entry)[1]
+    zoom = reader.zoom_range(entry, wmq())[1]
     centre = centre_tile(entry, zoom)
     tiles = [mercantile.Tile(centre.x + dx, centre.y + dy, zoom)
              for dx in range(-2, 3) for dy in range(-2, 3)]
-    tiler.tile(url, str(tiles[0].z), str(tiles[0].x), f"{tiles[0].y}.png", {})
+    engine_tile(url, str(tiles[0].z), str(tiles[0].x), f"{tiles[0].y}.png", {})
     first = len(data_requests(moto, key)) - before
     for tile in tiles[1:]:
-        tiler.tile(url, str(tile.z), str(tile.x), f"{tile.y}.png", {})
+        engine_tile(url, str(tile.z), str(tile.x), f"{tile.y}.png", {})
     requests = data_requests(moto, key)[before:]
     warm = (len(requests) - first) / (len(tiles) - 1)
     print(f"\nS3 requests (moto): open {opened}, cold first tile {first} in all, "
@@ -219,9 +220,9 @@ def test_the_api_reads_s3_without_loading_boto3(bucket, moto):
     reads still work, GDAL taking the credentials from the environment."""
     code = (
         "import sys, app\n"
-        "from chalicelib import tiler\n"
+        "from tests.support import engine_tile\n"
         f"url = 's3://{BUCKET}/data/cog.tif'\n"
-        "image = tiler.tile(url, '7', '44', '24.png', {})\n"
+        "image = engine_tile(url, '7', '44', '24.png', {})\n"
         "assert image.body.startswith(b'\\x89PNG')\n"
         "assert 'boto3' not in sys.modules, 'boto3 was imported'\n"
         "import boto3\n"  # still importable for the pure functions
