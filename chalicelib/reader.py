@@ -167,16 +167,16 @@ def _same_crs(dataset: OpenDataset, tms: TileMatrixSet) -> bool:
 
 
 def tile_exists(dataset: OpenDataset, tms: TileMatrixSet, z: int, x: int, y: int) -> bool:
-    """Whether the tile touches the data: compared in the data's CRS when it is the set's,
-    else in longitude and latitude (antimeridian and poles included). A tile whose extent
-    cannot be put in longitude and latitude counts as touching; the read then masks what
-    lies outside the data."""
-    if _same_crs(dataset, tms):
-        left, bottom, right, top = tms.xy_bounds(z, x, y)
-        d_left, d_bottom, d_right, d_top = dataset.src.bounds
-        return left < d_right and right > d_left and bottom < d_top and top > d_bottom
-    box = tms.geographic_bounds(z, x, y)
-    return True if box is None else geographic_overlap(box, dataset.geographic_bounds)
+    """Whether the tile touches the data. In a world grid the tile and the data are compared
+    in longitude and latitude (antimeridian and poles included), elsewhere in the set's CRS
+    against the data's :func:`footprint`. Where it cannot be told, the tile counts as
+    touching and the read masks what lies outside the data."""
+    if tms.is_world_grid and not _same_crs(dataset, tms):
+        box = tms.geographic_bounds(z, x, y)
+        return True if box is None else geographic_overlap(box, dataset.geographic_bounds)
+    left, bottom, right, top = tms.xy_bounds(z, x, y)
+    return any(left < b[2] and right > b[0] and bottom < b[3] and top > b[1]
+               for b in footprint(dataset, tms))
 
 
 def tile(dataset: OpenDataset, address: TileAddress, selection: Selection) -> ImageData:
@@ -246,33 +246,64 @@ def zoom_range(dataset: OpenDataset, tms: TileMatrixSet) -> tuple[int, int]:
 
 
 def footprint(dataset: OpenDataset, tms: TileMatrixSet) -> list[tuple]:
-    """Boxes in the set's CRS that together cover the data (two where it crosses 180
-    degrees in a world grid); the set's whole extent where the data cannot be expressed."""
+    """Boxes in the set's CRS that together cover the data (a superset, never less; empty
+    when the data lies outside the set; the set's extent where it cannot be told).
+
+    In a world grid (geographic or Mercator) the data's longitude/latitude bounds are
+    transformed, split in two where they cross 180 degrees. In a local projection a grid of
+    points over the data is transformed (edges alone miss what bulges inside, and points on
+    the far side of the globe are invalid there) and the box clipped to the set's extent.
+    """
     key = ("footprint", tms.id)
-    if key in dataset.memo:
-        return dataset.memo[key]
-    src = dataset.src
+    if key not in dataset.memo:
+        if _same_crs(dataset, tms):
+            boxes = [tuple(dataset.src.bounds)]
+        elif tms.is_world_grid:
+            boxes = _world_footprint(dataset, tms)
+        else:
+            boxes = _sampled_footprint(dataset, tms)
+        dataset.memo[key] = [tms.extent] if boxes is None else boxes
+    return dataset.memo[key]
+
+
+def _world_footprint(dataset: OpenDataset, tms: TileMatrixSet) -> list[tuple] | None:
     west, south, east, north = dataset.geographic_bounds
+    limit = tms.geographic_extent[3]  # 85.05 degrees in WebMercatorQuad, 90 elsewhere
+    south, north = max(south, -limit), min(north, limit)
     boxes = []
-    if _same_crs(dataset, tms):
-        boxes = [tuple(src.bounds)]
-    else:
-        limit = 85.0511287798066 if tms.is_web_mercator else 90.0
-        south, north = max(south, -limit), min(north, limit)
-        ranges = [(west, east)] if west <= east else [(west, 180.0), (-180.0, east)]
-        for w, e in ranges:
-            try:
-                box = transform_bounds(WGS84, tms.crs, w, south, e, north, densify_pts=21)
-            except Exception:  # outside the projection's domain
-                box = None
-            if box is None or not all(map(math.isfinite, box)):
-                boxes = []
-                break
-            boxes.append(tuple(box))
-    if not boxes:
-        boxes = [tms.extent]
-    dataset.memo[key] = boxes
+    for w, e in ([(west, east)] if west <= east else [(west, 180.0), (-180.0, east)]):
+        if tms.is_geographic:
+            boxes.append((w, south, e, north))
+            continue
+        try:
+            box = transform_bounds(WGS84, tms.crs, w, south, e, north, densify_pts=21)
+        except Exception:  # outside the projection's domain
+            return None
+        if not all(map(math.isfinite, box)):
+            return None
+        boxes.append(tuple(box))
     return boxes
+
+
+def _sampled_footprint(dataset: OpenDataset, tms: TileMatrixSet,
+                       samples: int = 33) -> list | None:
+    left, bottom, right, top = dataset.src.bounds
+    xs, ys = np.meshgrid(np.linspace(left, right, samples), np.linspace(bottom, top, samples))
+    try:
+        with np.errstate(all="ignore"):
+            tx, ty = transform_points(dataset.src.crs, tms.crs, xs.ravel(), ys.ravel())
+    except Exception:  # the CRSs have no transformation between them
+        return None
+    tx, ty = np.asarray(tx), np.asarray(ty)
+    finite = np.isfinite(tx) & np.isfinite(ty)
+    if not finite.any():
+        return None
+    e_left, e_bottom, e_right, e_top = tms.extent
+    box = (max(tx[finite].min(), e_left), max(ty[finite].min(), e_bottom),
+           min(tx[finite].max(), e_right), min(ty[finite].max(), e_top))
+    if not finite.all():  # part of the data lies where the projection is undefined
+        return None
+    return [box] if box[0] < box[2] and box[1] < box[3] else []  # [] : outside the set
 
 
 def tile_limits(dataset: OpenDataset, tms: TileMatrixSet, z: int):

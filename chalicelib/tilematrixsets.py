@@ -135,6 +135,20 @@ class TileMatrixSet:
         return (min(first[0], last[0]), min(first[1], last[1]), max(first[2], last[2]),
                 max(first[3], last[3]))
 
+    @cached_property
+    def is_world_grid(self) -> bool:
+        """A grid whose x is longitude or proportional to it (geographic, Mercator): data
+        that crosses 180 degrees has to be split at it."""
+        return self.is_geographic or self._crs_text in ("EPSG:3857", "EPSG:3395")
+
+    @cached_property
+    def geographic_extent(self) -> tuple[float, float, float, float]:
+        """The set's extent in longitude and latitude (the whole globe if unknown)."""
+        if self.is_geographic:
+            left, bottom, right, top = self.extent
+            return max(left, -180.0), max(bottom, -90.0), min(right, 180.0), min(top, 90.0)
+        return to_geographic(self.crs, self.extent) or (-180.0, -90.0, 180.0, 90.0)
+
     def matrix(self, zoom: int) -> TileMatrix:
         """The matrix of ``zoom``; past the last defined level, derived as morecantile does."""
         found = self._by_zoom.get(zoom)

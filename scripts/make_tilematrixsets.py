@@ -25,16 +25,18 @@ def definitions() -> tuple[dict, dict]:
     index, documents = {}, {}
     for tms_id in sorted(morecantile.tms.list()):
         tms = morecantile.tms.get(tms_id)
+        document = tms.model_dump(exclude_none=True, mode="json")
         crs = tms.crs._pyproj_crs
         authority, code = crs.to_authority(min_confidence=20)
         index[tms_id] = {
             "title": tms.title,
             "crs": f"{authority}:{code}",
-            "uri": CRS_to_uri(crs),
+            # the document's own URI where it gives one (OGC/1.3/CRS84, not OGC/0/CRS84)
+            "uri": document["crs"] if document["crs"].startswith("http") else CRS_to_uri(crs),
             "urn": f"urn:ogc:def:crs:{authority}:{'1.3' if authority == 'OGC' else ''}:{code}",
             "x_first": not tms._invert_axis,
         }
-        documents[tms_id] = tms.model_dump(exclude_none=True, mode="json")
+        documents[tms_id] = document
     return index, documents
 
 

@@ -154,6 +154,26 @@ def test_seed_and_render_fill_a_tile_cache_equal_to_the_api(client, s3, sqs, sha
         assert served.status_code == 200 and obj["Body"].read() == served.body
 
 
+def test_seed_and_render_in_another_tile_matrix_set(client, s3, sqs, shared):
+    url = str(shared / "cog_dateline.tif")  # crosses 180 degrees
+    event = {"url": url, "tileMatrixSetId": "WorldCRS84Quad", "minzoom": 7, "maxzoom": 8,
+             "format": "webp", "params": {"rescale": "1,7000"}}
+    summary = client.lambda_.invoke("seed", event).payload
+    assert summary["ok"] and summary["zooms"] == [7, 8]
+    drain(sqs, client)
+    stored = s3.list_objects_v2(Bucket=TILES, Prefix="tiles/WorldCRS84Quad/")["Contents"]
+    assert 0 < len(stored) <= summary["tiles"]
+    columns = set()
+    for item in stored:
+        z, x, y = item["Key"][len("tiles/WorldCRS84Quad/"):-len(".webp")].split("/")
+        columns.add(int(x) >= 2 ** (int(z) + 1) // 2)  # east or west of 0 degrees
+        served = client.http.get(f"/cog/tiles/WorldCRS84Quad/{z}/{x}/{y}.webp?url={url}"
+                                 "&rescale=1,7000", headers=ACCEPT_IMAGE)
+        body = s3.get_object(Bucket=TILES, Key=item["Key"])["Body"].read()
+        assert served.status_code == 200 and body == served.body
+    assert columns == {True, False}  # tiles on both sides of the antimeridian
+
+
 def test_seed_with_a_bbox_plans_only_what_it_touches(client, sqs, shared):
     url = str(shared / "RGB.byte.tif")
     whole = client.lambda_.invoke("seed", {"url": url, "minzoom": 9, "maxzoom": 9}).payload
@@ -172,6 +192,11 @@ def test_seed_with_a_bbox_plans_only_what_it_touches(client, sqs, shared):
     ({"url": "{shared}/RGB.byte.tif", "minzoom": 1, "maxzoom": 2, "params": {"bidx": 0}}, "bidx"),
     ({"url": "{shared}/RGB.byte.tif", "minzoom": 1, "maxzoom": 2, "bbox": [0, 0, 1, 1]}, "touch"),
     ({"url": "{shared}/RGB.byte.tif", "minzoom": 0, "maxzoom": 20}, "tiles"),
+    ({"url": "{shared}/RGB.byte.tif", "minzoom": 0, "maxzoom": 30}, "tiles"),
+    ({"url": "{shared}/RGB.byte.tif", "minzoom": 1, "maxzoom": 2, "tileMatrixSetId": "X"},
+     "tile matrix set"),
+    ({"url": "{shared}/RGB.byte.tif", "minzoom": 26, "maxzoom": 26,
+      "tileMatrixSetId": "CanadianNAD83_LCC"}, "zoom level from 0 to 25"),
     ("not an object", "JSON object"),
 ])
 def test_bad_seed_events_say_what_to_fix(client, sqs, shared, event, message):
