@@ -17,10 +17,14 @@ from .tilematrixsets import TileMatrixSet
 from .tiler import open_dataset, tile_url_template, zooms
 
 
+def _number(value) -> str:
+    return repr(float(value))  # shortest exact form, also for numpy scalars
+
+
 def _corner(tms: TileMatrixSet, x: float, y: float) -> str:
     """A point in the CRS's axis order, as WMTS wants it."""
     first, second = (x, y) if tms.x_first else (y, x)
-    return f"{first!r} {second!r}"
+    return f"{_number(first)} {_number(second)}"
 
 
 def _matrix_xml(tms: TileMatrixSet, z: int, width: int, height: int) -> str:
@@ -30,7 +34,7 @@ def _matrix_xml(tms: TileMatrixSet, z: int, width: int, height: int) -> str:
     top = m.origin[1] if m.top_left else m.origin[1] + m.matrix_height * m.cell_size * \
         m.tile_height
     return (f"<TileMatrix><ows:Identifier>{z}</ows:Identifier>"
-            f"<ScaleDenominator>{m.scale_denominator / factor!r}</ScaleDenominator>"
+            f"<ScaleDenominator>{_number(m.scale_denominator / factor)}</ScaleDenominator>"
             f"<TopLeftCorner>{_corner(tms, left, top)}</TopLeftCorner>"
             f"<TileWidth>{width}</TileWidth><TileHeight>{height}</TileHeight>"
             f"<MatrixWidth>{m.matrix_width}</MatrixWidth>"
@@ -84,8 +88,8 @@ def capabilities(url: str | None, tms: TileMatrixSet, options, passthrough: list
 <Contents>
 <Layer>
 <ows:Title>{title}</ows:Title><ows:Identifier>default</ows:Identifier>
-{_box("ows:WGS84BoundingBox", "urn:ogc:def:crs:OGC:2:84", f"{west!r} {south!r}",
-      f"{east!r} {north!r}")}
+{_box("ows:WGS84BoundingBox", "urn:ogc:def:crs:OGC:2:84", f"{_number(west)} {_number(south)}",
+      f"{_number(east)} {_number(north)}")}
 {_box("ows:BoundingBox", tms.crs_urn, _corner(tms, left, bottom), _corner(tms, right, top))}
 <Style isDefault="true"><ows:Identifier>default</ows:Identifier></Style>
 <Format>{escape(fmt.media_type)}</Format>

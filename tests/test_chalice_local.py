@@ -1,69 +1,18 @@
 """`chalice local` as a user runs it (`make run`), fetched over real HTTP."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import mercantile
 import pytest
 
-from tests.support import ACCEPT_IMAGE, ROOT, decode
-
-STARTUP_TIMEOUT = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def fetch(url, headers=None):
-    request = urllib.request.Request(url, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
+from tests.support import ACCEPT_IMAGE, ChaliceLocal, decode, fetch
 
 
 @pytest.fixture(scope="module")
 def server():
-    """`chalice local --stage dev` on a free port; yields its base URL once it answers."""
-    port = free_port()
-    chalice = Path(sys.executable).parent / "chalice"
-    process = subprocess.Popen(
-        [str(chalice), "local", "--stage", "dev", "--host", "127.0.0.1", "--port", str(port),
-         "--no-autoreload"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        env={**os.environ, "ALLOWED_SOURCES": ""})
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    try:
-        while True:  # wait for the port to answer (bounded), not for a fixed time
-            if process.poll() is not None:
-                pytest.fail("chalice local exited: " + process.stdout.read().decode()[-2000:])
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("chalice local did not start within "
-                                f"{STARTUP_TIMEOUT:.0f} s")
-                time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    """`chalice local --stage dev` (what `make run` starts); yields its base URL."""
+    with ChaliceLocal("dev", {"ALLOWED_SOURCES": ""}) as local:
+        yield local.base
 
 
 def test_demo_tile_over_http(server):

@@ -164,8 +164,9 @@ def test_data_is_never_missed_where_rio_tiler_finds_it(shared):
         dataset, tms = open_dataset(path), tilematrixsets.get(tms_id)
         z = reader.zoom_range(dataset, tms)[0] + 1
         found = reader.tile_limits(dataset, tms, z)
-        with warnings.catch_warnings(), Reader(path, tms=morecantile.tms.get(tms_id)) as ref:
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            ref = Reader(path, tms=morecantile.tms.get(tms_id))
             for x in range(max(found[0] - 1, 0), min(found[2] + 2, tms.matrix(z).matrix_width)):
                 for y in range(max(found[1] - 1, 0),
                                min(found[3] + 2, tms.matrix(z).matrix_height)):
@@ -176,6 +177,7 @@ def test_data_is_never_missed_where_rio_tiler_finds_it(shared):
                     if (image.mask > 0).any():
                         assert reader.tile_exists(dataset, tms, z, x, y), (tms_id, name, z, x, y)
                         checked += 1
+            ref.close()
     assert checked >= 4
 
 

@@ -1,0 +1,139 @@
+"""WMTS: the capabilities document, and GDAL's WMTS driver (a client nobody here wrote) reading
+the service from `chalice local`, compared with rio-tiler and with our own tiles."""
+
+import warnings
+import xml.etree.ElementTree as ET
+from urllib.parse import quote, urlencode
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.windows import Window
+
+from chalicelib import reader, tilematrixsets
+from tests.support import ChaliceLocal, decode, fetch, open_dataset
+
+NS = {"w": "http://www.opengis.net/wmts/1.0", "ows": "http://www.opengis.net/ows/1.1",
+      "xlink": "http://www.w3.org/1999/xlink"}
+
+
+def capabilities(client, path):
+    response = client.http.get(path)
+    assert response.status_code == 200, response.body
+    assert response.headers["Content-Type"] == "application/xml"
+    return ET.fromstring(response.body)
+
+
+def test_capabilities_describe_the_data_and_carry_the_render_parameters(client, shared):
+    url = str(shared / "cog.tif")
+    root = capabilities(client, f"/cog/WGS1984Quad/WMTSCapabilities.xml?url={url}"
+                                "&rescale=1,7000&colormap_name=viridis&tile_format=webp")
+    layer = root.find("w:Contents/w:Layer", NS)
+    template = layer.find("w:ResourceURL", NS).get("template")
+    assert "/cog/tiles/WGS1984Quad/{TileMatrix}/{TileCol}/{TileRow}.webp?" in template
+    assert f"url={quote(url, safe='')}" in template and "rescale=1%2C7000" in template
+    assert "colormap_name=viridis" in template and "tile_format" not in template
+    assert layer.find("w:Format", NS).text == "image/webp"
+    tms = tilematrixsets.get("WGS1984Quad")
+    dataset = open_dataset(url)
+    minzoom, maxzoom = reader.zoom_range(dataset, tms)
+    limits = layer.findall("w:TileMatrixSetLink/w:TileMatrixSetLimits/w:TileMatrixLimits", NS)
+    assert [int(lim.find("w:TileMatrix", NS).text) for lim in limits] == \
+        list(range(minzoom, maxzoom + 1))
+    for lim in limits:
+        z = int(lim.find("w:TileMatrix", NS).text)
+        expected = reader.tile_limits(dataset, tms, z)
+        assert [int(lim.find(f"w:{n}", NS).text) for n in
+                ("MinTileCol", "MinTileRow", "MaxTileCol", "MaxTileRow")] == list(expected)
+    # EPSG:4326 is latitude first: corners and the bounding box in that order
+    matrix = root.find("w:Contents/w:TileMatrixSet/w:TileMatrix", NS)
+    assert matrix.find("w:TopLeftCorner", NS).text == "90.0 -180.0"
+    lower = layer.find("ows:BoundingBox/ows:LowerCorner", NS).text.split()
+    assert float(lower[0]) == pytest.approx(dataset.geographic_bounds[1], abs=0.01)
+    assert root.find("w:Contents/w:TileMatrixSet/ows:SupportedCRS", NS).text == \
+        "urn:ogc:def:crs:EPSG::4326"
+
+
+def test_larger_tiles_keep_the_extent(client, shared):
+    url = str(shared / "RGB.byte.tif")
+    plain = capabilities(client, f"/cog/WMTSCapabilities.xml?url={url}")
+    double = capabilities(client, f"/cog/WMTSCapabilities.xml?url={url}&tile_scale=2")
+    for a, b in zip(plain.findall(".//w:TileMatrixSet/w:TileMatrix", NS),
+                    double.findall(".//w:TileMatrixSet/w:TileMatrix", NS)):
+        assert int(b.find("w:TileWidth", NS).text) == 2 * int(a.find("w:TileWidth", NS).text)
+        assert float(b.find("w:ScaleDenominator", NS).text) == \
+            pytest.approx(float(a.find("w:ScaleDenominator", NS).text) / 2)
+    template = double.find(".//w:ResourceURL", NS).get("template")
+    assert "{TileRow}@2x.png?" in template
+
+
+@pytest.mark.parametrize("path, status", [
+    ("/cog/GNOSISGlobalGrid/WMTSCapabilities.xml?url={url}", 400),  # merged tiles
+    ("/cog/NoSuchGrid/WMTSCapabilities.xml?url={url}", 404),
+    ("/cog/WMTSCapabilities.xml?url={url}&tile_format=gif", 400),
+    ("/cog/WMTSCapabilities.xml?url=/etc/passwd", 403),
+])
+def test_capabilities_errors(client, shared, path, status):
+    response = client.http.get(path.format(url=shared / "RGB.byte.tif"))
+    assert response.status_code == status and response.json_body["Message"]
+
+
+# ---- GDAL's WMTS driver as the client ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def server(shared):
+    with ChaliceLocal("test", {"ALLOWED_SOURCES": f"{shared}/"}) as local:
+        yield local.base
+
+
+CASES = [  # (set, raster, extra query): a world grid, latitude-first axes, a polar grid
+    ("WebMercatorQuad", "RGB.byte.tif", {}),
+    ("WebMercatorQuad", "RGB.byte.tif", {"tile_scale": "2"}),
+    ("WGS1984Quad", "cog.tif", {"rescale": "1,7000"}),
+    ("UPSArcticWGS84Quad", "cog.tif", {"rescale": "1,7000"}),
+    ("WorldCRS84Quad", "cog_dateline.tif", {"rescale": "1,7000"}),
+]
+
+
+@pytest.mark.parametrize("tms_id, name, extra", CASES)
+def test_gdal_reads_the_service_like_rio_tiler(server, shared, tms_id, name, extra):
+    from rio_tiler.io import Reader
+    import morecantile
+
+    path = str(shared / name)
+    query = urlencode({"url": path, "tile_format": "png", **extra})
+    tms, scale = tilematrixsets.get(tms_id), int(extra.get("tile_scale", 1))
+    with rasterio.open(f"WMTS:{server}/cog/{tms_id}/WMTSCapabilities.xml?{query}") as wmts:
+        assert wmts.crs == tms.crs or wmts.crs.to_epsg() == tms.crs.to_epsg()
+        # the finest level GDAL found is the data's maxzoom, at @Nx resolution
+        z = reader.zoom_range(open_dataset(path), tms)[1]
+        matrix = tms.matrix(z)
+        size = matrix.tile_width * scale
+        assert wmts.res[0] == pytest.approx(matrix.cell_size / scale)
+        # a tile of the data, located in the WMTS raster
+        box = reader.footprint(open_dataset(path), tms)[0]
+        found = tms.tile_range(z, box)
+        x, y = (found[0] + found[2]) // 2, (found[1] + found[3]) // 2
+        col0 = round((wmts.transform.c - matrix.origin[0]) / wmts.res[0])
+        row0 = round((matrix.origin[1] - wmts.transform.f) / wmts.res[0])
+        window = Window(x * size - col0, y * size - row0, size, size)
+        through_gdal = wmts.read(window=window, boundless=True)
+    assert through_gdal.shape == (4, size, size)  # RGBA
+    # exactly our own tile, as GDAL decoded it
+    suffix = f"@{scale}x.png" if scale > 1 else ".png"
+    status, _, body = fetch(f"{server}/cog/tiles/{tms_id}/{z}/{x}/{y}{suffix}?"
+                            + urlencode({"url": path, **extra}), {"Accept": "image/png"})
+    ours = decode(body)
+    assert status == 200
+    np.testing.assert_array_equal(through_gdal[:ours.shape[0]], ours)
+    # and rio-tiler's tile on the same cells
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # rio-tiler warns about files without overviews
+        with Reader(path, tms=morecantile.tms.get(tms_id)) as ref_reader:
+            ref = ref_reader.tile(x, y, z, tilesize=size)
+    if "rescale" in extra:
+        ref.rescale(in_range=((1, 7000),))
+    mask, alpha = ref.mask > 0, through_gdal[3] > 0
+    assert (mask == alpha).mean() >= 0.97 and mask.any()
+    diff = np.abs(through_gdal[:3].astype(int) - ref.data[:3].astype(int))[:, mask & alpha]
+    assert np.percentile(diff, 99) <= 2
