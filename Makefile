@@ -11,7 +11,7 @@ STAGE  ?= dev
 # worker, so the Lambda package (tests/test_lambda_package.py) is built once.
 WORKERS ?= 2
 
-.PHONY: setup run test bench vendor package verify-package policy deploy delete clean
+.PHONY: setup run test fuzz bench vendor package verify-package policy deploy delete clean
 
 $(VENV)/.installed: requirements-runtime.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 12), \
@@ -33,6 +33,10 @@ run: setup
 test: setup
 	$(BIN)/ruff check app.py chalicelib tests bench scripts tools
 	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile $(PYTEST_ARGS)
+
+## fuzz: schemathesis from /openapi.json against chalice local, longer than the test suite's run
+fuzz: setup
+	$(BIN)/python tools/fuzz_api.py --examples $(or $(EXAMPLES),200) --max-time 3600
 
 ## vendor: build vendor/ for Lambda (Docker if an engine answers, else pip; VENDOR_MODE=docker|pip, ARCH=x86_64|arm64)
 vendor: setup

@@ -111,59 +111,14 @@ def engine_tile(url, z, x, y_segment, query=None, tms="WebMercatorQuad"):
 
 # ---- chalice local, as a user runs it ------------------------------------------------------
 
-def free_port() -> int:
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def _tools():
+    import sys
+    if str(ROOT / "tools") not in sys.path:
+        sys.path.insert(0, str(ROOT / "tools"))
 
 
-class ChaliceLocal:
-    """``chalice local --stage STAGE`` on a free port, waited for (bounded) until it answers;
-    ``env`` is added to the environment (a stage's own variables still win)."""
-
-    STARTUP_TIMEOUT = 60.0
-
-    def __init__(self, stage: str = "dev", env: dict | None = None):
-        self.stage, self.env = stage, env or {}
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self):
-        import os
-        import socket
-        import subprocess
-        import sys
-        import time
-        chalice = Path(sys.executable).parent / "chalice"
-        self.process = subprocess.Popen(
-            [str(chalice), "local", "--stage", self.stage, "--host", "127.0.0.1", "--port",
-             str(self.port), "--no-autoreload"],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            env={**os.environ, **self.env})
-        deadline = time.monotonic() + self.STARTUP_TIMEOUT
-        while True:  # wait for the port to answer (bounded), not for a fixed time
-            if self.process.poll() is not None:
-                raise RuntimeError("chalice local exited: "
-                                   + self.process.stdout.read().decode()[-2000:])
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return self
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.__exit__()
-                    raise RuntimeError(f"chalice local did not start within "
-                                       f"{self.STARTUP_TIMEOUT:.0f} s") from None
-                time.sleep(0.1)
-
-    def __exit__(self, *exc):
-        import subprocess
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+_tools()
+from chalice_local import ChaliceLocal, free_port  # noqa: E402,F401
 
 
 def fetch(url, headers=None, method="GET"):

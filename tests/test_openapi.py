@@ -1,0 +1,104 @@
+"""The OpenAPI document: valid, made from the declarations, served behind a stage prefix, and
+truthful: schemathesis, driven by it against `chalice local`, finds no 5xx and no undocumented
+status, content type, header or body."""
+
+import base64
+import json
+import subprocess
+import sys
+
+from openapi_spec_validator import validate
+
+from chalicelib import colormaps, formats, params, tilematrixsets
+from tests.support import ROOT
+
+
+def document(client):
+    response = client.http.get("/openapi.json")
+    assert response.status_code == 200
+    return response.json_body
+
+
+def test_the_document_is_valid_openapi(client):
+    validate(document(client))
+
+
+def test_every_route_and_parameter_is_in_it(client):
+    from app import api
+    paths = document(client)["paths"]
+    listed = [r for r in api.routes if r.listed]
+    assert set(paths) == {r.path for r in listed}
+    assert "/{proxy+}" not in paths  # the catch-all 404 is not an operation
+    for route in listed:
+        operation = paths[route.path]["get"]
+        assert [p["name"] for p in operation["parameters"]] == [p.name for p in route.params]
+        assert {"200", *map(str, route.errors)} == set(operation["responses"])
+
+
+def test_enums_come_from_the_registries(client):
+    tile = document(client)["paths"]["/cog/tiles/{tileMatrixSetId}/{z}/{x}/{y}"]["get"]
+    by_name = {p["name"]: p for p in tile["parameters"]}
+    assert by_name["tileMatrixSetId"]["schema"]["enum"] == list(tilematrixsets.IDS)
+    assert set(by_name["colormap_name"]["schema"]["enum"]) >= set(colormaps.names())
+    assert by_name["resampling"]["schema"]["enum"] == list(params.READ_RESAMPLING)
+    assert by_name["bidx"]["schema"] == {"type": "array", "items": {
+        "type": "integer", "minimum": 1, "maximum": 65535}}
+    assert set(tile["responses"]["200"]["content"]) == set(formats.MEDIA_TYPES)
+    preview = document(client)["paths"]["/cog/preview"]["get"]
+    assert {p["name"]: p for p in preview["parameters"]}["format"]["schema"]["enum"] == \
+        list(formats.NAMES)
+    assert {p["name"]: p for p in preview["parameters"]}["max_size"]["schema"]["maximum"] == 4096
+
+
+def test_limits_follow_the_settings(client, monkeypatch):
+    monkeypatch.setenv("MAX_IMAGE_SIZE", "2000")
+    preview = document(client)["paths"]["/cog/preview"]["get"]
+    by_name = {p["name"]: p for p in preview["parameters"]}
+    assert by_name["max_size"]["schema"]["maximum"] == by_name["width"]["schema"]["maximum"] \
+        == 2000
+
+
+def test_errors_share_one_shape(client):
+    doc = document(client)
+    error = doc["components"]["schemas"]["Error"]
+    assert error["required"] == ["Code", "Message"] and error["additionalProperties"] is False
+    info = doc["paths"]["/cog/info"]["get"]["responses"]
+    assert info["403"] == {"$ref": "#/components/responses/Error403"}
+
+
+def test_behind_an_api_gateway_stage_the_server_is_the_stage():
+    from app import app
+    event = {
+        "resource": "/openapi.json", "path": "/openapi.json", "httpMethod": "GET",
+        "headers": {"Host": "abc.execute-api.us-east-1.amazonaws.com", "Accept": "*/*"},
+        "multiValueHeaders": {}, "pathParameters": None, "stageVariables": None, "body": None,
+        "queryStringParameters": None, "multiValueQueryStringParameters": None,
+        "requestContext": {"resourcePath": "/openapi.json", "httpMethod": "GET",
+                           "path": "/api/openapi.json", "stage": "api"},
+        "isBase64Encoded": False,
+    }
+    response = app(event, None)
+    body = response["body"]
+    body = json.loads(base64.b64decode(body) if response.get("isBase64Encoded") else body)
+    assert body["servers"] == [{"url": "/api"}]
+
+
+def test_docs_page_points_at_the_document(client):
+    response = client.http.get("/docs", headers={"Accept": "text/html"})
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/html")
+    assert b'"/openapi.json"' in response.body and b"swagger-ui" in response.body
+
+
+def test_schemathesis_finds_nothing():
+    """Bounded: 25 examples per operation, a random and a real-raster `url`, about 3 minutes
+    (`make fuzz` runs more)."""
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "fuzz_api.py"),
+                             "--examples", "25", "--max-time", "480"],
+                            capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
+    paths = int(result.stdout.split(" paths")[0].rsplit(" ", 1)[1])
+    lines = [line for line in result.stdout.splitlines() if "operations" in line]
+    # every operation but the document itself is tested
+    assert len(lines) == 2 and all(f"operations {paths - 1}," in line and "failures 0," in line
+                                   for line in lines), result.stdout
+    assert "200:" in lines[1]  # the real rasters were read, not only refused

@@ -1,0 +1,139 @@
+"""Fuzz the API from its own OpenAPI document with schemathesis, against `chalice local`.
+
+The document is first checked with openapi-spec-validator. Then two schemathesis runs, each
+bounded in examples per operation and in time:
+
+* ``random-url``: ``url`` as schemathesis makes it up (the allow-list answers those);
+  examples and fuzzing phases;
+* ``real-rasters``: ``url`` drawn from the real rasters in ../shared/data (and the demo), so
+  that tiles, previews, statistics and WMTS are computed from generated parameters; examples,
+  coverage (boundary values of every parameter: about 6,000 requests, 2-3 minutes) and
+  fuzzing phases.
+
+Checks: no 5xx (``not_a_server_error``), and every status code, content type, documented
+header and JSON body as the document says. Methods that chalice local's HTTP server itself
+answers with 501 (TRACE, QUERY; API Gateway never forwards them) are left out.
+
+    .venv/bin/python tools/fuzz_api.py [--examples 25] [--max-time 600] [--seed N]
+"""
+
+import argparse
+import collections
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chalice_local import ROOT, ChaliceLocal
+
+CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,"
+          "response_headers_conformance,response_schema_conformance")
+SHARED = ROOT.parent / "shared" / "data"
+
+
+@dataclass
+class Run:
+    mode: str
+    exit_code: int
+    operations: int
+    test_cases: int
+    failures: int
+    seconds: float
+    statuses: dict = field(default_factory=dict)
+    report: str = ""
+
+    @property
+    def requests(self) -> int:
+        return sum(self.statuses.values())
+
+    def line(self) -> str:
+        statuses = ", ".join(f"{k}: {v}" for k, v in sorted(self.statuses.items()))
+        return (f"{self.mode:13} operations {self.operations}, test cases {self.test_cases}, "
+                f"HTTP requests {self.requests} ({statuses}), failures {self.failures}, "
+                f"{self.seconds:.0f} s")
+
+
+def rasters(shared: Path) -> list[str]:
+    found = sorted(str(p) for p in shared.glob("*") if p.suffix in (".tif", ".jpg"))
+    return found + ["chalicelib/demo/demo.tif"]
+
+
+def validate(base: str) -> dict:
+    from openapi_spec_validator import validate as check
+    with urllib.request.urlopen(f"{base}/openapi.json", timeout=30) as response:
+        document = json.load(response)
+    check(document)
+    return document
+
+
+def run(local: ChaliceLocal, mode: str, config: str, phases: str, args, work: Path) -> Run:
+    toml = work / f"{mode}.toml"
+    toml.write_text(config)
+    before = len(local.requests())
+    command = [str(Path(sys.executable).parent / "schemathesis"), "--config-file", str(toml),
+               "run", f"{local.base}/openapi.json", "--url", local.base, "--checks", CHECKS,
+               "--max-examples", str(args.examples),
+               "--seed", str(args.seed), "--workers", "2", "--request-timeout", "30",
+               "--phases", phases,
+               "--exclude-method", "TRACE", "--exclude-method", "QUERY", "--no-color"]
+    started = time.monotonic()
+    try:  # schemathesis's own --max-time would fuzz until it is spent: bound it from here
+        result = subprocess.run(command, cwd=work, capture_output=True, text=True,
+                                timeout=args.max_time)
+        exit_code, report = result.returncode, result.stdout + result.stderr
+    except subprocess.TimeoutExpired as expired:
+        exit_code = -1
+        report = f"stopped after {args.max_time} s\n" + str(expired.stdout or "")[-3000:]
+    seconds = time.monotonic() - started
+    tested = re.search(r"Tested: (\d+)", report)
+    cases = re.search(r"(\d+) generated", report)
+    failed = re.search(r"(\d+) unique failures", report)
+    statuses = collections.Counter(r.rsplit(" ", 1)[1] for r in local.requests()[before:])
+    return Run(mode, exit_code, int(tested.group(1)) if tested else 0,
+               int(cases.group(1)) if cases else 0, int(failed.group(1)) if failed else 0,
+               seconds, dict(statuses), report)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--examples", type=int, default=25, help="examples per operation")
+    parser.add_argument("--max-time", type=int, default=600,
+                        help="seconds a run may take before it counts as failed")
+    parser.add_argument("--seed", type=int, default=20261123)
+    parser.add_argument("--shared", type=Path, default=SHARED)
+    args = parser.parse_args(argv)
+    pinned = rasters(args.shared) if args.shared.is_dir() else ["chalicelib/demo/demo.tif"]
+    allowed = "chalicelib/demo/" + (f",{args.shared}/" if args.shared.is_dir() else "")
+    modes = {  # mode: (configuration, phases)
+        "random-url": ("", "examples,fuzzing"),
+        "real-rasters": (f"[dictionaries.rasters]\nvalues = {json.dumps(pinned)}\n\n"
+                         '[parameters]\n"query.url" = { dictionary = "rasters", '
+                         "probability = 1.0 }\n", "examples,coverage,fuzzing"),
+    }
+    with ChaliceLocal("test", {"ALLOWED_SOURCES": allowed}) as local, \
+            tempfile.TemporaryDirectory() as work:
+        document = validate(local.base)
+        print(f"openapi.json: valid OpenAPI {document['openapi']}, "
+              f"{len(document['paths'])} paths")
+        runs = [run(local, mode, config, phases, args, Path(work))
+                for mode, (config, phases) in modes.items()]
+        server_output = local.output()
+    for result in runs:
+        print(result.line())
+    failed = [r for r in runs if r.exit_code != 0 or r.failures]
+    for result in failed:
+        print(f"\n---- {result.mode}: schemathesis exited {result.exit_code} ----")
+        print(result.report[-6000:])
+    if "Traceback" in server_output:
+        print("\n---- the server logged a traceback ----\n" + server_output[-4000:])
+        return 1
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
