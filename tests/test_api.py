@@ -430,3 +430,61 @@ def test_prod_allows_nothing_by_default():
     with Client(app, stage_name="prod", project_dir=str(ROOT)) as prod:
         response = prod.http.get("/cog/info?url=chalicelib/demo/demo.tif")
         assert response.status_code == 403
+
+
+# ---- methods and unknown paths ---------------------------------------------------------------
+
+def test_head_answers_like_get_without_a_body(client, rgb):
+    get = client.http.get(tile_path(suffix=".png", url=rgb[1]), headers=ACCEPT_IMAGE)
+    head = client.http.request("HEAD", tile_path(suffix=".png", url=rgb[1]),
+                               headers=ACCEPT_IMAGE)
+    assert head.status_code == 200 and head.body == b""
+    for name in ("Content-Type", "Cache-Control", "Content-Bbox", "Content-Crs"):
+        assert head.headers[name] == get.headers[name]
+    missing = client.http.request("HEAD", "/cog/info?url=/etc/passwd")
+    assert missing.status_code == 403 and missing.body == b""
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+def test_other_methods_are_a_json_405(client, rgb, method):
+    response = client.http.request(method, f"/cog/info?url={rgb[1]}",
+                                   headers={"Content-Type": "text/plain"}, body=b"x")
+    body = assert_error(response, 405, "MethodNotAllowed")
+    assert response.headers["Allow"] == "GET, HEAD, OPTIONS" and method in body["Message"]
+
+
+def _proxy_event(path, method="GET"):
+    """What API Gateway sends for a path no other resource matches: the /{proxy+} route."""
+    return {
+        "resource": "/{proxy+}", "path": path, "httpMethod": method,
+        "headers": {"Accept": "*/*", "Host": "abc.execute-api.us-east-1.amazonaws.com"},
+        "multiValueHeaders": {}, "pathParameters": {"proxy": path.lstrip("/")},
+        "stageVariables": None, "body": None, "queryStringParameters": None,
+        "multiValueQueryStringParameters": None, "isBase64Encoded": False,
+        "requestContext": {"resourcePath": "/{proxy+}", "httpMethod": method,
+                           "path": f"/api{path}", "stage": "api"},
+    }
+
+
+@pytest.mark.parametrize("path, method, status", [
+    ("/nothing", "GET", 404), ("/cog/tiles/1/2/3/4/5", "GET", 404), ("/cog", "DELETE", 405),
+    ("/api/v1/cog/info", "GET", 404),
+])
+def test_unknown_paths_answer_the_json_error_shape(path, method, status):
+    import base64
+    from app import app
+    response = app(_proxy_event(path, method), None)
+    assert response["statusCode"] == status
+    body = response["body"]
+    body = json.loads(base64.b64decode(body) if response.get("isBase64Encoded") else body)
+    assert set(body) == {"Code", "Message"}
+    if status == 404:
+        assert body["Code"] == "NotFound" and "/openapi.json" in body["Message"]
+    else:
+        assert body["Code"] == "MethodNotAllowed" and response["headers"]["Allow"]
+
+
+def test_unknown_single_segment_paths_through_the_test_client(client):
+    # Chalice's local router matches {proxy+} against one path segment only (API Gateway
+    # matches any depth): /nothing is ours, deeper unknown paths get Chalice's own 403
+    assert_error(client.http.get("/nothing"), 404, "NotFound")

@@ -58,3 +58,18 @@ def test_concurrent_requests_on_one_dataset(server):
                                 tiles * 4))
     for tile, (status, _, body) in results:
         assert status == 200 and body == serial[tile]
+
+
+def test_methods_and_unknown_paths_over_http(server):
+    url = f"{server}/cog/tiles/9/145/219.png?url=chalicelib/demo/demo.tif"
+    status, headers, body = fetch(url, ACCEPT_IMAGE, method="HEAD")
+    assert status == 200 and body == b"" and headers["Content-Type"] == "image/png"
+    status, headers, body = fetch(url, ACCEPT_IMAGE, method="DELETE")
+    assert status == 405 and json.loads(body)["Code"] == "MethodNotAllowed"
+    assert headers["Allow"] == "GET, HEAD, OPTIONS"
+    status, _, body = fetch(f"{server}/nothing")
+    assert status == 404 and json.loads(body)["Code"] == "NotFound"
+    # chalice local matches {proxy+} against one segment; deeper unknown paths get its own
+    # emulation of API Gateway without a proxy route (documented in the README)
+    status, _, body = fetch(f"{server}/cog/nothing/here")
+    assert status == 403 and json.loads(body) == {"message": "Missing Authentication Token"}

@@ -78,10 +78,11 @@ def function_settings(package: Path) -> tuple[dict, int]:
 
 
 def api_event(path: str, query: dict | None = None, accept: str = "*/*",
-              resource: str | None = None, path_parameters: dict | None = None) -> dict:
+              resource: str | None = None, path_parameters: dict | None = None,
+              method: str = "GET") -> dict:
     query = query or {}
     return {
-        "resource": resource or path, "path": path, "httpMethod": "GET",
+        "resource": resource or path, "path": path, "httpMethod": method,
         "headers": {"Accept": accept, "Host": "abc123.execute-api.us-east-1.amazonaws.com",
                     "X-Forwarded-Proto": "https"},
         "multiValueHeaders": {"Accept": [accept]},
@@ -89,19 +90,24 @@ def api_event(path: str, query: dict | None = None, accept: str = "*/*",
         "multiValueQueryStringParameters": query or None,
         "pathParameters": path_parameters, "stageVariables": None, "body": None,
         "isBase64Encoded": False,
-        "requestContext": {"resourcePath": resource or path, "httpMethod": "GET",
+        "requestContext": {"resourcePath": resource or path, "httpMethod": method,
                            "path": f"/api{path}", "stage": "api", "requestId": "verify"},
     }
 
 
-def tile_event(fmt: str, scale: str = "", source: str = DEMO, **extra: str) -> dict:
-    z, x, y = DEMO_TILE
+def tile_event(fmt: str, scale: str = "", source: str = DEMO, method: str = "GET",
+               tms: str | None = None, tile: tuple = DEMO_TILE, **extra: str) -> dict:
+    z, x, y = tile
     last = f"{y}{scale}.{fmt}"
     query = {"url": [source], **{k: [v] for k, v in extra.items()}}
-    return api_event(f"/cog/tiles/{z}/{x}/{last}", query,
+    prefix, resource, parameters = "/cog/tiles", "/cog/tiles/{z}/{x}/{y}", {}
+    if tms:
+        prefix, resource = f"/cog/tiles/{tms}", "/cog/tiles/{tileMatrixSetId}/{z}/{x}/{y}"
+        parameters = {"tileMatrixSetId": tms}
+    return api_event(f"{prefix}/{z}/{x}/{last}", query,
                      accept="image/avif,image/webp,image/apng,image/*,*/*;q=0.8",
-                     resource="/cog/tiles/{z}/{x}/{y}",
-                     path_parameters={"z": str(z), "x": str(x), "y": last})
+                     resource=resource, method=method,
+                     path_parameters={**parameters, "z": str(z), "x": str(x), "y": last})
 
 
 @dataclass
@@ -126,6 +132,17 @@ CHECKS = [  # the first one is the cold-start tile
           "application/json"),
     Check("metadata endpoint", api_event("/cog/info", {
         "url": ["http://169.254.169.254/latest/meta-data/"]}), 403, "application/json"),
+    Check("WorldCRS84Quad tile", tile_event("png", tms="WorldCRS84Quad", tile=(8, 145, 93)),
+          200, "image/png", (256, 256)),
+    Check("WMTS capabilities", api_event("/cog/WMTSCapabilities.xml", {"url": [DEMO]}), 200,
+          "application/xml"),
+    Check("OpenAPI document", api_event("/openapi.json"), 200, "application/json"),
+    Check("HEAD tile", tile_event("png", method="HEAD"), 200, "image/png"),
+    Check("POST is not allowed", api_event("/cog/info", {"url": [DEMO]}, method="POST"), 405,
+          "application/json"),
+    Check("unknown path", api_event("/cog/nothing/here", resource="/{proxy+}",
+                                    path_parameters={"proxy": "cog/nothing/here"}), 404,
+          "application/json"),
 ]
 
 
@@ -158,6 +175,10 @@ def check_response(check: Check, payload: dict, failures: list) -> None:
         return
     if not payload.get("isBase64Encoded"):
         fail("body is not base64 (API Gateway would not decode it)")
+    if check.name.startswith("HEAD"):
+        if raw:
+            fail(f"a HEAD response has a body of {len(raw)} bytes")
+        return
     if check.size:
         from PIL import Image
         size = Image.open(io.BytesIO(raw)).size
