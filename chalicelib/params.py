@@ -497,7 +497,7 @@ def _values_text(param: Param) -> str:
             "string": "text"}[param.kind]
     if param.minimum is not None and param.maximum is not None:
         high = "MAX_IMAGE_SIZE" if callable(param.maximum) else f"{param.maximum:g}"
-        kind += f" {param.minimum:g}-{high}"
+        kind += f" {param.minimum:g} to {high}"
     return kind + (", repeatable" if param.repeat else "")
 
 
@@ -509,5 +509,5 @@ def markdown(declared: Sequence[Param]) -> str:
             continue
         default = f"`{param.raw_default()}`" if param.default is not None else ""
         lines.append(f"| `{param.name}` | {_values_text(param)} | {default} | "
-                     f"{param.description.replace('|', '&#124;')} |")
+                     f"{param.description.replace('|', chr(92) + '|')} |")
     return "\n".join(lines)

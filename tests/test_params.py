@@ -160,3 +160,12 @@ def test_every_declaration_documents_itself():
         if param.default is not None:  # the default parses
             params.parse((param,), path={param.name: param.raw_default()})
     assert set(params.TMS_ID.enum) == set(tilematrixsets.IDS)
+
+
+def test_the_readme_tables_are_the_declarations():
+    import subprocess
+    import sys
+    from tests.support import ROOT
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "docs.py"), "--check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,59 @@
+"""The README's parameter tables, generated from the declarations in chalicelib/params.py.
+
+    .venv/bin/python tools/docs.py          # rewrite the tables in README.md
+    .venv/bin/python tools/docs.py --check  # fail if README.md is out of step (the tests do)
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from chalicelib import params  # noqa: E402
+
+README = ROOT / "README.md"
+START = "<!-- parameters: generated from chalicelib/params.py by tools/docs.py -->"
+END = "<!-- /parameters -->"
+
+SECTIONS = [
+    ("Every data route", (params.URL,)),
+    ("What to read and how to show it (tiles, preview, bbox, point, statistics, TileJSON, "
+     "WMTS; point takes the first three)", params.SELECTION + params.STYLE),
+    ("Tiles", (params.TILESIZE,)),
+    ("Preview and bbox (`/cog/preview` also takes `format`)", params.IMAGE + (params.FORMAT,)),
+    ("Statistics", params.STATISTICS),
+    ("TileJSON", params.TILEJSON),
+    ("WMTS", params.WMTS),
+]
+
+
+def tables() -> str:
+    parts = [START]
+    for title, declared in SECTIONS:
+        parts += ["", f"**{title}**", "", params.markdown(declared)]
+    return "\n".join(parts + ["", END])
+
+
+def updated(text: str) -> str:
+    start, end = text.index(START), text.index(END) + len(END)
+    return text[:start] + tables() + text[end:]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--check", action="store_true")
+    args = parser.parse_args()
+    text = README.read_text()
+    if args.check:
+        if updated(text) != text:
+            print("README.md's parameter tables are out of step: run tools/docs.py")
+            return 1
+        return 0
+    README.write_text(updated(text))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
