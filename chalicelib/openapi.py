@@ -57,8 +57,8 @@ def _parameter(param, config: Settings) -> dict:
 
 def _responses(route: Route) -> dict:
     returns = route.returns
-    if len(returns.media_types) == 1 and returns.media_types[0] == "application/json":
-        content = {"application/json": {"schema": {"type": "object"}}}
+    if len(returns.media_types) == 1 and "json" in returns.media_types[0]:
+        content = {returns.media_types[0]: {"schema": {"type": "object"}}}
     else:
         content = {media_type: {"schema": {"type": "string", "format": "binary"}
                                 if media_type.startswith(("image/", "application/x-binary"))
@@ -74,13 +74,32 @@ def _responses(route: Route) -> dict:
     return responses
 
 
-def _build(routes: tuple[Route, ...], config: Settings) -> dict:
-    paths = {}
+def _component_names(routes) -> dict[int, str]:
+    """A name in components/parameters for each declared parameter (two declarations of the
+    same name, such as tile_format with and without a default, get distinct names)."""
+    names, taken = {}, set()
     for route in routes:
-        if not route.listed:
-            continue
+        for param in route.params:
+            if id(param) not in names:
+                name, n = param.name, 2
+                while name in taken:
+                    name, n = f"{param.name}_{n}", n + 1
+                names[id(param)] = name
+                taken.add(name)
+    return names
+
+
+def _build(routes: tuple[Route, ...], config: Settings) -> dict:
+    paths, listed = {}, [r for r in routes if r.listed]
+    names = _component_names(listed)
+    components = {}
+    for route in listed:
+        for param in route.params:
+            components[names[id(param)]] = _parameter(param, config)
+    for route in listed:
         operation = {"operationId": _operation_id(route.path), "summary": route.summary,
-                     "parameters": [_parameter(p, config) for p in route.params],
+                     "parameters": [{"$ref": f"#/components/parameters/{names[id(p)]}"}
+                                    for p in route.params],
                      "responses": _responses(route)}
         if route.description:
             operation["description"] = route.description
@@ -95,6 +114,7 @@ def _build(routes: tuple[Route, ...], config: Settings) -> dict:
                                 "JSON `{\"Code\": ..., \"Message\": ...}`."},
         "paths": paths,
         "components": {
+            "parameters": components,
             "schemas": _JSON_SCHEMAS,
             "responses": {f"Error{status}": {
                 "description": text,

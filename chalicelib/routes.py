@@ -162,7 +162,7 @@ class RouteTable:
                                       {"Allow": ALLOWED})
             try:
                 request = self._request(route, path_params)
-                response = self._shape(route.view(request), request.config)
+                response = self._shape(route.view(request), route, request.config)
             except TilerError as exc:
                 response = error_response(self.response_class, exc.status, exc.code,
                                           exc.message)
@@ -176,7 +176,7 @@ class RouteTable:
             return response
         return handler
 
-    def _shape(self, result, config: Settings):
+    def _shape(self, result, route: Route, config: Settings):
         if isinstance(result, EncodedImage):
             headers = {"Content-Type": result.media_type, **result.headers}
             if config.cache_max_age > 0:
@@ -185,5 +185,7 @@ class RouteTable:
         if isinstance(result, Page):
             return self.response_class(body=result.body.encode("utf-8"), status_code=200,
                                        headers={"Content-Type": result.media_type})
+        media_type = route.returns.media_types[0]  # application/json, application/geo+json...
         return self.response_class(body=to_json(result), status_code=200,
-                                   headers={"Content-Type": JSON})
+                                   headers={"Content-Type": media_type if "json" in media_type
+                                            else JSON})

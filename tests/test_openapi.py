@@ -19,41 +19,51 @@ def document(client):
     return response.json_body
 
 
+def parameters(doc, operation) -> dict:
+    """An operation's parameters by name, their $refs resolved."""
+    found = [doc["components"]["parameters"][p["$ref"].rsplit("/", 1)[1]]
+             for p in operation["parameters"]]
+    return {p["name"]: p for p in found}
+
+
 def test_the_document_is_valid_openapi(client):
     validate(document(client))
 
 
 def test_every_route_and_parameter_is_in_it(client):
     from app import api
-    paths = document(client)["paths"]
+    doc = document(client)
+    paths = doc["paths"]
     listed = [r for r in api.routes if r.listed]
     assert set(paths) == {r.path for r in listed}
     assert "/{proxy+}" not in paths  # the catch-all 404 is not an operation
     for route in listed:
         operation = paths[route.path]["get"]
-        assert [p["name"] for p in operation["parameters"]] == [p.name for p in route.params]
+        assert list(parameters(doc, operation)) == [p.name for p in route.params]
         assert {"200", *map(str, route.errors)} == set(operation["responses"])
 
 
 def test_enums_come_from_the_registries(client):
-    tile = document(client)["paths"]["/cog/tiles/{tileMatrixSetId}/{z}/{x}/{y}"]["get"]
-    by_name = {p["name"]: p for p in tile["parameters"]}
+    doc = document(client)
+    tile = doc["paths"]["/cog/tiles/{tileMatrixSetId}/{z}/{x}/{y}"]["get"]
+    by_name = parameters(doc, tile)
     assert by_name["tileMatrixSetId"]["schema"]["enum"] == list(tilematrixsets.IDS)
     assert set(by_name["colormap_name"]["schema"]["enum"]) >= set(colormaps.names())
     assert by_name["resampling"]["schema"]["enum"] == list(params.READ_RESAMPLING)
     assert by_name["bidx"]["schema"] == {"type": "array", "items": {
         "type": "integer", "minimum": 1, "maximum": 65535}}
     assert set(tile["responses"]["200"]["content"]) == set(formats.MEDIA_TYPES)
-    preview = document(client)["paths"]["/cog/preview"]["get"]
-    assert {p["name"]: p for p in preview["parameters"]}["format"]["schema"]["enum"] == \
-        list(formats.NAMES)
-    assert {p["name"]: p for p in preview["parameters"]}["max_size"]["schema"]["maximum"] == 4096
+    preview = parameters(doc, doc["paths"]["/cog/preview"]["get"])
+    assert preview["format"]["schema"]["enum"] == list(formats.NAMES)
+    assert preview["max_size"]["schema"]["maximum"] == 4096
+    wmts = parameters(doc, doc["paths"]["/cog/WMTSCapabilities.xml"]["get"])
+    assert wmts["tile_format"]["schema"]["default"] == "png"  # not TileJSON's tile_format
 
 
 def test_limits_follow_the_settings(client, monkeypatch):
     monkeypatch.setenv("MAX_IMAGE_SIZE", "2000")
-    preview = document(client)["paths"]["/cog/preview"]["get"]
-    by_name = {p["name"]: p for p in preview["parameters"]}
+    doc = document(client)
+    by_name = parameters(doc, doc["paths"]["/cog/preview"]["get"])
     assert by_name["max_size"]["schema"]["maximum"] == by_name["width"]["schema"]["maximum"] \
         == 2000
 
