@@ -109,6 +109,12 @@ def info(r: Request):
     return tiler.info(r.values.url, tile_matrix_set_of(r.values), r.config)
 
 
+@api.get("/cog/info.geojson", "The raster's footprint as a GeoJSON Feature, with its info",
+         params=(URL,), returns=Returns(("application/geo+json",), "GeoJSON"), tag="cog")
+def info_geojson(r: Request):
+    return tiler.info_geojson(r.values.url, tile_matrix_set_of(r.values), r.config)
+
+
 @api.get("/cog/statistics", "Per-band statistics: min, max, mean, percentiles, histogram",
          params=(URL, *SELECTION, *STATISTICS), returns=JSON, tag="cog")
 def statistics(r: Request):

@@ -150,6 +150,18 @@ def info(url: str | None, tms: TileMatrixSet, config: Settings) -> dict:
         return reader.info(dataset, tms)
 
 
+def info_geojson(url: str | None, tms: TileMatrixSet, config: Settings) -> dict:
+    """``info`` as a GeoJSON Feature whose geometry is the data's bounds (two boxes where
+    they cross 180 degrees)."""
+    properties = info(url, tms, config)
+    west, south, east, north = properties["bounds"]
+    boxes = [(west, east)] if west <= east else [(west, 180.0), (-180.0, east)]
+    rings = [[[[w, south], [e, south], [e, north], [w, north], [w, south]]] for w, e in boxes]
+    geometry = ({"type": "Polygon", "coordinates": rings[0]} if len(rings) == 1
+                else {"type": "MultiPolygon", "coordinates": rings})
+    return {"type": "Feature", "geometry": geometry, "properties": properties}
+
+
 def statistics(url: str | None, selection: Selection, options: StatisticsOptions,
                config: Settings) -> dict:
     _check_size(ImageSize(None, options.max_size), config)

@@ -189,6 +189,17 @@ def test_info(client, rgb):
     assert info["name"] == "api_rgb.tif"
 
 
+def test_info_as_geojson(client, rgb, shared):
+    response = client.http.get(f"/cog/info.geojson?url={rgb[1]}")
+    assert response.headers["Content-Type"] == "application/geo+json"
+    feature = response.json_body
+    west, south, east, north = mercantile.bounds(TILE)
+    assert feature["geometry"]["coordinates"][0][2] == pytest.approx([east, north])
+    assert feature["properties"]["count"] == 3
+    crossing = client.http.get(f"/cog/info.geojson?url={shared}/cog_dateline.tif").json_body
+    assert crossing["geometry"]["type"] == "MultiPolygon"  # split at 180 degrees
+
+
 def test_statistics(client, rgb):
     data, url = rgb
     stats = client.http.get(f"/cog/statistics?url={url}&p=50&histogram_bins=4").json_body
