@@ -8,16 +8,19 @@ declaration (chalicelib/routes.py); /openapi.json is made from the same declarat
 
 import json
 import logging
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from chalice import Chalice, Response
 from chalice.app import CaseInsensitiveMapping
 
-from chalicelib import (cogify, colormaps, formats, openapi, settings, tilecache, tiler,
-                        tilematrixsets, wmts)
+from chalicelib import (cogify, colormaps, formats, settings, tilecache, tiler, tilematrixsets,
+                        wmts)
 from chalicelib.errors import NotFound, TilerError
-from chalicelib.params import (BBOX, DOCUMENT_ONLY, FORMAT, IMAGE, LONLAT, SELECTION, SIZE,
-                               STATISTICS, STYLE, TILE, TILEJSON, TMS_ID, URL, WMTS)
+from chalicelib.params import (BBOX, DOCUMENT_ONLY, FORMAT, IMAGE, LONLAT, MOSAIC_SELECTION,
+                               MOSAIC_URL, PIXEL_SELECTION, SELECTION, SIZE, STAC_SELECTION,
+                               STAC_URL, STATISTICS, STYLE, TILE, TILEJSON, TMS_ID, URL, WMTS,
+                               Param)
 from chalicelib.params import (image_size, selection, statistics_options, style,
                                tile_address, tile_matrix_set_of)
 from chalicelib.routes import SIMPLE_ERRORS, Page, Request, Returns, RouteTable
@@ -68,12 +71,14 @@ def viewer(r: Request):
 @api.get("/docs", "API documentation (Swagger UI)", returns=HTML, errors=SIMPLE_ERRORS,
          tag="pages")
 def docs(r: Request):
+    from chalicelib import openapi  # only these two routes need it: not on the tile path
     return Page(openapi.swagger_page(r.prefix), HTML.media_types[0])
 
 
 @api.get("/openapi.json", "This API as an OpenAPI 3 document", returns=JSON,
          errors=SIMPLE_ERRORS, tag="pages")
 def openapi_document(r: Request):
+    from chalicelib import openapi
     return openapi.document(api.routes, r.prefix, r.config)
 
 
@@ -101,105 +106,141 @@ def tile_matrix_set(r: Request):
     return r.values.tileMatrixSetId.definition
 
 
-# ---- one raster -----------------------------------------------------------------------------
+# ---- sources: one raster (/cog), a STAC item (/stac), a MosaicJSON mosaic (/mosaicjson) ----
+# Each family is the same table of routes over a different kind of source (chalicelib.readers):
+# the parameters that say what to read differ, everything else is shared.
 
-@api.get("/cog/info", "What the raster is: bounds, CRS, size, bands, overviews, zooms",
-         params=(URL,), returns=JSON, tag="cog")
-def info(r: Request):
-    return tiler.info(r.values.url, tile_matrix_set_of(r.values), r.config)
-
-
-@api.get("/cog/info.geojson", "The raster's footprint as a GeoJSON Feature, with its info",
-         params=(URL,), returns=Returns(("application/geo+json",), "GeoJSON"), tag="cog")
-def info_geojson(r: Request):
-    return tiler.info_geojson(r.values.url, tile_matrix_set_of(r.values), r.config)
-
-
-@api.get("/cog/statistics", "Per-band statistics: min, max, mean, percentiles, histogram",
-         params=(URL, *SELECTION, *STATISTICS), returns=JSON, tag="cog")
-def statistics(r: Request):
-    v = r.values
-    return tiler.statistics(v.url, selection(v), statistics_options(v), r.config)
+@dataclass(frozen=True)
+class Family:
+    kind: str  # the path prefix and the reader (tiler.open_reader)
+    what: str  # "the raster", for summaries
+    url: Param
+    selection: tuple[Param, ...]  # what to read
+    point: tuple[Param, ...]  # what to read at a point
+    images: bool = True  # previews, bbox images and statistics
 
 
-@api.get("/cog/point/{lonlat}", "Each band's value at a point",
-         params=(URL, LONLAT, *SELECTION[:3]), returns=JSON, tag="cog")
-def point(r: Request):
-    return tiler.point(r.values.url, r.values.lonlat, selection(r.values), r.config)
+FAMILIES = (
+    Family("cog", "the raster", URL, SELECTION, SELECTION[:3]),
+    Family("stac", "the STAC item", STAC_URL, STAC_SELECTION, STAC_SELECTION[:5]),
+    Family("mosaicjson", "the mosaic", MOSAIC_URL, MOSAIC_SELECTION,
+           (*SELECTION[:3], PIXEL_SELECTION), images=False),
+)
 
 
-_TILE_PARAMS = (URL, *TILE, *SELECTION, *STYLE)
+def _source(family: Family, r: Request):
+    """The reader of the request's ``url``; its selection, where the route has one, tells a
+    STAC item which assets matter."""
+    return tiler.open_reader(family.kind, r.values.url, r.config, selection(r.values))
 
 
-@api.get("/cog/tiles/{z}/{x}/{y}", "A WebMercatorQuad map tile", returns=TILE_OUT, tag="cog",
-         params=tuple(p for p in _TILE_PARAMS if p is not TMS_ID))
-@api.get("/cog/tiles/{tileMatrixSetId}/{z}/{x}/{y}", "A map tile of any tile matrix set",
-         params=_TILE_PARAMS, returns=TILE_OUT, tag="cog")
-def tile(r: Request):
-    v = r.values
-    return tiler.tile(v.url, tile_address(v), selection(v), style(v), r.config)
-
-
-_TILEJSON_PARAMS = (URL, *TILEJSON, *SELECTION, *STYLE)
-
-
-@api.get("/cog/tilejson.json", "TileJSON 3.0.0 (WebMercatorQuad)", params=_TILEJSON_PARAMS,
-         returns=JSON, tag="cog")
-@api.get("/cog/{tileMatrixSetId}/tilejson.json", "TileJSON 3.0.0 for a tile matrix set",
-         params=(TMS_ID, *_TILEJSON_PARAMS), returns=JSON, tag="cog")
-def tilejson(r: Request):
-    return tiler.tilejson(r.values.url, tile_matrix_set_of(r.values), r.values,
-                          _passthrough(r), r.base_url, r.config)
-
-
-_WMTS_PARAMS = (URL, *WMTS, *SELECTION, *STYLE)
-
-
-@api.get("/cog/WMTSCapabilities.xml", "OGC WMTS 1.0.0 capabilities (WebMercatorQuad)",
-         params=_WMTS_PARAMS, returns=XML, tag="cog")
-@api.get("/cog/{tileMatrixSetId}/WMTSCapabilities.xml", "OGC WMTS 1.0.0 capabilities",
-         params=(TMS_ID, *_WMTS_PARAMS), returns=XML, tag="cog")
-def wmts_capabilities(r: Request):
-    tms = tile_matrix_set_of(r.values)
-    self_url = f"{r.base_url}/cog/{tms.id}/WMTSCapabilities.xml?" + urlencode(
-        [(k, v) for k, values in r.query.items() for v in values])
-    return Page(wmts.capabilities(r.values.url, tms, r.values, _passthrough(r), r.base_url,
-                                  self_url, r.config), XML.media_types[0])
-
-
-def _preview(fmt=None, sized=False):
+def _preview(f: Family, fmt=None, sized=False):
     def view(r: Request):
         v = r.values
         size = image_size(v, fmt or getattr(v, "format", None), v.size if sized else None)
-        return tiler.preview(v.url, size, selection(v), style(v), r.config)
+        return tiler.preview(_source(f, r), size, selection(v), style(v))
     return view
 
 
-_IMAGE_PARAMS = (URL, *IMAGE, *SELECTION, *STYLE)
-api.get("/cog/preview", "The whole raster as an image", params=(*_IMAGE_PARAMS, FORMAT),
-        returns=IMAGE_OUT, tag="cog")(_preview())
-api.get("/cog/preview/{size}", "The whole raster at {width}x{height}[.{format}]",
-        params=(SIZE, *_IMAGE_PARAMS), returns=IMAGE_OUT, tag="cog")(_preview(sized=True))
-# API Gateway path parts are literal or a whole {variable}: "preview.{format}" is not
-# allowed, so each format gets its own literal route.
-for _fmt in formats.EXTENSIONS:
-    api.get(f"/cog/preview.{_fmt}", f"The whole raster as {_fmt}", params=_IMAGE_PARAMS,
-            returns=IMAGE_OUT, tag="cog")(_preview(formats.get(_fmt)))
-
-
-def _bbox(sized=False):
+def _bbox(f: Family, sized=False):
     def view(r: Request):
         v = r.values
         bounds, fmt = v.bbox
         size = image_size(v, fmt, v.size if sized else None)
-        return tiler.bbox(v.url, bounds, size, selection(v), style(v), r.config)
+        return tiler.bbox(_source(f, r), bounds, size, selection(v), style(v))
     return view
 
 
-api.get("/cog/bbox/{bbox}", "A part of the raster, as an EPSG:4326 image",
-        params=(BBOX, *_IMAGE_PARAMS), returns=IMAGE_OUT, tag="cog")(_bbox())
-api.get("/cog/bbox/{bbox}/{size}", "A part of the raster at {width}x{height}.{format}",
-        params=(BBOX, SIZE, *_IMAGE_PARAMS), returns=IMAGE_OUT, tag="cog")(_bbox(sized=True))
+def declare_family(f: Family) -> None:
+    k, tag = f"/{f.kind}", f.kind
+    select, style_params = f.selection, STYLE
+
+    @api.get(f"{k}/info", f"What {f.what} is: bounds, CRS, size, bands, overviews, zooms"
+             + (" (per asset)" if f.kind == "stac" else ""),
+             params=(f.url, *(select[:1] if f.kind == "stac" else ())), returns=JSON, tag=tag)
+    def info(r: Request):
+        return tiler.info(_source(f, r), tile_matrix_set_of(r.values))
+
+    @api.get(f"{k}/info.geojson", f"The footprint of {f.what} as a GeoJSON Feature, with its "
+             "info", params=(f.url, *(select[:1] if f.kind == "stac" else ())),
+             returns=Returns(("application/geo+json",), "GeoJSON"), tag=tag)
+    def info_geojson(r: Request):
+        return tiler.info_geojson(_source(f, r), tile_matrix_set_of(r.values))
+
+    @api.get(f"{k}/point/{{lonlat}}", "Each band's value at a point",
+             params=(f.url, LONLAT, *f.point), returns=JSON, tag=tag)
+    def point(r: Request):
+        return tiler.point(_source(f, r), r.values.lonlat, selection(r.values))
+
+    tile_params = (f.url, *TILE, *select, *style_params)
+
+    @api.get(f"{k}/tiles/{{z}}/{{x}}/{{y}}", "A WebMercatorQuad map tile", returns=TILE_OUT,
+             tag=tag, params=tuple(p for p in tile_params if p is not TMS_ID))
+    @api.get(f"{k}/tiles/{{tileMatrixSetId}}/{{z}}/{{x}}/{{y}}",
+             "A map tile of any tile matrix set", params=tile_params, returns=TILE_OUT, tag=tag)
+    def tile(r: Request):
+        v = r.values
+        return tiler.tile(_source(f, r), tile_address(v), selection(v), style(v))
+
+    tilejson_params = (f.url, *TILEJSON, *select, *style_params)
+
+    @api.get(f"{k}/tilejson.json", "TileJSON 3.0.0 (WebMercatorQuad)",
+             params=tilejson_params, returns=JSON, tag=tag)
+    @api.get(f"{k}/{{tileMatrixSetId}}/tilejson.json", "TileJSON 3.0.0 for a tile matrix set",
+             params=(TMS_ID, *tilejson_params), returns=JSON, tag=tag)
+    def tilejson(r: Request):
+        return tiler.tilejson(_source(f, r), tile_matrix_set_of(r.values), r.values,
+                              _passthrough(r), r.base_url)
+
+    wmts_params = (f.url, *WMTS, *select, *style_params)
+
+    @api.get(f"{k}/WMTSCapabilities.xml", "OGC WMTS 1.0.0 capabilities (WebMercatorQuad)",
+             params=wmts_params, returns=XML, tag=tag)
+    @api.get(f"{k}/{{tileMatrixSetId}}/WMTSCapabilities.xml", "OGC WMTS 1.0.0 capabilities",
+             params=(TMS_ID, *wmts_params), returns=XML, tag=tag)
+    def wmts_capabilities(r: Request):
+        tms = tile_matrix_set_of(r.values)
+        self_url = f"{r.base_url}{k}/{tms.id}/WMTSCapabilities.xml?" + urlencode(
+            [(name, v) for name, values in r.query.items() for v in values])
+        return Page(wmts.capabilities(_source(f, r), tms, r.values, _passthrough(r),
+                                      r.base_url, self_url), XML.media_types[0])
+
+    if not f.images:
+        return
+
+    @api.get(f"{k}/statistics", "Per-band statistics: min, max, mean, percentiles, histogram",
+             params=(f.url, *select, *STATISTICS), returns=JSON, tag=tag)
+    def statistics(r: Request):
+        v = r.values
+        return tiler.statistics(_source(f, r), selection(v), statistics_options(v))
+
+    image_params = (f.url, *IMAGE, *select, *style_params)
+    api.get(f"{k}/preview", f"The whole of {f.what} as an image",
+            params=(*image_params, FORMAT), returns=IMAGE_OUT, tag=tag)(_preview(f))
+    api.get(f"{k}/preview/{{size}}", f"The whole of {f.what} at {{width}}x{{height}}"
+            "[.{format}]", params=(SIZE, *image_params), returns=IMAGE_OUT,
+            tag=tag)(_preview(f, sized=True))
+    # API Gateway path parts are literal or a whole {variable}: "preview.{format}" is not
+    # allowed, so each format gets its own literal route.
+    for fmt in formats.EXTENSIONS:
+        api.get(f"{k}/preview.{fmt}", f"The whole of {f.what} as {fmt}", params=image_params,
+                returns=IMAGE_OUT, tag=tag)(_preview(f, formats.get(fmt)))
+
+    api.get(f"{k}/bbox/{{bbox}}", f"A part of {f.what}, as an EPSG:4326 image",
+            params=(BBOX, *image_params), returns=IMAGE_OUT, tag=tag)(_bbox(f))
+    api.get(f"{k}/bbox/{{bbox}}/{{size}}", f"A part of {f.what} at {{width}}x{{height}}"
+            ".{format}", params=(BBOX, SIZE, *image_params), returns=IMAGE_OUT,
+            tag=tag)(_bbox(f, sized=True))
+
+
+for _family in FAMILIES:
+    declare_family(_family)
+
+
+@api.get("/stac/assets", "The GeoTIFF assets of the STAC item", params=(STAC_URL,),
+         returns=JSON, tag="stac")
+def stac_assets(r: Request):
+    return tiler.open_reader("stac", r.values.url, r.config).asset_names()
 
 
 @api.get("/{proxy+}", "Any other path: a JSON 404", returns=JSON, errors=(404,),

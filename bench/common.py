@@ -83,10 +83,10 @@ def path_of(name: str) -> Path:
 
 def sample_tiles(url: str, per_zoom: int = 30, extra_zoom: int = 1):
     """Tiles from minzoom to maxzoom + ``extra_zoom`` nearest the data's centre, that touch it."""
-    from chalicelib import reader, settings, tiler, tilematrixsets
+    from chalicelib import reader, readers, settings, tilematrixsets
 
     wmq = tilematrixsets.get("WebMercatorQuad")
-    entry = tiler.open_dataset(url, settings.current())
+    entry = readers.open_dataset(url, settings.current())
     minzoom, maxzoom = reader.zoom_range(entry, wmq)
     west, south, east, north = entry.geographic_bounds
     lon = (west + east) / 2 if west <= east else 179.9
@@ -112,8 +112,8 @@ def engine_tile(url: str, z, x, y_segment: str, query: dict, tms: str = "WebMerc
     values = params.parse((*params.TILE, *params.SELECTION, *params.STYLE), query,
                           {"tileMatrixSetId": tms, "z": str(z), "x": str(x), "y": y_segment},
                           config)
-    return tiler.tile(url, params.tile_address(values), params.selection(values),
-                      params.style(values), config)
+    return tiler.tile(tiler.open_reader("cog", url, config), params.tile_address(values),
+                      params.selection(values), params.style(values))
 
 
 def summary(seconds: list[float]) -> dict:

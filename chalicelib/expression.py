@@ -1,6 +1,8 @@
 """Band math: ``(b4-b3)/(b4+b3)``, ``where(b1>100, 1, 0)``, ``sqrt(b1);b2*2``.
 
-One output band per ``;``-separated part.
+One output band per ``;``-separated part. Variables are bands (``b1``...) of one file, or,
+for multi-file sources (``parse(text, named=True)``), any name the source defines (a STAC
+item's assets: ``(nir-red)/(nir+red)``, ``visual_b2``); the source checks them.
 
 Parsed with Python's ``ast`` and walked over a whitelist of node types; nothing is ever
 passed to ``eval``/``exec``. Numbers become float64 numpy scalars, so ``9**9**9`` is an
@@ -46,28 +48,42 @@ def _band_number(name: str) -> int | None:
     return None
 
 
+def band_number(name: str) -> int | None:
+    """1-based band number of a band name (``b3``, ``B3``), else None."""
+    return _band_number(name)
+
+
 @dataclass(frozen=True)
 class Expression:
-    """A parsed expression: ``bands`` are the 1-based band numbers it reads."""
+    """A parsed expression: ``names`` are the variables it reads (as written, in order of
+    first use); ``bands`` the 1-based numbers of those that are band names."""
 
     text: str
     outputs: tuple[ast.AST, ...]
-    bands: tuple[int, ...]
+    names: tuple[str, ...]
 
-    def evaluate(self, bands: dict[int, np.ndarray]) -> np.ndarray:
-        """Evaluate over ``{band number: 2-D array}``; returns float (outputs, h, w)."""
-        shape = next(iter(bands.values())).shape
+    @property
+    def bands(self) -> tuple[int, ...]:
+        return tuple(sorted({n for n in map(_band_number, self.names) if n is not None}))
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(part.strip() for part in self.text.split(";") if part.strip())
+
+    def evaluate(self, values: dict[str, np.ndarray]) -> np.ndarray:
+        """Evaluate over ``{variable name: 2-D array}``; returns float32 (outputs, h, w)."""
+        shape = next(iter(values.values())).shape
         results = []
         with np.errstate(all="ignore"):
             for node in self.outputs:
-                value = _Evaluator(bands).visit(node)
+                value = _Evaluator(values).visit(node)
                 results.append(np.broadcast_to(np.asarray(value, dtype="float64"), shape))
         return np.stack(results).astype("float32", copy=False) if len(results) else None
 
 
 class _Evaluator(ast.NodeVisitor):
-    def __init__(self, bands):
-        self.bands = bands
+    def __init__(self, values):
+        self.values = values
 
     def generic_visit(self, node):  # anything not whitelisted below
         raise BadRequest(f"'{type(node).__name__}' is not allowed in an expression")
@@ -81,9 +97,8 @@ class _Evaluator(ast.NodeVisitor):
         return np.float64(node.value)
 
     def visit_Name(self, node):
-        number = _band_number(node.id)
-        if number is not None:
-            return self.bands[number].astype("float64", copy=False)
+        if node.id in self.values:
+            return self.values[node.id].astype("float64", copy=False)
         return _CONSTANTS[node.id.lower()]
 
     def visit_BinOp(self, node):
@@ -116,7 +131,7 @@ class _Evaluator(ast.NodeVisitor):
         return _FUNCTIONS[node.func.id.lower()](*[self.visit(a) for a in node.args])
 
 
-def _check(node: ast.AST, count: list) -> None:
+def _check(node: ast.AST, count: list, named: bool) -> None:
     """Validate the tree once at parse time, so evaluation meets only known nodes."""
     count[0] += 1
     if count[0] > MAX_NODES:
@@ -128,7 +143,7 @@ def _check(node: ast.AST, count: list) -> None:
     if isinstance(node, ast.Compare) and any(type(op) not in _COMPARE for op in node.ops):
         raise BadRequest("only <, <=, >, >=, == and != comparisons are allowed")
     if isinstance(node, ast.Name):
-        if _band_number(node.id) is None and node.id.lower() not in _CONSTANTS:
+        if not named and _band_number(node.id) is None and node.id.lower() not in _CONSTANTS:
             raise BadRequest(f"unknown name '{node.id}' in expression: bands are b1, b2, ...")
     elif isinstance(node, ast.Call):
         if not isinstance(node.func, ast.Name) or node.func.id.lower() not in _FUNCTIONS:
@@ -140,18 +155,30 @@ def _check(node: ast.AST, count: list) -> None:
         if len(node.args) != _ARITY.get(name, 1):
             raise BadRequest(f"{name}() takes {_ARITY.get(name, 1)} argument(s)")
         for arg in node.args:
-            _check(arg, count)
+            _check(arg, count, named)
         return
     elif not isinstance(node, (ast.Expression, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare,
                                ast.IfExp, ast.Constant, ast.Load, ast.operator, ast.unaryop,
                                ast.cmpop, ast.boolop)):
         raise BadRequest(f"'{type(node).__name__}' is not allowed in an expression")
     for child in ast.iter_child_nodes(node):
-        _check(child, count)
+        _check(child, count, named)
 
 
-def parse(text: str) -> Expression:
-    """Parse an expression, or raise :class:`BadRequest` saying what is wrong with it."""
+def _variables(tree: ast.AST) -> list[str]:
+    """Names read as variables (not function names, not constants), in order of use."""
+    called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and id(node) not in called \
+                and node.id.lower() not in _CONSTANTS:
+            found.append(node.id)
+    return found
+
+
+def parse(text: str, named: bool = False) -> Expression:
+    """Parse an expression, or raise :class:`BadRequest` saying what is wrong with it.
+    ``named``: variables may be any name (checked by the source), not only ``b1``..."""
     text = (text or "").strip()
     if not text:
         raise BadRequest("'expression' is empty")
@@ -160,17 +187,17 @@ def parse(text: str) -> Expression:
     parts = [p.strip() for p in text.split(";") if p.strip()]
     if len(parts) > MAX_OUTPUTS:
         raise BadRequest(f"an expression gives at most {MAX_OUTPUTS} outputs (';'-separated)")
-    outputs, bands = [], set()
+    outputs, names = [], []
     for part in parts:
         try:
             tree = ast.parse(part, mode="eval")
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             raise BadRequest(f"cannot parse expression '{part[:80]}': check the parentheses "
                              "and operators") from None
-        _check(tree, [0])
-        bands.update(n for n in (_band_number(node.id) for node in ast.walk(tree)
-                                 if isinstance(node, ast.Name)) if n is not None)
+        _check(tree, [0], named)
+        names.extend(n for n in _variables(tree) if n not in names)
         outputs.append(tree)
-    if not bands:
-        raise BadRequest("the expression uses no band: refer to bands as b1, b2, ...")
-    return Expression(text, tuple(outputs), tuple(sorted(bands)))
+    if not names:
+        raise BadRequest("the expression uses no band: refer to bands as b1, b2, ..."
+                         + (" or by asset name" if named else ""))
+    return Expression(text, tuple(outputs), tuple(names))

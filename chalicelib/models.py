@@ -26,19 +26,32 @@ if TYPE_CHECKING:  # records name these types; they never need the modules at ru
 
 @dataclass(frozen=True)
 class Selection:
-    """What to read: bands or an expression, the nodata override, resampling."""
+    """What to read: bands or an expression, the nodata override, resampling; for a STAC
+    item the assets (stacked in order) and their bands; for a mosaic how its files' pixels
+    are combined."""
 
     indexes: tuple[int, ...] | None = None
     expression: Expression | None = None
     nodata: float | None = None
     resampling: Resampling = Resampling.nearest
     reproject: Resampling = Resampling.nearest
+    assets: tuple[str, ...] | None = None
+    #: (asset, bands) pairs: the bands to read of those assets (default: all but alpha).
+    asset_indexes: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    asset_as_band: bool = False
+    pixel_selection: str = "first"
 
     @property
     def key(self) -> tuple:
         """What identifies the output bands (for caching statistics)."""
         nodata = "nan" if self.nodata is not None and math.isnan(self.nodata) else self.nodata
-        return (self.indexes, self.expression.text if self.expression else None, nodata)
+        return (self.indexes, self.expression.text if self.expression else None, nodata,
+                self.assets, self.asset_indexes, self.pixel_selection)
+
+    def for_file(self, indexes: tuple[int, ...] | None = None) -> "Selection":
+        """What to read of one file of a multi-file source: its bands, no expression."""
+        return Selection(indexes=indexes, nodata=self.nodata, resampling=self.resampling,
+                         reproject=self.reproject)
 
 
 @dataclass(frozen=True)

@@ -175,6 +175,32 @@ def _expression(text: str, param: Param, config):
     return parse_expression(text)
 
 
+def _named_expression(text: str, param: Param, config):
+    return parse_expression(text, named=True)
+
+
+_ASSET = re.compile(r"[A-Za-z0-9_.\-:]{1,128}")
+
+
+def _asset(text: str, param: Param, config) -> str:
+    name = text.strip()
+    if not _ASSET.fullmatch(name):
+        raise BadRequest(f"'{param.name}' takes asset names (letters, digits, _ - . :), "
+                         f"got {_short(text)}")
+    return name
+
+
+def _asset_bands(text: str, param: Param, config) -> tuple:
+    """``visual|1,2,3``: an asset and the bands to read of it (one item)."""
+    name, sep, bands = text.partition("|")
+    if not sep:
+        raise BadRequest("'asset_bidx' is asset|band,band..., e.g. visual|1,2,3")
+    indexes = tuple(_integer(b, BIDX, config) for b in bands.split(",") if b.strip())
+    if not indexes:
+        raise BadRequest("'asset_bidx' names no band: e.g. visual|1,2,3")
+    return ((_asset(name, param, config), indexes),)
+
+
 def _rescale(text: str, param: Param, config) -> tuple[tuple[float, float], ...]:
     numbers = [p for p in re.split(r"[,\s]+", text.strip().strip("[]")) if p]
     if len(numbers) % 2 or not numbers:
@@ -285,6 +311,15 @@ URL = Param("url", "The raster: `s3://bucket/key`, `https://host/path` or a loca
             "(`ALLOWED_SOURCES`)", "string", _text, required=True,
             example="chalicelib/demo/demo.tif", max_length=2048)
 
+STAC_URL = Param("url", "The STAC item (JSON): `s3://bucket/key`, `https://host/path` or a "
+                 "local path, on the allow-list; its assets' hrefs (absolute or relative to "
+                 "the item) must be on it too", "string", _text, required=True,
+                 example="s3://bucket/items/scene.json", max_length=2048)
+MOSAIC_URL = Param("url", "The MosaicJSON document: `s3://bucket/key`, `https://host/path` or "
+                   "a local path, on the allow-list; the files it lists must be on it too",
+                   "string", _text, required=True, example="s3://bucket/mosaic.json",
+                   max_length=2048)
+
 BIDX = Param("bidx", "Bands to read, 1-based, repeatable or comma-separated: `bidx=3&bidx=2"
              "&bidx=1` or `bidx=3,2,1` (default: every band but alpha)", "integer",
              _each(_integer), repeat=True, minimum=1, maximum=65535, example=[1])
@@ -300,6 +335,35 @@ RESAMPLING = Param("resampling", "Resampling for reading and choosing overviews"
 REPROJECT = Param("reproject", "Resampling for warping to the output CRS", "string", _choice,
                   default="nearest", enum=WARP_RESAMPLING)
 SELECTION = (BIDX, EXPRESSION, NODATA, RESAMPLING, REPROJECT)
+
+ASSETS = Param("assets", "Assets of the STAC item to read, repeatable or comma-separated; "
+               "their bands are stacked in this order (see `/stac/assets`)", "string",
+               _each(_asset), repeat=True, pattern=r"^[A-Za-z0-9_.\-:,]{1,1024}$",
+               example=["red"])
+ASSET_EXPRESSION = Param(
+    "expression", "Band math over the item's assets: a single-band asset by its name "
+    "(`(nir-red)/(nir+red)`), band n of any asset as `{asset}_b{n}`, or `b1`...`bN` for the "
+    "stacked bands of `assets`; functions and `;` as for `/cog`. Assets it names need not be "
+    "listed in `assets`", "string", _named_expression, max_length=1000,
+    example="(nir-red)/(nir+red)")
+ASSET_BIDX = Param("asset_bidx", "Bands to read of an asset: `asset|1,2,3`, repeatable "
+                   "(default: every band but alpha)", "string", _asset_bands, repeat=True,
+                   pattern=r"^[A-Za-z0-9_.\-:]{1,128}\|[0-9]{1,5}(,[0-9]{1,5})*$",
+                   example=["visual|1,2,3"])
+ASSET_AS_BAND = Param("asset_as_band", "Name each single-band asset's band by the asset "
+                      "(as titiler); expressions may name assets either way", "boolean",
+                      _boolean, default=False)
+STAC_SELECTION = (ASSETS, ASSET_EXPRESSION, ASSET_BIDX, ASSET_AS_BAND, NODATA, RESAMPLING,
+                  REPROJECT)
+
+PIXEL_SELECTIONS = ("first", "highest", "lowest", "mean", "median", "stdev", "lastbandlow",
+                    "lastbandhigh", "count")
+PIXEL_SELECTION = Param("pixel_selection", "How the files of a mosaic make one pixel: the "
+                        "first valid one (in the mosaic's order; reading stops once every "
+                        "pixel is filled), the highest or lowest, mean, median, stdev, the one "
+                        "whose last band is lowest/highest, or the count of valid files",
+                        "string", _choice, default="first", enum=PIXEL_SELECTIONS)
+MOSAIC_SELECTION = (*SELECTION, PIXEL_SELECTION)
 
 RESCALE = Param("rescale", "`min,max` stretched to 0-255: one for all bands, or one per band "
                 "(repeat it)", "string", _rescale, repeat=True,
@@ -413,12 +477,19 @@ def parse(declared: Sequence[Param], query: Query | None = None,
 
 def selection(v: SimpleNamespace) -> Selection:
     expression = getattr(v, "expression", None)
+    asset_indexes = getattr(v, "asset_bidx", None) or ()
+    if len({name for name, _ in asset_indexes}) < len(asset_indexes):
+        raise BadRequest("'asset_bidx' names an asset twice")
     return Selection(
         indexes=None if expression else getattr(v, "bidx", None),
         expression=expression,
         nodata=getattr(v, "nodata", None),
         resampling=Resampling[getattr(v, "resampling", None) or "nearest"],
         reproject=Resampling[getattr(v, "reproject", None) or "nearest"],
+        assets=getattr(v, "assets", None),
+        asset_indexes=tuple(asset_indexes),
+        asset_as_band=bool(getattr(v, "asset_as_band", False)),
+        pixel_selection=getattr(v, "pixel_selection", None) or "first",
     )
 
 

@@ -22,6 +22,7 @@ from rasterio.warp import transform_bounds
 from rasterio.windows import Window, from_bounds
 
 from .datasets import WGS84, OpenDataset
+from .expression import band_number
 from .errors import BadRequest, TileOutsideBounds, TooLarge
 from .models import ImageData, ImageSize, Selection, StatisticsOptions, TileAddress
 from .tilematrixsets import TileMatrixSet, geographic_overlap
@@ -73,9 +74,10 @@ def _finish(dataset: OpenDataset, selection: Selection, data: np.ndarray, mask: 
             indexes: tuple[int, ...], bounds, crs) -> ImageData:
     """Apply the expression (if any) and mask what is not a finite number."""
     if selection.expression is not None:
-        data = selection.expression.evaluate(dict(zip(indexes, data)))
-        names = tuple(part.strip() for part in selection.expression.text.split(";")
-                      if part.strip())
+        by_band = dict(zip(indexes, data))
+        data = selection.expression.evaluate({name: by_band[band_number(name)]
+                                              for name in selection.expression.names})
+        names = selection.expression.output_names
     else:
         names = tuple(f"b{i}" for i in indexes)
     if data.dtype.kind == "f":
@@ -257,17 +259,25 @@ def footprint(dataset: OpenDataset, tms: TileMatrixSet) -> list[tuple]:
     key = ("footprint", tms.id)
     if key not in dataset.memo:
         if _same_crs(dataset, tms):
-            boxes = [tuple(dataset.src.bounds)]
-        elif tms.is_world_grid:
-            boxes = _world_footprint(dataset, tms)
+            dataset.memo[key] = [tuple(dataset.src.bounds)]
         else:
-            boxes = _sampled_footprint(dataset, tms)
-        dataset.memo[key] = [tms.extent] if boxes is None else boxes
+            dataset.memo[key] = footprint_of(dataset.src.crs, dataset.src.bounds,
+                                             dataset.geographic_bounds, tms)
     return dataset.memo[key]
 
 
-def _world_footprint(dataset: OpenDataset, tms: TileMatrixSet) -> list[tuple] | None:
-    west, south, east, north = dataset.geographic_bounds
+def footprint_of(crs, bounds, geographic_bounds, tms: TileMatrixSet) -> list[tuple]:
+    """:func:`footprint` of data covering ``bounds`` in ``crs`` (``geographic_bounds`` in
+    degrees)."""
+    if tms.is_world_grid:
+        boxes = _world_footprint(geographic_bounds, tms)
+    else:
+        boxes = _sampled_footprint(crs, bounds, tms)
+    return [tms.extent] if boxes is None else boxes
+
+
+def _world_footprint(geographic_bounds, tms: TileMatrixSet) -> list[tuple] | None:
+    west, south, east, north = geographic_bounds
     limit = tms.geographic_extent[3]  # 85.05 degrees in WebMercatorQuad, 90 elsewhere
     south, north = max(south, -limit), min(north, limit)
     boxes = []
@@ -285,13 +295,14 @@ def _world_footprint(dataset: OpenDataset, tms: TileMatrixSet) -> list[tuple] | 
     return boxes
 
 
-def _sampled_footprint(dataset: OpenDataset, tms: TileMatrixSet,
-                       samples: int = 33) -> list | None:
-    left, bottom, right, top = dataset.src.bounds
+def _sampled_footprint(crs, bounds, tms: TileMatrixSet, samples: int = 33) -> list | None:
+    left, bottom, right, top = bounds
+    if left > right:  # degrees across 180: sample the whole band of latitudes
+        left, right = -180.0, 180.0
     xs, ys = np.meshgrid(np.linspace(left, right, samples), np.linspace(bottom, top, samples))
     try:
         with np.errstate(all="ignore"):
-            tx, ty = transform_points(dataset.src.crs, tms.crs, xs.ravel(), ys.ravel())
+            tx, ty = transform_points(crs, tms.crs, xs.ravel(), ys.ravel())
     except Exception:  # the CRSs have no transformation between them
         return None
     tx, ty = np.asarray(tx), np.asarray(ty)
@@ -432,16 +443,21 @@ def stretch_ranges(dataset: OpenDataset, selection: Selection) -> tuple[tuple[fl
     key = ("stretch",) + selection.key
     if key not in dataset.memo:
         image = preview(dataset, selection, ImageSize(None, 512))
-        ranges = []
-        for band, valid in zip(image.data, _band_validity(dataset, selection, image)):
-            values = band[valid]
-            if values.size == 0:
-                ranges.append((0.0, 1.0))
-                continue
-            low, high = (float(v) for v in np.percentile(values, (2, 98)))
-            if not high > low:
-                low, high = float(values.min()), float(values.max())
-            ranges.append((low, high if high > low else low + 1.0))
-        dataset.memo[key] = tuple(ranges)
+        dataset.memo[key] = percentile_ranges(
+            band[valid] for band, valid in zip(image.data,
+                                               _band_validity(dataset, selection, image)))
     return dataset.memo[key]
 
+
+def percentile_ranges(bands) -> tuple[tuple[float, float], ...]:
+    """(2nd, 98th) percentile of each band's valid values (min-max when those are equal)."""
+    ranges = []
+    for values in bands:
+        if values.size == 0:
+            ranges.append((0.0, 1.0))
+            continue
+        low, high = (float(v) for v in np.percentile(values, (2, 98)))
+        if not high > low:
+            low, high = float(values.min()), float(values.max())
+        ranges.append((low, high if high > low else low + 1.0))
+    return tuple(ranges)

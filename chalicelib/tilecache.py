@@ -15,6 +15,7 @@ The seed event::
      "bbox": [west, south, east, north],            # optional, degrees; default: the data
      "tileMatrixSetId": "WebMercatorQuad",           # optional; see /tileMatrixSets
      "format": "png",                                # png (default), jpg, webp, tif or npy
+     "source": "cog",                                # or "stac", "mosaicjson" (url names it)
      "params": {"colormap_name": "viridis", "rescale": "0,3000"},   # as in tile URLs
      "batch_size": 50}                               # tiles per message, optional
 """
@@ -22,15 +23,17 @@ The seed event::
 import json
 import logging
 
-from . import aws, formats, params, reader, tiler, tilematrixsets
+from . import aws, formats, params, tiler, tilematrixsets
 from .errors import BadRequest, TileOutsideBounds
 from .settings import Settings
 from .tilematrixsets import TileMatrixSet, geographic_overlap
 
 logger = logging.getLogger("cogtiler.tilecache")
 MAX_BATCH = 200
-#: Render parameters a batch carries (as in tile URLs).
-RENDER_PARAMS = (params.TILESIZE, *params.SELECTION, *params.STYLE)
+#: Render parameters a batch carries (as in tile URLs), per kind of source.
+RENDER_PARAMS = {kind: (params.TILESIZE, *selection, *params.STYLE) for kind, selection in (
+    ("cog", params.SELECTION), ("stac", params.STAC_SELECTION),
+    ("mosaicjson", params.MOSAIC_SELECTION))}
 
 
 def _query(values: dict) -> dict[str, list[str]]:
@@ -53,14 +56,14 @@ def _zoom(event: dict, name: str, tms: TileMatrixSet) -> int:
     return value
 
 
-def _bbox(event: dict, dataset) -> tuple | None:
+def _bbox(event: dict, source) -> tuple | None:
     value = event.get("bbox")
     if value is None:
         return None
     if not (isinstance(value, list) and len(value) == 4):
         raise BadRequest("'bbox' is [west, south, east, north] in degrees")
     box = params.bbox_value(",".join(str(v) for v in value))
-    if not geographic_overlap(box, dataset.geographic_bounds):
+    if not geographic_overlap(box, source.geographic_bounds):
         raise BadRequest("the bbox does not touch the data")
     return box
 
@@ -77,11 +80,15 @@ def plan(event: dict, config: Settings) -> tuple[dict, list[tuple[int, int, int]
         raise BadRequest("'minzoom' must not be greater than 'maxzoom'")
     fmt = formats.get(str(event.get("format", "png")))
     query = _query(event.get("params", {}))
-    values = params.parse(RENDER_PARAMS, query, config=config)
+    kind = event.get("source", "cog")
+    if kind not in RENDER_PARAMS:
+        raise BadRequest("'source' is one of: " + ", ".join(RENDER_PARAMS))
+    values = params.parse(RENDER_PARAMS[kind], query, config=config)
     params.selection(values), params.style(values)  # refuse bad render parameters now
-    dataset = tiler.open_dataset(url, config)  # the allow-list applies to seeding too
-    box = _bbox(event, dataset)
-    boxes = reader.footprint(dataset, tms)
+    # allow-listed as for the API
+    source = tiler.open_reader(kind, url, config, params.selection(values))
+    box = _bbox(event, source)
+    boxes = source.footprint(tms)
     limit = config.max_seed_tiles
     candidates = sum((r[2] - r[0] + 1) * (r[3] - r[1] + 1)
                      for z in range(minzoom, maxzoom + 1)
@@ -93,7 +100,7 @@ def plan(event: dict, config: Settings) -> tuple[dict, list[tuple[int, int, int]
     for z in range(minzoom, maxzoom + 1):
         found = {xy for b in boxes for xy in tms.tiles(z, b)}
         for x, y in sorted(found, key=lambda t: (t[1], t[0])):
-            if not reader.tile_exists(dataset, tms, z, x, y):
+            if not source.tile_exists(tms, z, x, y):
                 continue
             if box is not None:
                 tile_box = tms.geographic_bounds(z, x, y)
@@ -103,8 +110,8 @@ def plan(event: dict, config: Settings) -> tuple[dict, list[tuple[int, int, int]
             if len(tiles) > limit:
                 raise BadRequest(f"more than {limit} tiles: narrow the zoom range or the "
                                  "bbox (or raise MAX_SEED_TILES)")
-    template = {"url": url, "tileMatrixSetId": tms.id, "format": fmt.extension,
-                "params": query}
+    template = {"url": url, "source": kind, "tileMatrixSetId": tms.id,
+                "format": fmt.extension, "params": query}
     return template, tiles
 
 
@@ -148,20 +155,26 @@ def render_batch(body: str, config: Settings) -> dict:
     batch = json.loads(body)
     tms_id = batch.get("tileMatrixSetId", tilematrixsets.DEFAULT)
     query = batch.get("params", {})
+    kind, url, tiles = batch.get("source", "cog"), batch["url"], list(batch["tiles"])
+    try:
+        source = tiler.open_reader(kind, url, config)
+    except Exception as exc:  # every tile would fail: the message is retried
+        raise RuntimeError(f"the source cannot be opened, the message will be retried: "
+                           f"{exc}") from None
     s3 = aws.client("s3")
     headers = {}
     if config.cache_max_age > 0:
         headers["CacheControl"] = f"public, max-age={config.cache_max_age}"
     stored = skipped = 0
     failures = []
-    for z, x, y in batch["tiles"]:
+    for z, x, y in tiles:
         try:
             path = {"tileMatrixSetId": tms_id, "z": str(z), "x": str(x),
                     "y": f"{y}.{batch['format']}"}
             values = params.parse((params.TMS_ID, params.Z, params.X, params.Y,
-                                   *RENDER_PARAMS), query, path, config)
-            image = tiler.tile(batch["url"], params.tile_address(values),
-                               params.selection(values), params.style(values), config)
+                                   *RENDER_PARAMS[kind]), query, path, config)
+            image = tiler.tile(source, params.tile_address(values),
+                               params.selection(values), params.style(values))
         except TileOutsideBounds:
             skipped += 1
             continue

@@ -7,14 +7,23 @@ TileMatrixSetLimits of the tiles that touch the data. WMTS gives coordinates in 
 axis order (latitude first for EPSG:4326), unlike the rest of this API.
 """
 
-from xml.sax.saxutils import escape, quoteattr
+from html import escape as _html_escape
 
-from . import formats, reader
-from .datasets import reading
+from . import formats
 from .errors import BadRequest
-from .settings import Settings
+from .readers import Reader
 from .tilematrixsets import TileMatrixSet
-from .tiler import open_dataset, tile_url_template, zooms
+from .tiler import tile_url_template, zooms
+
+
+def escape(text: str) -> str:
+    """XML text and attribute escaping (``html.escape`` is the same and imports faster than
+    ``xml.sax.saxutils``, which pulls in ``urllib.request``)."""
+    return _html_escape(text, quote=True)
+
+
+def quoteattr(text: str) -> str:
+    return f'"{escape(text)}"'
 
 
 def _number(value) -> str:
@@ -41,29 +50,28 @@ def _matrix_xml(tms: TileMatrixSet, z: int, width: int, height: int) -> str:
             f"<MatrixHeight>{m.matrix_height}</MatrixHeight></TileMatrix>")
 
 
-def capabilities(url: str | None, tms: TileMatrixSet, options, passthrough: list[tuple[str, str]],
-                 base_url: str, self_url: str, config: Settings) -> str:
+def capabilities(source: Reader, tms: TileMatrixSet, options,
+                 passthrough: list[tuple[str, str]], base_url: str, self_url: str) -> str:
     """The capabilities document (found at ``self_url``). ``options`` holds ``tile_format``,
     ``tile_scale``, ``tilesize``, ``minzoom`` and ``maxzoom``."""
     if tms.variable:
         raise BadRequest(f"{tms.id} has rows of merged tiles (variable matrix widths), which "
                          "WMTS 1.0 cannot describe; use another tile matrix set")
     fmt = options.tile_format or formats.get("png")
-    dataset = open_dataset(url, config)
-    with reading(dataset, config):
-        minzoom, maxzoom = zooms(dataset, tms, options.minzoom, options.maxzoom)
-        limits = {z: reader.tile_limits(dataset, tms, z) for z in range(minzoom, maxzoom + 1)}
-        boxes = reader.footprint(dataset, tms)
+    minzoom, maxzoom = zooms(source, tms, options.minzoom, options.maxzoom)
+    limits = {z: source.tile_limits(tms, z) for z in range(minzoom, maxzoom + 1)}
+    boxes = source.footprint(tms)
     limits = {z: found for z, found in limits.items() if found is not None}
     if not limits:
         raise BadRequest(f"the data has no tiles in {tms.id} between zoom {minzoom} and "
                          f"{maxzoom}")
-    west, south, east, north = dataset.geographic_bounds
+    west, south, east, north = source.geographic_bounds
     if west > east:  # crosses 180 degrees: WGS84BoundingBox spans the world instead
         west, east = -180.0, 180.0
     left, bottom = min(b[0] for b in boxes), min(b[1] for b in boxes)
     right, top = max(b[2] for b in boxes), max(b[3] for b in boxes)
-    template = tile_url_template(base_url, tms, options.tile_scale, fmt, passthrough,
+    template = tile_url_template(base_url, source.kind, tms, options.tile_scale, fmt,
+                                 passthrough,
                                  ("{TileMatrix}", "{TileCol}", "{TileRow}"))
     capabilities_url = self_url
     first = tms.matrix(min(limits))
@@ -74,7 +82,7 @@ def capabilities(url: str | None, tms: TileMatrixSet, options, passthrough: list
         f"<MaxTileRow>{r[3]}</MaxTileRow><MinTileCol>{r[0]}</MinTileCol>"
         f"<MaxTileCol>{r[2]}</MaxTileCol></TileMatrixLimits>" for z, r in limits.items())
     matrices = "".join(_matrix_xml(tms, z, width, height) for z in limits)
-    title = escape(dataset.name)
+    title = escape(source.name)
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <Capabilities xmlns="http://www.opengis.net/wmts/1.0" xmlns:ows="http://www.opengis.net/ows/1.1"
  xmlns:xlink="http://www.w3.org/1999/xlink" version="1.0.0">
@@ -83,7 +91,7 @@ def capabilities(url: str | None, tms: TileMatrixSet, options, passthrough: list
 </ows:ServiceIdentification>
 <ows:OperationsMetadata>
 {_operation("GetCapabilities", capabilities_url)}
-{_operation("GetTile", base_url + "/cog/tiles/")}
+{_operation("GetTile", f"{base_url}/{source.kind}/tiles/")}
 </ows:OperationsMetadata>
 <Contents>
 <Layer>

@@ -81,8 +81,8 @@ def wmq():
 
 
 def open_dataset(url):
-    from chalicelib import tiler
-    return tiler.open_dataset(str(url), config())
+    from chalicelib import readers
+    return readers.open_dataset(str(url), config())
 
 
 def read_tile(dataset, z, x, y, size=256, selection=None, tms=None):
@@ -105,8 +105,9 @@ def engine_tile(url, z, x, y_segment, query=None, tms="WebMercatorQuad"):
     from chalicelib import params, tiler
     values = parsed(query or {}, (*params.TILE, *params.SELECTION, *params.STYLE),
                     {"tileMatrixSetId": tms, "z": str(z), "x": str(x), "y": y_segment})
-    return tiler.tile(str(url), params.tile_address(values), params.selection(values),
-                      params.style(values), config())
+    return tiler.tile(tiler.open_reader("cog", str(url), config()),
+                      params.tile_address(values), params.selection(values),
+                      params.style(values))
 
 
 # ---- chalice local, as a user runs it ------------------------------------------------------

@@ -11,7 +11,7 @@ B2 = np.array([[3.0, 2.0], [0.0, 0.0]], dtype="uint16")
 
 
 def evaluate(text):
-    return parse(text).evaluate({1: B1, 2: B2})
+    return parse(text).evaluate({"b1": B1, "b2": B2})
 
 
 def test_normalised_difference():
@@ -23,7 +23,7 @@ def test_normalised_difference():
 def test_several_outputs_and_bands_used():
     expr = parse("b1*2; sqrt(b2)")
     assert expr.bands == (1, 2)
-    out = expr.evaluate({1: B1, 2: B2})
+    out = expr.evaluate({"b1": B1, "b2": B2})
     assert out.shape == (2, 2, 2)
     np.testing.assert_allclose(out[1], np.sqrt(B2))
 

@@ -151,6 +151,33 @@ def precompile(directory: Path) -> None:
         raise PackageError("byte-compiling chalicelib/ failed")
 
 
+def add_bytecode(path: Path) -> int:
+    """Checked-hash byte-code for the modules Chalice writes into the function zip itself
+    (app.py and its own runtime, chalice/app.py: 90 KB, about 27 ms to compile at each cold
+    start). Returns how many were added."""
+    import importlib.util
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+        sources = {n: archive.read(n) for n in names if n.endswith(".py")}
+    added = {}
+    for name, source in sorted(sources.items()):
+        folder, _, file = name.rpartition("/")
+        pyc = f"{folder + '/' if folder else ''}__pycache__/{file[:-3]}." \
+              f"{sys.implementation.cache_tag}.pyc"
+        if pyc in names or any(n.startswith(f"{folder}/__pycache__/{file[:-3]}.")
+                               for n in names if folder):
+            continue
+        code = compile(source, name, "exec", dont_inherit=True)
+        added[pyc] = importlib._bootstrap_external._code_to_hash_pyc(
+            code, importlib.util.source_hash(source), checked=True)
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as archive:
+        for pyc, data in added.items():
+            info = zipfile.ZipInfo(pyc, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16  # readable on Lambda, as Chalice's own entries
+            archive.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED)
+    return len(added)
+
+
 def package(stage: str, out: Path, project: Path = ROOT) -> list[ZipReport]:
     check_interpreter()
     check_vendor(project / "vendor")
@@ -171,6 +198,7 @@ def package(stage: str, out: Path, project: Path = ROOT) -> list[ZipReport]:
         raise PackageError(f"chalice package failed:\n{output[-3000:]}")
     check_output(output)
     inspect_template(template_path(out))
+    add_bytecode(out / "deployment.zip")
     reports = [inspect_zip(path) for path in sorted(out.glob("*.zip"))]
     check_sizes(reports)
     return reports
