@@ -11,7 +11,7 @@ STAGE  ?= dev
 # worker, so the Lambda package (tests/test_lambda_package.py) is built once.
 WORKERS ?= 2
 
-.PHONY: setup run test fuzz bench vendor package verify-package policy deploy delete clean
+.PHONY: setup run test fuzz mosaic bench vendor package verify-package policy deploy delete clean
 
 $(VENV)/.installed: requirements-runtime.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 12), \
@@ -37,6 +37,10 @@ test: setup
 ## fuzz: schemathesis from /openapi.json against chalice local, longer than the test suite's run
 fuzz: setup
 	$(BIN)/python tools/fuzz_api.py --examples $(or $(EXAMPLES),200) --max-time 3600
+
+## mosaic: a MosaicJSON NAME.json from GeoTIFFs (files, folders/ or s3://prefixes/) in SOURCES
+mosaic: setup
+	$(BIN)/python tools/make_mosaic.py $(NAME) $(SOURCES) $(if $(OVERWRITE),--overwrite)
 
 ## vendor: build vendor/ for Lambda (Docker if an engine answers, else pip; VENDOR_MODE=docker|pip, ARCH=x86_64|arm64)
 vendor: setup
@@ -73,4 +77,5 @@ bench: setup
 	$(BIN)/python bench/cold_start.py
 	$(BIN)/python bench/requests.py
 	$(BIN)/python bench/memory.py
+	$(BIN)/python bench/mosaic.py
 	$(BIN)/python bench/report.py

@@ -238,7 +238,7 @@ for _family in FAMILIES:
 
 
 @api.get("/stac/assets", "The GeoTIFF assets of the STAC item", params=(STAC_URL,),
-         returns=JSON, tag="stac")
+         returns=Returns(("application/json",), "Asset names", schema="Names"), tag="stac")
 def stac_assets(r: Request):
     return tiler.open_reader("stac", r.values.url, r.config).asset_names()
 
@@ -268,6 +268,17 @@ def seed(event, context):
         return {"ok": True, **tilecache.seed(event, settings.current())}
     except TilerError as exc:
         return _bad_event(exc)
+
+
+if PIPELINE.mosaic_prefix:
+    @app.lambda_function(name="mosaic")
+    def mosaic_builder(event, context):
+        """Build a MosaicJSON from a list of GeoTIFFs or a prefix (see chalicelib/mosaic.py)."""
+        from chalicelib import mosaic
+        try:
+            return {"ok": True, **mosaic.create(event, settings.current())}
+        except TilerError as exc:
+            return _bad_event(exc)
 
 
 if PIPELINE.upload_bucket:

@@ -15,19 +15,20 @@ and ``make mosaic`` around it).
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 
 import mercantile
 import numpy as np
 
-from . import documents, render
+from . import documents
 from .datasets import MAX_LAT, WGS84
-from .errors import BadRequest, NotARaster, TileOutsideBounds
+from .errors import BadRequest, NotARaster, NotFound, TileOutsideBounds
 from .models import ImageData, Selection, StatisticsOptions, Style, TileAddress
 from .reader import footprint_of
-from .readers import COGReader, merge_limits, palette, point_values, read_all
+from .readers import COGReader, merge_limits, point_values, read_all
 from .settings import Settings
-from .sources import Source, display_name, parse
+from .sources import Source, display_name, parse, resolve
 from .tilematrixsets import TileMatrixSet, geographic_overlap
 
 #: Most files one tile may combine; a tile that needs more must be asked at a deeper zoom.
@@ -296,14 +297,9 @@ class MosaicReader:
         """The palette and stretch ranges of the mosaic's first file (its files are
         expected to be alike)."""
         first = next((files[0] for files in self.mosaic.tiles.values() if files), None)
-        if first is None:
+        if first is None or selection.pixel_selection == "count":
             return None, None
-        cog = self._open(first)
-        if selection.pixel_selection == "count":
-            return None, None
-        return cog.style_inputs(image, selection, style, raw) if (
-            palette(cog.dataset) is not None or render.needs_stretch(image, style, raw)) \
-            else (None, None)
+        return self._open(first).style_inputs(image, selection, style, raw)
 
 
 def _band_validity(image: ImageData) -> np.ndarray:
@@ -359,6 +355,74 @@ def build(urls: list[str], config: Settings, quadkey_zoom: int | None = None,
             "minzoom": minzoom, "maxzoom": maxzoom, "quadkey_zoom": quadkey_zoom,
             "bounds": bounds, "center": [(west + east) / 2, (south + north) / 2, minzoom],
             "tiles": dict(sorted(tiles.items()))}
+
+
+#: Most files one MosaicJSON may be built from.
+MAX_BUILD_FILES = 10_000
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
+
+
+def list_prefix(prefix: str, config: Settings) -> list[str]:
+    """The GeoTIFFs under an allowed ``s3://bucket/prefix/`` or local folder, sorted."""
+    source = resolve(prefix, config.allowed_sources, config.unsafe_allow_hosts)
+    if source.scheme == "file":
+        if not os.path.isdir(source.path):
+            raise NotFound("no such folder: check the prefix")
+        names = sorted(n for n in os.listdir(source.path) if n.lower().endswith((".tif",
+                                                                                ".tiff")))
+        return [os.path.join(source.path, n) for n in names][:MAX_BUILD_FILES + 1]
+    if source.scheme != "s3":
+        raise BadRequest("a prefix is s3://bucket/prefix/ or a local folder; list https "
+                         "files in 'urls'")
+    from . import aws
+    pages = aws.client("s3").get_paginator("list_objects_v2").paginate(
+        Bucket=source.host, Prefix=source.path[1:])
+    found = []
+    for page in pages:
+        found += [f"s3://{source.host}/{o['Key']}" for o in page.get("Contents", [])
+                  if o["Key"].lower().endswith((".tif", ".tiff"))]
+        if len(found) > MAX_BUILD_FILES:
+            break
+    return sorted(found)
+
+
+def create(event: dict, config: Settings) -> dict:
+    """The ``mosaic`` function: build a MosaicJSON from ``urls`` or a ``prefix`` and write
+    it as ``{MOSAIC_PREFIX}{name}.json`` (never over an existing one unless ``overwrite``).
+
+    Event: ``{"name": "country", "urls": [...] | "prefix": "s3://bucket/cogs/",
+    "quadkey_zoom": 6 (optional), "overwrite": false}``.
+    """
+    if not isinstance(event, dict):
+        raise BadRequest("the event must be a JSON object (see the README)")
+    if not config.mosaic_prefix:
+        raise BadRequest("MOSAIC_PREFIX is not configured for this stage")
+    name = event.get("name")
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise BadRequest("'name' names the mosaic: letters, digits, '_', '-', '.'")
+    urls, prefix = event.get("urls"), event.get("prefix")
+    if (urls is None) == (prefix is None):
+        raise BadRequest("give either 'urls' (a list of GeoTIFFs) or 'prefix'")
+    if prefix is not None:
+        if not isinstance(prefix, str):
+            raise BadRequest("'prefix' is s3://bucket/prefix/ or a folder")
+        urls = list_prefix(prefix, config)
+    if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls) or not urls:
+        raise BadRequest("'urls' is a non-empty list of GeoTIFF urls (or the prefix holds "
+                         "none)")
+    if len(urls) > MAX_BUILD_FILES:
+        raise BadRequest(f"at most {MAX_BUILD_FILES} files make one mosaic")
+    quadkey_zoom = event.get("quadkey_zoom")
+    if quadkey_zoom is not None and (not isinstance(quadkey_zoom, int)
+                                     or isinstance(quadkey_zoom, bool)):
+        raise BadRequest("'quadkey_zoom' is an integer zoom level")
+    document = build(list(dict.fromkeys(urls)), config, quadkey_zoom, name)
+    destination = config.mosaic_prefix.rstrip("/") + f"/{name}.json"
+    written = write(document, destination, overwrite=event.get("overwrite") is True)
+    return {"url": destination if destination.startswith("s3://") else written,
+            "files": len({u for files in document["tiles"].values() for u in files}),
+            "quadkeys": len(document["tiles"]), "minzoom": document["minzoom"],
+            "maxzoom": document["maxzoom"], "bounds": document["bounds"]}
 
 
 def write(document: dict, destination: str, overwrite: bool = False) -> str:

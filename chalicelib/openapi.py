@@ -32,6 +32,7 @@ _JSON_SCHEMAS = {
         "properties": {"Code": {"type": "string", "example": errors.BadRequest.code},
                        "Message": {"type": "string",
                                    "description": "What went wrong and what to do"}}},
+    "Names": {"type": "array", "items": {"type": "string"}},
 }
 _HEADERS = {
     "Cache-Control": "`public, max-age=N` (CACHE_MAX_AGE) on successful images",
@@ -58,7 +59,9 @@ def _parameter(param, config: Settings) -> dict:
 def _responses(route: Route) -> dict:
     returns = route.returns
     if len(returns.media_types) == 1 and "json" in returns.media_types[0]:
-        content = {returns.media_types[0]: {"schema": {"type": "object"}}}
+        schema = ({"$ref": f"#/components/schemas/{returns.schema}"} if returns.schema
+                  else {"type": "object"})
+        content = {returns.media_types[0]: {"schema": schema}}
     else:
         content = {media_type: {"schema": {"type": "string", "format": "binary"}
                                 if media_type.startswith(("image/", "application/x-binary"))

@@ -314,10 +314,10 @@ URL = Param("url", "The raster: `s3://bucket/key`, `https://host/path` or a loca
 STAC_URL = Param("url", "The STAC item (JSON): `s3://bucket/key`, `https://host/path` or a "
                  "local path, on the allow-list; its assets' hrefs (absolute or relative to "
                  "the item) must be on it too", "string", _text, required=True,
-                 example="s3://bucket/items/scene.json", max_length=2048)
+                 example="chalicelib/demo/item.json", max_length=2048)
 MOSAIC_URL = Param("url", "The MosaicJSON document: `s3://bucket/key`, `https://host/path` or "
                    "a local path, on the allow-list; the files it lists must be on it too",
-                   "string", _text, required=True, example="s3://bucket/mosaic.json",
+                   "string", _text, required=True, example="chalicelib/demo/mosaic.json",
                    max_length=2048)
 
 BIDX = Param("bidx", "Bands to read, 1-based, repeatable or comma-separated: `bidx=3&bidx=2"
@@ -339,17 +339,17 @@ SELECTION = (BIDX, EXPRESSION, NODATA, RESAMPLING, REPROJECT)
 ASSETS = Param("assets", "Assets of the STAC item to read, repeatable or comma-separated; "
                "their bands are stacked in this order (see `/stac/assets`)", "string",
                _each(_asset), repeat=True, pattern=r"^[A-Za-z0-9_.\-:,]{1,1024}$",
-               example=["red"])
+               example=["visual"])
 ASSET_EXPRESSION = Param(
     "expression", "Band math over the item's assets: a single-band asset by its name "
     "(`(nir-red)/(nir+red)`), band n of any asset as `{asset}_b{n}`, or `b1`...`bN` for the "
     "stacked bands of `assets`; functions and `;` as for `/cog`. Assets it names need not be "
     "listed in `assets`", "string", _named_expression, max_length=1000,
-    example="(nir-red)/(nir+red)")
+    example="(visual_b2-visual_b1)/(visual_b2+visual_b1)")
 ASSET_BIDX = Param("asset_bidx", "Bands to read of an asset: `asset|1,2,3`, repeatable "
                    "(default: every band but alpha)", "string", _asset_bands, repeat=True,
                    pattern=r"^[A-Za-z0-9_.\-:]{1,128}\|[0-9]{1,5}(,[0-9]{1,5})*$",
-                   example=["visual|1,2,3"])
+                   example=["visual|3,2,1"])
 ASSET_AS_BAND = Param("asset_as_band", "Name each single-band asset's band by the asset "
                       "(as titiler); expressions may name assets either way", "boolean",
                       _boolean, default=False)

@@ -57,6 +57,9 @@ class Settings:
     tile_prefix: str = "tiles"
     #: Most tiles one seed request may plan.
     max_seed_tiles: int = 100_000
+    #: mosaic: where the ``mosaic`` function writes the MosaicJSON documents it builds
+    #: (``s3://bucket/mosaics/`` or a local folder); unset, the function is not deployed.
+    mosaic_prefix: str = ""
     #: GDAL configuration options found in the environment (GDAL_*, CPL_*, VSI_*, AWS_*...).
     #: Applied to GDAL by the dataset layer, so they hold even where ``os.environ`` is not
     #: the process environment (Chalice's test client).
@@ -102,4 +105,5 @@ def from_environ(env=None) -> Settings:
         tile_bucket=env.get("TILE_BUCKET", "").strip(),
         tile_prefix=env.get("TILE_PREFIX", "tiles").strip().strip("/"),
         max_seed_tiles=_int("MAX_SEED_TILES", 100_000, env),
+        mosaic_prefix=env.get("MOSAIC_PREFIX", "").strip(),
     )

@@ -198,6 +198,8 @@ class STACReader:
             return name, None
         match = _ASSET_BAND.match(name)
         if match and match.group(1) in self.item.assets:
+            if int(match.group(2)) < 1:
+                raise BadRequest(f"'{name}': bands are numbered from 1")
             return match.group(1), int(match.group(2))
         if band_number(name) is not None and listed:
             return None, None

@@ -20,7 +20,7 @@ from tests.support import BUILD, ROOT, SHARED
 # The pure functions are declared when app.py is imported, from these names.
 PIPELINE = {"UPLOAD_BUCKET": "cogtiler-uploads", "UPLOAD_PREFIX": "uploads/",
             "COG_PREFIX": "cogs/", "TILE_QUEUE": "cogtiler-tiles", "TILE_BUCKET": "cogtiler-tiles",
-            "TILE_PREFIX": "tiles"}
+            "TILE_PREFIX": "tiles", "MOSAIC_PREFIX": "s3://cogtiler-tiles/mosaics/"}
 os.environ.update(PIPELINE)
 # Engine calls made directly by tests run with the deployed stages' GDAL tuning too.
 for _name, _value in json.loads((ROOT / ".chalice" / "config.json").read_text())[

@@ -73,3 +73,17 @@ def test_methods_and_unknown_paths_over_http(server):
     # emulation of API Gateway without a proxy route (documented in the README)
     status, _, body = fetch(f"{server}/cog/nothing/here")
     assert status == 403 and json.loads(body) == {"message": "Missing Authentication Token"}
+
+
+def test_stac_and_mosaic_over_http(server):
+    """The demo's STAC item and MosaicJSON over `chalice local`: the same pixels as the
+    raster they describe, from their tilejson's URLs."""
+    cog = fetch(f"{server}/cog/tiles/9/145/219.npy?url=chalicelib/demo/demo.tif")[2]
+    for query in ("stac/tilejson.json?url=chalicelib/demo/item.json&assets=visual",
+                  "mosaicjson/tilejson.json?url=chalicelib/demo/mosaic.json"):
+        status, _, body = fetch(f"{server}/{query}&tile_format=npy")
+        assert status == 200, body
+        url = json.loads(body)["tiles"][0].format(z=9, x=145, y=219)
+        status, headers, body = fetch(url)
+        assert status == 200 and headers["Content-Type"] == "application/x-binary", url
+        assert body == cog, query

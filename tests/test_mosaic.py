@@ -179,3 +179,51 @@ def test_not_a_mosaic(client, halves, shared):
     (path.parent / "notmosaic.json").write_text('{"type": "Feature"}')
     response = client.http.get(f"/mosaicjson/info?url={path.parent / 'notmosaic.json'}")
     assert response.status_code == 422 and "MosaicJSON" in response.json_body["Message"]
+
+
+def test_the_mosaic_function_builds_from_an_s3_prefix(client, moto, halves, monkeypatch):
+    """The pure function: list an allowed S3 prefix, build, write under MOSAIC_PREFIX (never
+    over an existing document), and the tiler serves the result from S3."""
+    from tests.conftest import PIPELINE
+    bucket = PIPELINE["TILE_BUCKET"]
+    s3 = moto.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    west, east, _ = halves
+    for path in (west, east):
+        s3.upload_file(str(path), bucket, f"cogs/{path.name}")
+    s3.put_object(Bucket=bucket, Key="cogs/readme.txt", Body=b"not a raster")
+    monkeypatch.setenv("ALLOWED_SOURCES", f"s3://{bucket}/cogs/,s3://{bucket}/mosaics/")
+    event = {"name": "halves", "prefix": f"s3://{bucket}/cogs/"}
+    result = client.lambda_.invoke("mosaic", event).payload
+    assert result["ok"] and result["files"] == 2, result
+    assert result["url"] == f"s3://{bucket}/mosaics/halves.json"
+    stored = json.loads(s3.get_object(Bucket=bucket, Key="mosaics/halves.json")["Body"].read())
+    assert {u for files in stored["tiles"].values() for u in files} == {
+        f"s3://{bucket}/cogs/east.tif", f"s3://{bucket}/cogs/west.tif"}
+    again = client.lambda_.invoke("mosaic", event).payload
+    assert not again["ok"] and "exists" in again["error"]
+    assert client.lambda_.invoke("mosaic", {**event, "overwrite": True}).payload["ok"]
+    tile = seam_tiles(west, east)[2]
+    response = client.http.get(f"/mosaicjson/tiles/{tile.z}/{tile.x}/{tile.y}.png"
+                               f"?url={result['url']}&rescale=0,8000", headers=ACCEPT_IMAGE)
+    assert response.status_code == 200
+    refused = client.lambda_.invoke("mosaic", {"name": "x", "prefix": "s3://other/cogs/"})
+    assert not refused.payload["ok"] and "allow-list" in refused.payload["error"]
+    bad = client.lambda_.invoke("mosaic", {"name": "../up", "urls": [str(west)]}).payload
+    assert not bad["ok"] and "'name'" in bad["error"]
+
+
+def test_make_mosaic_writes_a_document_and_never_overwrites(halves, tmp_path, monkeypatch):
+    """`make mosaic`'s script, from a folder of GeoTIFFs."""
+    import sys
+    from tests.support import ROOT
+    sys.path.insert(0, str(ROOT / "tools"))
+    import make_mosaic
+    west, east, _ = halves
+    monkeypatch.chdir(tmp_path)
+    assert make_mosaic.main(["both", f"{west.parent}/"]) == 0
+    written = json.loads((tmp_path / "both.json").read_text())
+    assert {u for files in written["tiles"].values() for u in files} == {str(west), str(east)}
+    assert make_mosaic.main(["both", str(west)]) == 2  # exists: refused, unchanged
+    assert json.loads((tmp_path / "both.json").read_text()) == written
+    assert make_mosaic.main(["both", str(west), "--overwrite"]) == 0

@@ -100,11 +100,11 @@ def test_docs_page_points_at_the_document(client):
 
 
 def test_schemathesis_finds_nothing():
-    """Bounded: 25 examples per operation, a random and a real-raster `url`, about 3 minutes
-    (`make fuzz` runs more)."""
+    """Bounded: 25 examples per operation, a random and a real-raster `url`, about 8 minutes
+    for 54 operations (`make fuzz` runs more)."""
     result = subprocess.run([sys.executable, str(ROOT / "tools" / "fuzz_api.py"),
-                             "--examples", "25", "--max-time", "480"],
-                            capture_output=True, text=True, timeout=1200)
+                             "--examples", "25", "--max-time", "900"],
+                            capture_output=True, text=True, timeout=2000)
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
     paths = int(result.stdout.split(" paths")[0].rsplit(" ", 1)[1])
     lines = [line for line in result.stdout.splitlines() if "operations" in line]

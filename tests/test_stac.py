@@ -239,3 +239,46 @@ def test_over_http_no_request_leaves_the_allow_list(client, shared, rasters, mon
         # a redirect is not followed (it could lead anywhere)
         assert client.http.get(f"/stac/info?url={server.url('missing.json')}"
                                ).status_code == 404
+
+
+def test_other_tile_matrix_sets_agree_with_rio_tiler(item):
+    """A tile of WorldCRS84Quad and one of WGS1984Quad over the stacked assets."""
+    import morecantile
+    from chalicelib import tilematrixsets
+    source = reader_of(item)
+    west, south, east, north = source.geographic_bounds
+    for tms_id in ("WorldCRS84Quad", "WGS1984Quad"):
+        ref_tms = morecantile.tms.get(tms_id)
+        tms = tilematrixsets.get(tms_id)
+        zoom = source._readers(["nir"])[0].zoom_range(tms)[1]
+        tile = ref_tms.tile((west + east) / 2, (south + north) / 2, zoom)
+        with warnings.catch_warnings(), rio_tiler_stac.STACReader(str(item), tms=ref_tms) as ref:
+            warnings.simplefilter("ignore")
+            expected = ref.tile(tile.x, tile.y, tile.z, assets=["nir", "red"])
+        mine = source.tile(TileAddress(tms, tile.z, tile.x, tile.y, 256, 256, None),
+                           Selection(assets=("nir", "red")))
+        assert_agree(expected, mine, f"{tms_id} {tile}")
+
+
+@pytest.mark.parametrize("base, link, expected", [
+    ("s3://bucket/items/a/item.json", "B04.tif", "s3://bucket/items/a/B04.tif"),
+    ("s3://bucket/items/a/item.json", "../cogs/B04.tif", "s3://bucket/items/cogs/B04.tif"),
+    ("https://host.org/stac/item.json", "./B04.tif", "https://host.org/stac/B04.tif"),
+    ("https://host.org/stac/item.json", "/other/B04.tif", "https://host.org/other/B04.tif"),
+    ("https://host.org/stac/item.json", "s3://other/B04.tif", "s3://other/B04.tif"),
+    ("/data/items/item.json", "../../etc/x.tif", "/etc/x.tif"),
+])
+def test_hrefs_resolve_relative_to_the_document(base, link, expected):
+    """Resolution only; whatever comes out is checked against the allow-list before use
+    (``/vsi...`` and ``../`` escapes are refused there)."""
+    from chalicelib.sources import parse
+    assert documents.href(parse(base), link) == expected
+
+
+def test_vsi_and_escaping_hrefs_are_refused(item):
+    from chalicelib.errors import SourceNotAllowed
+    from chalicelib.sources import parse, resolve
+    for link in ("/vsicurl/http://169.254.169.254/x.tif", "../../../../../../etc/x.tif",
+                 "file:///etc/x.tif", "http://169.254.169.254/latest/x.tif"):
+        with pytest.raises(SourceNotAllowed):
+            resolve(documents.href(parse(str(item)), link), config().allowed_sources)

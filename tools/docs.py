@@ -26,6 +26,9 @@ SECTIONS = [
     ("Statistics", params.STATISTICS),
     ("TileJSON", params.TILEJSON),
     ("WMTS", params.WMTS),
+    ("STAC items (`/stac/...`): what to read, instead of `bidx`/`expression` above",
+     params.STAC_SELECTION[:4]),
+    ("Mosaics (`/mosaicjson/...`): besides the `/cog` ones", (params.PIXEL_SELECTION,)),
 ]
 
 

@@ -5,7 +5,8 @@ bounded in examples per operation and in time:
 
 * ``random-url``: ``url`` as schemathesis makes it up (the allow-list answers those);
   examples and fuzzing phases;
-* ``real-rasters``: ``url`` drawn from the real rasters in ../shared/data (and the demo), so
+* ``real-rasters``: ``url`` drawn from the real rasters in ../shared/data (and the demo's
+  raster, STAC item and MosaicJSON), so
   that tiles, previews, statistics and WMTS are computed from generated parameters; examples,
   coverage (boundary values of every parameter: about 6,000 requests, 2-3 minutes) and
   fuzzing phases.
@@ -60,7 +61,8 @@ class Run:
 
 def rasters(shared: Path) -> list[str]:
     found = sorted(str(p) for p in shared.glob("*") if p.suffix in (".tif", ".jpg"))
-    return found + ["chalicelib/demo/demo.tif"]
+    return found + ["chalicelib/demo/demo.tif", "chalicelib/demo/item.json",
+                    "chalicelib/demo/mosaic.json"]
 
 
 def validate(base: str) -> dict:
@@ -107,7 +109,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=20261123)
     parser.add_argument("--shared", type=Path, default=SHARED)
     args = parser.parse_args(argv)
-    pinned = rasters(args.shared) if args.shared.is_dir() else ["chalicelib/demo/demo.tif"]
+    pinned = rasters(args.shared) if args.shared.is_dir() else [
+        "chalicelib/demo/demo.tif", "chalicelib/demo/item.json", "chalicelib/demo/mosaic.json"]
     allowed = "chalicelib/demo/" + (f",{args.shared}/" if args.shared.is_dir() else "")
     modes = {  # mode: (configuration, phases)
         "random-url": ("", "examples,fuzzing"),

@@ -125,7 +125,7 @@ def check_sizes(reports: list[ZipReport]) -> None:
 
 #: Settings read when Chalice loads app.py; packaging must depend on .chalice/config.json only.
 APP_SETTINGS = ("ALLOWED_SOURCES", "UPLOAD_BUCKET", "UPLOAD_PREFIX", "COG_BUCKET", "COG_PREFIX",
-                "TILE_QUEUE", "TILE_BUCKET", "TILE_PREFIX")
+                "TILE_QUEUE", "TILE_BUCKET", "TILE_PREFIX", "MOSAIC_PREFIX")
 
 
 def chalice_env() -> dict:

@@ -4,7 +4,8 @@ The functions may write their logs and read (GetObject) only under the s3:// pre
 ALLOWED_SOURCES; ListBucket, limited to those prefixes, lets S3 answer 404 rather than 403 for
 a missing key. https:// and local sources need no IAM permission. When the stage configures
 the pure functions: cogify reads UPLOAD_PREFIX and writes COG_PREFIX, seed sends to and render
-receives from TILE_QUEUE, render writes TILE_PREFIX.
+receives from TILE_QUEUE, render writes TILE_PREFIX, mosaic writes MOSAIC_PREFIX (and lists the
+allowed prefixes it is given: the ListBucket above).
 
     python tools/policy.py --stage prod            # writes .chalice/policy-prod.json
     python tools/policy.py --stage prod --check    # fails if the file is out of date
@@ -91,6 +92,13 @@ def _pipeline_statements(env: dict) -> list[dict]:
              "Resource": f"arn:aws:s3:::{cog_bucket}",
              "Condition": {"StringLike": {"s3:prefix": _patterns(cog_prefix)}}},
         ]
+    mosaics = env.get("MOSAIC_PREFIX", "")
+    if mosaics.startswith("s3://"):
+        bucket, _, prefix = mosaics[len("s3://"):].partition("/")
+        statements.append({
+            "Sid": "MosaicWriteDocuments", "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject"],
+            "Resource": [f"arn:aws:s3:::{bucket}/{p}" for p in _patterns(prefix)]})
     queue = env.get("TILE_QUEUE", "")
     if queue:
         statements.append({

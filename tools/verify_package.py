@@ -96,13 +96,15 @@ def api_event(path: str, query: dict | None = None, accept: str = "*/*",
 
 
 def tile_event(fmt: str, scale: str = "", source: str = DEMO, method: str = "GET",
-               tms: str | None = None, tile: tuple = DEMO_TILE, **extra: str) -> dict:
+               tms: str | None = None, tile: tuple = DEMO_TILE, kind: str = "cog",
+               **extra: str) -> dict:
     z, x, y = tile
     last = f"{y}{scale}.{fmt}"
     query = {"url": [source], **{k: [v] for k, v in extra.items()}}
-    prefix, resource, parameters = "/cog/tiles", "/cog/tiles/{z}/{x}/{y}", {}
+    prefix, resource, parameters = f"/{kind}/tiles", f"/{kind}/tiles/{{z}}/{{x}}/{{y}}", {}
     if tms:
-        prefix, resource = f"/cog/tiles/{tms}", "/cog/tiles/{tileMatrixSetId}/{z}/{x}/{y}"
+        prefix = f"/{kind}/tiles/{tms}"
+        resource = f"/{kind}/tiles/{{tileMatrixSetId}}/{{z}}/{{x}}/{{y}}"
         parameters = {"tileMatrixSetId": tms}
     return api_event(f"{prefix}/{z}/{x}/{last}", query,
                      accept="image/avif,image/webp,image/apng,image/*,*/*;q=0.8",
@@ -140,6 +142,14 @@ CHECKS = [  # the first one is the cold-start tile
     Check("HEAD tile", tile_event("png", method="HEAD"), 200, "image/png"),
     Check("POST is not allowed", api_event("/cog/info", {"url": [DEMO]}, method="POST"), 405,
           "application/json"),
+    Check("STAC item tile (an expression over an asset)", tile_event(
+        "png", kind="stac", source="chalicelib/demo/item.json",
+        expression="visual_b1;visual_b2;visual_b3"), 200, "image/png", (256, 256)),
+    Check("STAC unknown asset", api_event("/stac/info", {
+        "url": ["chalicelib/demo/item.json"], "assets": ["nope"]}), 400, "application/json"),
+    Check("MosaicJSON tile", tile_event("png", kind="mosaicjson",
+                                        source="chalicelib/demo/mosaic.json"), 200,
+          "image/png", (256, 256)),
     Check("unknown path", api_event("/cog/nothing/here", resource="/{proxy+}",
                                     path_parameters={"proxy": "cog/nothing/here"}), 404,
           "application/json"),
