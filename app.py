@@ -261,13 +261,19 @@ def _bad_event(exc: TilerError) -> dict:
     return {"ok": False, "error": exc.message}
 
 
+def _answer(function, event) -> dict:
+    """``{"ok": true, ...}`` with what ``function(event, settings)`` returns, or the bad
+    event's error."""
+    try:
+        return {"ok": True, **function(event, settings.current())}
+    except TilerError as exc:
+        return _bad_event(exc)
+
+
 @app.lambda_function(name="seed")
 def seed(event, context):
     """Plan a tile pyramid and queue it for `render` (event: see chalicelib/tilecache.py)."""
-    try:
-        return {"ok": True, **tilecache.seed(event, settings.current())}
-    except TilerError as exc:
-        return _bad_event(exc)
+    return _answer(tilecache.seed, event)
 
 
 if PIPELINE.mosaic_prefix:
@@ -275,10 +281,7 @@ if PIPELINE.mosaic_prefix:
     def mosaic_builder(event, context):
         """Build a MosaicJSON from a list of GeoTIFFs or a prefix (see chalicelib/mosaic.py)."""
         from chalicelib import mosaic
-        try:
-            return {"ok": True, **mosaic.create(event, settings.current())}
-        except TilerError as exc:
-            return _bad_event(exc)
+        return _answer(mosaic.create, event)
 
 
 if PIPELINE.upload_bucket:

@@ -72,6 +72,27 @@ def ratio_table(rows: list, reference: str, label: str) -> list[str]:
     return lines
 
 
+def mosaic_section(mosaic: dict) -> list[str]:
+    out = ["## 6. Mosaic tiles (target: a tile over 4 files well under 4 × one file)", "",
+           "The synthetic RGB COG cut into its four quadrants (each a COG), a MosaicJSON "
+           "over them built by the engine; tiles where the quadrants meet, so each needs "
+           "all four files. Warm, in process: the tile from the original single file, the "
+           "same tile from `/mosaicjson` (files read on threads), and rio-tiler's "
+           "`mosaic_reader` with `Reader.tile` + `render`.", "",
+           "| tile | 1 file | mosaic (4 files) | × 1 file | rio-tiler mosaic | × rio-tiler |",
+           "|---|---|---|---|---|---|"]
+    for r in mosaic["rows"]:
+        x, y, z = r["tile"]
+        out.append(f"| {z}/{x}/{y} | {r['single_ms']:.1f} ms | {r['mosaic_ms']:.1f} ms | "
+                   f"{r['mosaic_ms'] / r['single_ms']:.2f} | {r['rio_tiler_ms']:.1f} ms | "
+                   f"{r['mosaic_ms'] / r['rio_tiler_ms']:.2f} |")
+    return out + ["", f"**Geometric means: {mosaic['mosaic_over_single']:.2f} × one file, "
+                  f"{mosaic['mosaic_over_rio_tiler']:.2f} × rio-tiler.** Over HTTP, the first "
+                  f"mosaic tile took {mosaic['http_first_tile_requests']} requests (the "
+                  "document, four file headers, data) and each warm tile "
+                  f"{mosaic['http_warm_requests_per_tile']:.2f} (four files).", ""]
+
+
 def main() -> None:
     warm, handler, cold = load("warm_tiles"), load("handler"), load("cold_start")
     requests, memory = load("requests"), load("memory")
@@ -142,24 +163,7 @@ def main() -> None:
                 f"{t['peak_per_request'] / 1e6:.1f} MB |", ""]
     mosaic = load("mosaic")
     if mosaic:
-        out += ["## 6. Mosaic tiles (target: a tile over 4 files well under 4 × one file)", "",
-                "The synthetic RGB COG cut into its four quadrants (each a COG), a MosaicJSON "
-                "over them built by the engine; tiles where the quadrants meet, so each needs "
-                "all four files. Warm, in process: the tile from the original single file, the "
-                "same tile from `/mosaicjson` (files read on threads), and rio-tiler's "
-                "`mosaic_reader` with `Reader.tile` + `render`.", "",
-                "| tile | 1 file | mosaic (4 files) | × 1 file | rio-tiler mosaic | × rio-tiler |",
-                "|---|---|---|---|---|---|"]
-        for r in mosaic["rows"]:
-            x, y, z = r["tile"]
-            out.append(f"| {z}/{x}/{y} | {r['single_ms']:.1f} ms | {r['mosaic_ms']:.1f} ms | "
-                       f"{r['mosaic_ms'] / r['single_ms']:.2f} | {r['rio_tiler_ms']:.1f} ms | "
-                       f"{r['mosaic_ms'] / r['rio_tiler_ms']:.2f} |")
-        out += ["", f"**Geometric means: {mosaic['mosaic_over_single']:.2f} × one file, "
-                f"{mosaic['mosaic_over_rio_tiler']:.2f} × rio-tiler.** Over HTTP, the first "
-                f"mosaic tile took {mosaic['http_first_tile_requests']} requests (the document, "
-                "four file headers, data) and each warm tile "
-                f"{mosaic['http_warm_requests_per_tile']:.2f} (four files).", ""]
+        out += mosaic_section(mosaic)
     notes = common.ROOT / "bench" / "NOTES.md"
     if notes.exists():
         out += [notes.read_text().strip(), ""]

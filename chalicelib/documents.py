@@ -16,6 +16,7 @@ import stat
 import threading
 import urllib.error
 import urllib.request
+import zlib
 from collections import OrderedDict
 from typing import Callable, TypeVar
 from urllib.parse import urljoin
@@ -140,7 +141,7 @@ def load(url: str | None, config: Settings, parse: Callable[[dict, Source], T],
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    body = fetch(source, config)
+    body = _gunzip(fetch(source, config))
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
@@ -153,6 +154,21 @@ def load(url: str | None, config: Settings, parse: Callable[[dict, Source], T],
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
     return parsed
+
+
+def _gunzip(body: bytes) -> bytes:
+    """A gzipped document (cogeo-mosaic writes ``mosaic.json.gz``) unzipped, bounded in size
+    (a small zip bomb must not fill memory)."""
+    if not body.startswith(b"\x1f\x8b"):
+        return body
+    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        data = inflate.decompress(body, MAX_DOCUMENT_BYTES + 1)
+    except zlib.error:
+        raise NotARaster("the document is damaged gzip") from None
+    if len(data) > MAX_DOCUMENT_BYTES or inflate.unconsumed_tail:
+        raise _too_big()
+    return data
 
 
 def href(base: Source, link: str) -> str:

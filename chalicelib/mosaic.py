@@ -231,13 +231,7 @@ class MosaicReader:
         if not urls:
             raise TileOutsideBounds(f"tile {tms.id}/{z}/{x}/{y} is outside the mosaic; see "
                                     "/mosaicjson/info for its bounds")
-        bounds = tms.xy_bounds(z, x, y)
-
-        def read(cog: COGReader, file_selection: Selection) -> ImageData:
-            if not cog.tile_exists(tms, z, x, y):
-                raise TileOutsideBounds("outside this file")
-            return cog.part(bounds, tms.crs, address.width, address.height, file_selection)
-        image, _ = self._combine(urls, selection, read)
+        image, _ = self._combine(urls, selection, lambda cog, s: cog.tile(address, s))
         return image
 
     def preview(self, selection, size):

@@ -294,13 +294,8 @@ class STACReader:
         if box is not None and not geographic_overlap(box, self.geographic_bounds):
             raise TileOutsideBounds(f"tile {tms.id}/{z}/{x}/{y} is outside the item; see "
                                     "/stac/info for its bounds")
-        bounds = tms.xy_bounds(z, x, y)
-
-        def read(cog: COGReader, file_selection: Selection) -> ImageData:
-            if not cog.tile_exists(tms, z, x, y):
-                raise TileOutsideBounds("outside this asset")
-            return cog.part(bounds, tms.crs, address.width, address.height, file_selection)
-        return self._read(selection, read)
+        # each asset's tile (TileOutsideBounds where it misses that asset: masked)
+        return self._read(selection, lambda cog, s: cog.tile(address, s))
 
     def _grid(self, selection: Selection, crs=None):
         """A grid over the assets the request reads: in ``crs`` (default: the first

@@ -227,3 +227,19 @@ def test_make_mosaic_writes_a_document_and_never_overwrites(halves, tmp_path, mo
     assert make_mosaic.main(["both", str(west)]) == 2  # exists: refused, unchanged
     assert json.loads((tmp_path / "both.json").read_text()) == written
     assert make_mosaic.main(["both", str(west), "--overwrite"]) == 0
+
+
+def test_gzipped_documents_and_zip_bombs(client, halves):
+    """cogeo-mosaic writes mosaic.json.gz: served alike; a bomb is refused, not inflated."""
+    import gzip
+    from chalicelib.documents import MAX_DOCUMENT_BYTES
+    west, east, path = halves
+    zipped = path.parent / "mosaic.json.gz"
+    zipped.write_bytes(gzip.compress(path.read_bytes()))
+    info = client.http.get(f"/mosaicjson/info?url={zipped}")
+    assert info.status_code == 200 and info.json_body["files"] == 2
+    bomb = path.parent / "bomb.json.gz"
+    bomb.write_bytes(gzip.compress(b" " * (MAX_DOCUMENT_BYTES + 10)))
+    assert bomb.stat().st_size < 100_000
+    response = client.http.get(f"/mosaicjson/info?url={bomb}")
+    assert response.status_code == 400 and "larger than" in response.json_body["Message"]
