@@ -30,7 +30,7 @@ from rasterio.windows import Window
 from .errors import (NotARaster, NotFound, SourceNotAllowed, TilerError, UpstreamError,
                      UpstreamTimeout)
 from .settings import Settings
-from .sources import Source, display_name
+from .sources import BLOCKED_PROXY, Source, display_name, egress_guard
 
 WGS84 = CRS.from_epsg(4326)
 MAX_LAT = 85.0511287798066  # Web Mercator covers latitudes up to here
@@ -95,6 +95,10 @@ def classify(exc: BaseException, path: str = "", elapsed: float = 0.0,
     if path:
         text = text.replace(path, "<source>")
     text = text.lower()
+    if BLOCKED_PROXY.split("//")[1].split(":")[0] in text:
+        return SourceNotAllowed("the source redirected to a host that is not on the allow-list "
+                                "(redirects are followed only to allowed hosts); give the "
+                                "final URL, on the allow-list")
     short_read = remote and ("got 0 bytes" in text or "read error at" in text)
     if any(s in text for s in ("timed out", "timeout")) or (
             short_read and timeout and elapsed >= 0.9 * timeout):
@@ -151,7 +155,25 @@ class DatasetCache:
         self._entries: "OrderedDict[tuple, OpenDataset]" = OrderedDict()
         self._lock = threading.Lock()
         self._gdal_options: tuple = ()
+        self._guard: tuple | None = None
         self.opened = 0  # how many times a source was really opened (tests, benchmarks)
+
+    def _apply_environment(self, settings: Settings) -> None:
+        """GDAL's configuration and the egress guard (see :func:`sources.egress_guard`),
+        when the settings change."""
+        options = dict(settings.gdal_options)
+        guard = None
+        if "GDAL_HTTP_PROXY" not in options:  # a proxy of the operator's wins
+            guard = egress_guard(settings.allowed_sources, settings.unsafe_allow_hosts,
+                                 options.get("AWS_S3_ENDPOINT", ""))
+        self._apply_gdal_options(settings.gdal_options
+                                 + ((("GDAL_HTTP_PROXY", guard[0]),) if guard else ()))
+        if guard != self._guard:
+            if guard:
+                os.putenv("no_proxy", guard[1])  # libcurl reads it at each transfer
+            elif self._guard:
+                os.unsetenv("no_proxy")
+            self._guard = guard
 
     def _apply_gdal_options(self, options: tuple) -> None:
         if options == self._gdal_options:
@@ -176,7 +198,7 @@ class DatasetCache:
                 raise NotFound("no such file: check the url") from None
             key = (source.gdal_path, stat.st_mtime_ns, stat.st_size)  # a rewritten file reopens
         with self._lock:
-            self._apply_gdal_options(settings.gdal_options)
+            self._apply_environment(settings)
             entry = self._entries.get(key)
             if entry is not None:
                 self._entries.move_to_end(key)

@@ -67,3 +67,19 @@ def test_unreachable_upstream_is_502_and_not_cached(client, monkeypatch):
     response = client.http.get(f"/cog/info?url=http://{host}/cog.tif")
     assert response.status_code == 502
     assert len(cache._entries) == 0
+
+
+def test_a_redirect_to_a_host_off_the_allow_list_is_not_followed(client, shared, monkeypatch):
+    """An allowed server answering 302 to another host (here: a private one, by name):
+    GDAL must not reach it, and the user is told why."""
+    with RangeServer(shared) as allowed, RangeServer(shared) as target:
+        target_url = f"http://localhost:{target.host.rsplit(':', 1)[1]}/cog.tif"
+        allowed.redirects["/moved.tif"] = target_url
+        monkeypatch.setenv("ALLOWED_SOURCES", f"http://{allowed.host}/")
+        monkeypatch.setenv("UNSAFE_ALLOW_HOSTS", allowed.host)
+        response = client.http.get(f"/cog/info?url={allowed.url('moved.tif')}")
+        assert response.status_code == 403, response.body
+        assert "redirect" in response.json_body["Message"]
+        assert [r.path for r in allowed.log] and target.log == []
+        # the allowed file itself still opens (the guard blocks nothing on the list)
+        assert client.http.get(f"/cog/info?url={allowed.url('cog.tif')}").status_code == 200

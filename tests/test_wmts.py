@@ -82,8 +82,22 @@ def test_capabilities_errors(client, shared, path, status):
 
 @pytest.fixture(scope="module")
 def server(shared):
+    """chalice local. This test process is also GDAL's WMTS client of it: its host is
+    exempted from the engine's egress guard here (chalicelib.sources.egress_guard), which
+    would otherwise send GDAL's requests to 127.0.0.1 nowhere, as it should for a server."""
+    import os
     with ChaliceLocal("test", {"ALLOWED_SOURCES": f"{shared}/"}) as local:
-        yield local.base
+        saved = os.environ.get("UNSAFE_ALLOW_HOSTS")
+        os.environ["UNSAFE_ALLOW_HOSTS"] = local.base.split("//", 1)[1]
+        from chalicelib import datasets, settings
+        datasets.cache._apply_environment(settings.current())
+        try:
+            yield local.base
+        finally:
+            if saved is None:
+                os.environ.pop("UNSAFE_ALLOW_HOSTS", None)
+            else:
+                os.environ["UNSAFE_ALLOW_HOSTS"] = saved
 
 
 CASES = [  # (set, raster, extra query): a world grid, latitude-first axes, a polar grid

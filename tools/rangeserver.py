@@ -26,6 +26,7 @@ class RangeServer:
     def __init__(self, root: Path):
         self.root = Path(root)
         self.log: list[Request] = []
+        self.redirects: dict[str, str] = {}  # path -> Location answered with a 302
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -33,6 +34,18 @@ class RangeServer:
 
             def log_message(self, *args):
                 pass
+
+            def _redirected(self) -> bool:
+                target = server.redirects.get(self.path.split("?")[0])
+                if target is None:
+                    return False
+                server.log.append(Request(self.command, self.path, self.headers.get("Range"),
+                                          0))
+                self.send_response(302)
+                self.send_header("Location", target)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return True
 
             def _file(self) -> bytes | None:
                 name = self.path.split("?")[0].lstrip("/")
@@ -45,6 +58,8 @@ class RangeServer:
                 return path.read_bytes()
 
             def do_HEAD(self):
+                if self._redirected():
+                    return
                 data = self._file()
                 server.log.append(Request("HEAD", self.path, None, 0))
                 if data is not None:
@@ -54,6 +69,8 @@ class RangeServer:
                     self.end_headers()
 
             def do_GET(self):
+                if self._redirected():
+                    return
                 data = self._file()
                 wanted = self.headers.get("Range")
                 if data is None:
