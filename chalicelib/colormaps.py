@@ -106,11 +106,32 @@ def apply(values: np.ndarray, cmap) -> tuple[np.ndarray, np.ndarray]:
         index = values if values.dtype == np.uint8 else np.clip(values, 0, 255).astype("uint8")
         rgba = np.moveaxis(cmap[index], -1, 0)
     else:
-        rgba = np.zeros((4,) + values.shape, dtype="uint8")
-        if isinstance(cmap, dict):
-            for value, colour in cmap.items():
-                rgba[:, values == value] = np.array(colour, dtype="uint8")[:, None]
+        bounds, colours = _lookup(cmap)
+        # the segment each value falls in: O(pixels x log(entries)), not pixels x entries
+        segment = np.searchsorted(bounds, values, side="right") - 1
+        if isinstance(cmap, dict):  # a value matches its key exactly
+            found = np.clip(segment, 0, len(bounds) - 1)
+            inside = (segment >= 0) & (bounds[found] == values)
         else:
-            for (low, high), colour in cmap:
-                rgba[:, (values >= low) & (values < high)] = np.array(colour, "uint8")[:, None]
+            found = np.clip(segment, 0, len(colours) - 1)
+            inside = (segment >= 0) & (segment < len(colours))
+        rgba = np.moveaxis(np.where(inside[..., None], colours[found], 0).astype("uint8"),
+                           -1, 0)
     return rgba, rgba[3] > 0
+
+
+def _lookup(cmap) -> tuple[np.ndarray, np.ndarray]:
+    """(bounds, colours) for a vectorised lookup. Discrete: sorted keys and their colours.
+    Intervals: the sorted distinct edges and the colour of each segment between two edges,
+    the last interval that covers it winning (as if painted in order)."""
+    if isinstance(cmap, dict):
+        keys = sorted(cmap)
+        return (np.array(keys, dtype="float64"),
+                np.array([cmap[k] for k in keys], dtype="uint8").reshape(-1, 4))
+    edges = np.unique(np.array([edge for (low, high), _ in cmap for edge in (low, high)],
+                               dtype="float64"))
+    colours = np.zeros((max(len(edges) - 1, 1), 4), dtype="uint8")
+    for (low, high), colour in cmap:
+        start, stop = np.searchsorted(edges, [low, high])
+        colours[start:stop] = colour
+    return edges, colours

@@ -11,12 +11,14 @@ other format is "not a raster" here, whatever its name.
 
 import math
 import os
+import stat
 import threading
 import time
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import numpy as np
 import rasterio
 import rasterio.env
 from rasterio._env import del_gdal_config
@@ -61,8 +63,9 @@ class OpenDataset:
         key = ("resolution", crs.to_string())
         if key not in self.memo:
             src = self.src
-            if src.crs == crs:
-                self.memo[key] = min(abs(src.transform.a), abs(src.transform.e))
+            if src.crs == crs:  # the lengths of a pixel's sides (rotated grids included)
+                t = src.transform
+                self.memo[key] = min(math.hypot(t.a, t.d), math.hypot(t.b, t.e))
             else:
                 # Measure over a few pixels at the image centre: the scale of the whole
                 # extent is meaningless for data that wraps the antimeridian or reaches a pole.
@@ -122,6 +125,32 @@ def classify(exc: BaseException, path: str = "", elapsed: float = 0.0,
     return NotARaster("the source's data could not be read (the file may be damaged)")
 
 
+#: Largest plausible coordinate (metres, feet or degrees) of a raster's extent; far beyond
+#: any planet. GDAL spins for minutes transforming extents of 1e16 and more.
+MAX_COORDINATE = 1e10
+#: Largest internal block (one band's, or all bands' when pixel-interleaved) read at once.
+MAX_BLOCK_BYTES = 256 * 1024 * 1024
+
+
+def _check_grid(src) -> None:
+    """Refuse what cannot be read within a request: nonsense extents, empty pixels, internal
+    blocks too large for the function's memory."""
+    t = src.transform
+    numbers = (*src.bounds, t.a, t.b, t.d, t.e)
+    if not all(map(math.isfinite, numbers)) or max(map(abs, src.bounds)) > MAX_COORDINATE:
+        raise NotARaster("the source's extent is not plausible (coordinates beyond 1e10); "
+                         "check its geotransform")
+    if math.hypot(t.a, t.d) == 0 or math.hypot(t.b, t.e) == 0:
+        raise NotARaster("the source's pixels have no size (its geotransform is degenerate)")
+    block_h, block_w = src.block_shapes[0]
+    bands = src.count if (src.interleaving and src.interleaving.name == "pixel") else 1
+    size = block_h * block_w * bands * max(np.dtype(d).itemsize for d in src.dtypes)
+    if size > MAX_BLOCK_BYTES:
+        raise NotARaster(f"the source's internal blocks ({block_w}x{block_h} pixels, "
+                         f"{size / 2**20:.0f} MB each) are too large to read within the "
+                         "function's memory; rewrite it as a COG (512-pixel tiles)")
+
+
 def _describe(src, source: Source, key: tuple) -> OpenDataset:
     if src.crs is None or (src.transform.is_identity and not src.gcps[0]):
         raise NotARaster("the source has no georeferencing (no CRS or geotransform); "
@@ -129,6 +158,7 @@ def _describe(src, source: Source, key: tuple) -> OpenDataset:
     if src.gcps[0] and src.transform.is_identity:
         raise NotARaster("the source is georeferenced by ground control points only; "
                          "warp it to a regular grid (gdalwarp) first")
+    _check_grid(src)
     alpha = next((i for i, ci in zip(src.indexes, src.colorinterp) if ci == ColorInterp.alpha),
                  None)
     west, south, east, north = transform_bounds(src.crs, WGS84, *src.bounds, densify_pts=21)
@@ -193,10 +223,12 @@ class DatasetCache:
         key = (source.gdal_path,)
         if source.scheme == "file":
             try:
-                stat = os.stat(source.path)
+                info = os.stat(source.path)
             except OSError:
                 raise NotFound("no such file: check the url") from None
-            key = (source.gdal_path, stat.st_mtime_ns, stat.st_size)  # a rewritten file reopens
+            if not stat.S_ISREG(info.st_mode):  # a FIFO would block open() forever
+                raise NotFound("no such file: check the url (not a regular file)")
+            key = (source.gdal_path, info.st_mtime_ns, info.st_size)  # a rewritten file reopens
         with self._lock:
             self._apply_environment(settings)
             entry = self._entries.get(key)
@@ -219,9 +251,9 @@ class DatasetCache:
             self._entries[key] = entry
             self._entries.move_to_end(key)
             while len(self._entries) > settings.dataset_cache_size:
-                _, old = self._entries.popitem(last=False)
-                with old.lock:
-                    old.src.close()
+                # Dropped, not closed: another thread may hold it between get() and its
+                # read. rasterio closes the file when the last reference goes.
+                self._entries.popitem(last=False)
         return entry
 
     def evict(self, entry: OpenDataset) -> None:

@@ -420,7 +420,10 @@ HISTOGRAM_BINS = integer("histogram_bins", "Number of histogram bins", 1, 1000, 
 HISTOGRAM_RANGE = Param("histogram_range", "`min,max` of the histogram (default: the data's)",
                         "string", _text, pattern=rf"^{_NUMBER_RE},{_NUMBER_RE}$",
                         example="0,1000")
-STATISTICS = (MAX_SIZE, PERCENTILES, HISTOGRAM_BINS, HISTOGRAM_RANGE)
+#: Statistics hold several float64 copies of what they read: bounded tighter than images.
+STATISTICS_MAX_SIZE = integer("max_size", "Longest side of the overview the statistics are "
+                              "computed from, in pixels", 1, 2048, default=1024)
+STATISTICS = (STATISTICS_MAX_SIZE, PERCENTILES, HISTOGRAM_BINS, HISTOGRAM_RANGE)
 
 TILE_FORMAT = Param("tile_format", "Format of the tiles the document points to (default: PNG "
                     "where pixels are masked, else JPEG)", "string", _format,

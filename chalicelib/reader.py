@@ -94,7 +94,7 @@ def part(dataset: OpenDataset, bounds, crs, width: int, height: int,
         raise TooLarge(f"{len(indexes)} band(s) of {width}x{height} pixels is too much to read "
                        "at once: choose fewer bands (bidx) or a smaller size")
     nodata = _nodata(dataset, selection)
-    if crs == src.crs:
+    if crs == src.crs and not (src.transform.b or src.transform.d):  # rotated: warp below
         window = from_bounds(*bounds, transform=src.transform)
         if _inside(window, src):  # already in the output CRS: a plain windowed read
             return _read_window(dataset, selection, window, width, height, indexes, nodata,
@@ -443,10 +443,22 @@ def stretch_ranges(dataset: OpenDataset, selection: Selection) -> tuple[tuple[fl
     key = ("stretch",) + selection.key
     if key not in dataset.memo:
         image = preview(dataset, selection, ImageSize(None, 512))
+        bound_memo(dataset.memo, "stretch")
         dataset.memo[key] = percentile_ranges(
             band[valid] for band, valid in zip(image.data,
                                                _band_validity(dataset, selection, image)))
     return dataset.memo[key]
+
+
+#: Most stretch ranges kept per dataset (they are keyed by what users ask: expressions...).
+MAX_STRETCH_MEMO = 64
+
+
+def bound_memo(memo: dict, kind: str, limit: int = MAX_STRETCH_MEMO) -> None:
+    """Make room for one more ``kind`` entry in ``memo``: drop the oldest beyond ``limit``."""
+    keys = [k for k in memo if isinstance(k, tuple) and k and k[0] == kind]
+    for old in keys[:max(0, len(keys) - limit + 1)]:
+        del memo[old]
 
 
 def percentile_ranges(bands) -> tuple[tuple[float, float], ...]:

@@ -99,9 +99,26 @@ def _jsonable(value):
     raise TypeError(f"cannot serialise {type(value).__name__} as JSON")
 
 
+def _finite(value):
+    """``value`` with every non-finite float (not JSON) replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def to_json(body) -> bytes:
-    """JSON bytes; NaN and infinities are never sent (they are not JSON)."""
-    return json.dumps(body, default=_jsonable, allow_nan=False, separators=(",", ":")).encode()
+    """JSON bytes; NaN and infinities are never sent (they are not JSON): numpy's become
+    null on the way, Python's (a file's nodata of -inf...) in a second pass."""
+    try:
+        text = json.dumps(body, default=_jsonable, allow_nan=False, separators=(",", ":"))
+    except ValueError:
+        text = json.dumps(_finite(body), default=_jsonable, allow_nan=False,
+                          separators=(",", ":"))
+    return text.encode()
 
 
 _PATH_PARAM = re.compile(r"\{(\w+)\+?\}")

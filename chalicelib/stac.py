@@ -21,7 +21,7 @@ from .datasets import WGS84
 from .errors import BadRequest, NotARaster, TileOutsideBounds
 from .expression import band_number
 from .models import ImageData, ImageSize, Selection, StatisticsOptions, Style, TileAddress
-from .reader import band_statistics, percentile_ranges
+from .reader import band_statistics, bound_memo, percentile_ranges
 from .readers import COGReader, merge_limits, point_values, read_all
 from .settings import Settings
 from .sources import Source
@@ -357,6 +357,7 @@ class STACReader:
             key = ("stretch",) + selection.key
             if key not in self.item.memo:
                 preview = self.preview(selection, ImageSize(None, 512))
+                bound_memo(self.item.memo, "stretch")
                 self.item.memo[key] = percentile_ranges(band[preview.mask]
                                                         for band in preview.data)
             stretch = self.item.memo[key]

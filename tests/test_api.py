@@ -499,3 +499,98 @@ def test_unknown_single_segment_paths_through_the_test_client(client):
     # Chalice's local router matches {proxy+} against one path segment only (API Gateway
     # matches any depth): /nothing is ours, deeper unknown paths get Chalice's own 403
     assert_error(client.http.get("/nothing"), 404, "NotFound")
+
+
+def test_eviction_never_closes_a_dataset_another_thread_reads(shared, monkeypatch):
+    """chalice local serves on threads; with a one-entry dataset cache, every request for
+    another file evicts the one a neighbour is reading. None may fail for it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.support import engine_tile
+    monkeypatch.setenv("DATASET_CACHE_SIZE", "1")
+    import mercantile
+
+    from tests.support import open_dataset
+    files = [shared / "cog.tif", shared / "cog_nodata.tif", shared / "RGB.byte.tif"]
+    tiles = {}
+    for path in files:
+        west, south, east, north = open_dataset(path).geographic_bounds
+        tiles[path.name] = mercantile.tile((west + east) / 2, (south + north) / 2, 11)
+
+    def draw(i):
+        path = files[i % len(files)]
+        z, x, y = tiles[path.name].z, tiles[path.name].x, tiles[path.name].y
+        return engine_tile(path, z, x, f"{y}.npy", {"rescale": ["0,8000"]}).body
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        bodies = list(pool.map(draw, range(240)))
+    assert all(bodies)
+
+
+# ---- files and requests that must be refused or answered, never crash or hang ----------
+
+def _write(path, width, height, transform, crs="EPSG:3857", **profile):
+    import rasterio
+    with rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=1,
+                       dtype=profile.pop("dtype", "uint8"), crs=crs, transform=transform,
+                       **profile) as dst:
+        if not profile.get("sparse_ok"):
+            dst.write(np.arange(width * height, dtype="uint8").reshape(1, height, width))
+    return path
+
+
+def test_a_rotated_grid_is_served(client, rasters):
+    """A 90-degree rotated geotransform (a = e = 0) used to divide by zero."""
+    from affine import Affine
+    path = _write(rasters / "rotated.tif", 64, 48, Affine(0, 100, 1000000, 100, 0, 5000000))
+    for route in ("info", "statistics", "tilejson.json", "preview.png"):
+        response = client.http.get(f"/cog/{route}?url={path}", headers={"Accept": "*/*"})
+        assert response.status_code == 200, (route, response.body[:200])
+
+
+def test_infinite_nodata_is_valid_json(client, rasters):
+    from affine import Affine
+    path = _write(rasters / "inf.tif", 32, 32, Affine(10, 0, 0, 0, -10, 0), dtype="float32",
+                  nodata=float("-inf"))
+    response = client.http.get(f"/cog/info?url={path}")
+    assert response.status_code == 200
+    assert response.json_body["nodata_value"] is None  # strict JSON has no -Infinity
+    assert b"Infinity" not in response.body
+
+
+def test_absurd_extents_and_huge_blocks_are_refused_at_once(client, rasters):
+    from affine import Affine
+    absurd = _write(rasters / "absurd.tif", 16, 16, Affine(1e30, 0, 0, 0, -1e30, 0))
+    sparse = _write(rasters / "bigblocks.tif", 40000, 40000, Affine(1, 0, 0, 0, -1, 0),
+                    tiled=True, blockxsize=32768, blockysize=32768, sparse_ok=True)
+    assert sparse.stat().st_size < 100_000  # nothing was written: a sparse file
+    for path, words in ((absurd, "extent"), (sparse, "blocks")):
+        response = client.http.get(f"/cog/info?url={path}")
+        assert response.status_code == 422 and words in response.json_body["Message"]
+
+
+def test_a_fifo_is_not_opened(client, rasters):
+    import os
+    fifo = rasters / "pipe.tif"
+    if fifo.exists():
+        fifo.unlink()
+    os.mkfifo(fifo)
+    response = client.http.get(f"/cog/info?url={fifo}")
+    assert response.status_code == 404 and "regular file" in response.json_body["Message"]
+
+
+def test_statistics_size_is_bounded(client):
+    response = client.http.get("/cog/statistics?url=chalicelib/demo/demo.tif&max_size=4096")
+    assert response.status_code == 400 and "max_size" in response.json_body["Message"]
+
+
+def test_stretch_ranges_per_dataset_are_bounded(shared):
+    from chalicelib import reader
+    from chalicelib.expression import parse
+    from chalicelib.models import Selection
+    from tests.support import open_dataset
+    dataset = open_dataset(shared / "cog.tif")
+    for i in range(reader.MAX_STRETCH_MEMO + 20):
+        reader.stretch_ranges(dataset, Selection(expression=parse(f"b1+{i}")))
+    kept = [k for k in dataset.memo if k[0] == "stretch"]
+    assert len(kept) == reader.MAX_STRETCH_MEMO

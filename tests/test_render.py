@@ -84,3 +84,31 @@ def test_rescale_count_must_fit_the_bands():
     with pytest.raises(BadRequest, match="rescale"):
         render.apply_style(image(np.zeros((3, 2, 2), "float32")),
                       Style(rescale=((0, 1), (0, 1))))
+
+
+@pytest.mark.parametrize("kind", ["discrete", "intervals"])
+def test_user_colormaps_match_painting_each_entry_in_order(kind):
+    """The vectorised lookup against the obvious loop (overlapping intervals: the last
+    one wins; NaN and values outside every entry stay transparent)."""
+    from chalicelib import colormaps
+    rng = np.random.default_rng(7)
+    values = rng.integers(-20, 120, (64, 64)).astype("float32")
+    values[0, :5] = np.nan
+    colours = [tuple(int(c) for c in rng.integers(1, 256, 4)) for _ in range(60)]
+    if kind == "discrete":
+        cmap = {float(k): colours[i] for i, k in enumerate(rng.choice(100, 60, replace=False))}
+    else:
+        lows = rng.uniform(-10, 100, 60)
+        cmap = [((float(lo), float(lo + w)), colours[i])
+                for i, (lo, w) in enumerate(zip(lows, rng.uniform(-5, 30, 60)))]
+    expected = np.zeros((4, 64, 64), dtype="uint8")
+    with np.errstate(invalid="ignore"):
+        if kind == "discrete":
+            for value, colour in cmap.items():
+                expected[:, values == value] = np.array(colour, "uint8")[:, None]
+        else:
+            for (low, high), colour in cmap:
+                expected[:, (values >= low) & (values < high)] = np.array(colour, "uint8")[:, None]
+    rgba, valid = colormaps.apply(values, cmap)
+    np.testing.assert_array_equal(rgba, expected)
+    np.testing.assert_array_equal(valid, expected[3] > 0)
