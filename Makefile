@@ -78,4 +78,5 @@ bench: setup
 	$(BIN)/python bench/requests.py
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/mosaic.py
+	$(BIN)/python bench/band_subset.py
 	$(BIN)/python bench/report.py

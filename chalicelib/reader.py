@@ -31,6 +31,8 @@ from .tilematrixsets import TileMatrixSet, geographic_overlap
 MAX_VRT_SIDE = 1 << 28
 #: Most values (bands x pixels) one read may return: 64 M, 256 MB as float32.
 MAX_READ_VALUES = 64_000_000
+#: Largest read of every band made to serve a band subset (see :func:`part`).
+MAX_ALL_BANDS_BYTES = 512 * 1024 * 1024
 
 
 def band_indexes(dataset: OpenDataset, selection: Selection) -> tuple[int, ...]:
@@ -121,9 +123,18 @@ def part(dataset: OpenDataset, bounds, crs, width: int, height: int,
         options["add_alpha"] = True
         extra = [src.count + 1]
     read = list(indexes) + extra
+    every = list(range(1, src.count + (2 if options.get("add_alpha") else 1)))
     with WarpedVRT(src, **options) as vrt:
-        data = vrt.read(read, out_shape=(len(read), height, width),
-                        resampling=selection.resampling)
+        itemsize = max(np.dtype(d).itemsize for d in src.dtypes)
+        if read != every and len(every) * width * height * itemsize <= MAX_ALL_BANDS_BYTES:
+            # GDAL reads a warped VRT through its overviews only when every band is read at
+            # once: a subset is warped at the VRT's full resolution (a minute for a z0 tile
+            # of a small file). Read them all and keep those asked for.
+            data = vrt.read(every, out_shape=(len(every), height, width),
+                            resampling=selection.resampling)[[i - 1 for i in read]]
+        else:
+            data = vrt.read(read, out_shape=(len(read), height, width),
+                            resampling=selection.resampling)
     data, mask = _split_alpha(data, bool(extra), nodata)
     return _finish(dataset, selection, data, mask, indexes, bounds, crs)
 
