@@ -61,6 +61,13 @@ class Expression:
     text: str
     outputs: tuple[ast.AST, ...]
     names: tuple[str, ...]
+    #: Operations and variables in all outputs: a bound on the arrays alive at once.
+    terms: int = 1
+
+    def bytes_per_pixel(self) -> int:
+        """A bound on the memory evaluation takes per pixel: a float64 array per input, per
+        term (numpy makes one per operation) and per output."""
+        return 8 * (len(self.names) + self.terms + len(self.outputs))
 
     @property
     def bands(self) -> tuple[int, ...]:
@@ -165,6 +172,10 @@ def _check(node: ast.AST, count: list, named: bool) -> None:
         _check(child, count, named)
 
 
+#: Nodes whose evaluation makes a new array (a variable's too: it is converted to float64).
+_ARRAY_NODES = (ast.BinOp, ast.UnaryOp, ast.Call, ast.Compare, ast.BoolOp, ast.IfExp, ast.Name)
+
+
 def _variables(tree: ast.AST) -> list[str]:
     """Names read as variables (not function names, not constants), in order of use."""
     called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
@@ -187,7 +198,7 @@ def parse(text: str, named: bool = False) -> Expression:
     parts = [p.strip() for p in text.split(";") if p.strip()]
     if len(parts) > MAX_OUTPUTS:
         raise BadRequest(f"an expression gives at most {MAX_OUTPUTS} outputs (';'-separated)")
-    outputs, names = [], []
+    outputs, names, terms = [], [], 0
     for part in parts:
         try:
             tree = ast.parse(part, mode="eval")
@@ -195,9 +206,12 @@ def parse(text: str, named: bool = False) -> Expression:
             raise BadRequest(f"cannot parse expression '{part[:80]}': check the parentheses "
                              "and operators") from None
         _check(tree, [0], named)
+        functions = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+        terms += sum(isinstance(node, _ARRAY_NODES) and id(node) not in functions
+                     for node in ast.walk(tree))
         names.extend(n for n in _variables(tree) if n not in names)
         outputs.append(tree)
     if not names:
         raise BadRequest("the expression uses no band: refer to bands as b1, b2, ..."
                          + (" or by asset name" if named else ""))
-    return Expression(text, tuple(outputs), tuple(names))
+    return Expression(text, tuple(outputs), tuple(names), terms)

@@ -31,6 +31,8 @@ from .tilematrixsets import TileMatrixSet, geographic_overlap
 MAX_VRT_SIDE = 1 << 28
 #: Most values (bands x pixels) one read may return: 64 M, 256 MB as float32.
 MAX_READ_VALUES = 64_000_000
+#: Most memory an expression's evaluation may take (Lambda has 1536 MB in all).
+MAX_EXPRESSION_BYTES = 640 * 1024 * 1024
 #: Largest read of every band made to serve a band subset (see :func:`part`).
 MAX_ALL_BANDS_BYTES = 512 * 1024 * 1024
 
@@ -95,6 +97,7 @@ def part(dataset: OpenDataset, bounds, crs, width: int, height: int,
     if (len(indexes) + 1) * width * height > MAX_READ_VALUES:
         raise TooLarge(f"{len(indexes)} band(s) of {width}x{height} pixels is too much to read "
                        "at once: choose fewer bands (bidx) or a smaller size")
+    check_expression_memory(selection, width, height)
     nodata = _nodata(dataset, selection)
     if crs == src.crs and not (src.transform.b or src.transform.d):  # rotated: warp below
         window = from_bounds(*bounds, transform=src.transform)
@@ -137,6 +140,20 @@ def part(dataset: OpenDataset, bounds, crs, width: int, height: int,
                             resampling=selection.resampling)
     data, mask = _split_alpha(data, bool(extra), nodata)
     return _finish(dataset, selection, data, mask, indexes, bounds, crs)
+
+
+def check_expression_memory(selection: Selection, width: int, height: int) -> None:
+    """Refuse, before reading, an expression whose evaluation over ``width`` x ``height``
+    pixels could take more than :data:`MAX_EXPRESSION_BYTES`."""
+    expression = selection.expression
+    if expression is None:
+        return
+    needed = expression.bytes_per_pixel() * width * height
+    if needed > MAX_EXPRESSION_BYTES:
+        raise TooLarge(f"this expression over {width}x{height} pixels would need about "
+                       f"{needed / 2**20:.0f} MB (at most {MAX_EXPRESSION_BYTES // 2**20}): "
+                       "ask for a smaller image (max_size, width, height) or a simpler "
+                       "expression")
 
 
 def _split_alpha(data: np.ndarray, has_alpha: bool, nodata: float | None):

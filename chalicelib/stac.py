@@ -21,7 +21,8 @@ from .datasets import WGS84
 from .errors import BadRequest, NotARaster, TileOutsideBounds
 from .expression import band_number
 from .models import ImageData, ImageSize, Selection, StatisticsOptions, Style, TileAddress
-from .reader import band_statistics, bound_memo, percentile_ranges
+from .reader import (band_statistics, bound_memo, check_expression_memory,
+                     percentile_ranges)
 from .readers import COGReader, merge_limits, point_values, read_all
 from .settings import Settings
 from .sources import Source
@@ -294,6 +295,7 @@ class STACReader:
         if box is not None and not geographic_overlap(box, self.geographic_bounds):
             raise TileOutsideBounds(f"tile {tms.id}/{z}/{x}/{y} is outside the item; see "
                                     "/stac/info for its bounds")
+        check_expression_memory(selection, address.width, address.height)
         # each asset's tile (TileOutsideBounds where it misses that asset: masked)
         return self._read(selection, lambda cog, s: cog.tile(address, s))
 
@@ -314,6 +316,7 @@ class STACReader:
     def preview(self, selection: Selection, size: ImageSize) -> ImageData:
         bounds, crs, resolution = self._grid(selection)
         width, height = _fit_size(bounds, resolution, size)
+        check_expression_memory(selection, width, height)
         return self._read(selection, lambda cog, s: cog.part(bounds, crs, width, height, s))
 
     def bbox(self, bounds, selection: Selection, size: ImageSize) -> ImageData:
@@ -321,6 +324,7 @@ class STACReader:
             raise TileOutsideBounds("the bbox does not touch the item; see /stac/info")
         _, _, resolution = self._grid(selection, WGS84)
         width, height = _fit_size(bounds, resolution, size)
+        check_expression_memory(selection, width, height)
         return self._read(selection, lambda cog, s: cog.part(bounds, WGS84, width, height, s))
 
     def point(self, lon: float, lat: float, selection: Selection) -> dict:

@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 
 import mercantile
 import numpy as np
@@ -594,3 +595,61 @@ def test_stretch_ranges_per_dataset_are_bounded(shared):
         reader.stretch_ranges(dataset, Selection(expression=parse(f"b1+{i}")))
     kept = [k for k in dataset.memo if k[0] == "stretch"]
     assert len(kept) == reader.MAX_STRETCH_MEMO
+
+
+def test_expressions_are_budgeted_before_anything_is_read(client):
+    """A 48-level nested expression on a 4096-pixel preview peaked at 6.5 GB; now refused
+    up front, while the same over a tile, and a plain ratio over the preview, are served."""
+    nested = "b1"
+    for _ in range(48):
+        nested = f"sqrt({nested}+1)"
+    from urllib.parse import quote
+    base = "/cog/preview.png?url=chalicelib/demo/demo.tif&rescale=0,50&width=4096&height=4096"
+    refused = client.http.get(f"{base}&expression={quote(nested)}")
+    assert refused.status_code == 400 and "MB" in refused.json_body["Message"]
+    tile = client.http.get(f"/cog/tiles/9/145/219.png?url=chalicelib/demo/demo.tif"
+                           f"&rescale=0,50&expression={quote(nested)}")
+    assert tile.status_code == 200
+    ratio = client.http.get(base.replace("4096", "2048").replace("0,50", "-1,1")
+                            + "&expression=" + quote("(b2-b1)/(b2+b1)"))
+    assert ratio.status_code == 200, ratio.body[:200]
+
+
+PROBE = """
+import json, os, resource, sys
+sys.path.insert(0, {root!r})
+from chalice.test import Client
+from app import app
+with Client(app, stage_name="test", project_dir={root!r}) as client:
+    response = client.http.get(sys.argv[1], headers={{"Accept": "*/*"}})
+print(json.dumps({{"status": response.status_code,
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+@pytest.mark.parametrize("path", [
+    "/cog/preview.jpg?url=chalicelib/demo/demo.tif&width=3900&height=3900",
+    "/cog/preview.png?url=chalicelib/demo/demo.tif&width=2048&height=2048&rescale=-1,1"
+    "&expression=%28b2-b1%29%2F%28b2%2Bb1%29",
+    "/cog/statistics?url={shared}/cog.tif&max_size=2048",
+    "/cog/tiles/9/145/219@2x.png?url=chalicelib/demo/demo.tif&tilesize=1024&rescale=0,9"
+    "&expression=" + "sqrt%28" * 8 + "b1" + "%2B1%29" * 8,  # just within the budget
+    "/stac/preview.png?url=chalicelib/demo/item.json&assets=visual&max_size=4096",
+])
+def test_peak_memory_per_request_class_stays_within_budget(shared, path):
+    """One fresh process per class, as a Lambda container, each request at the largest its
+    limits allow: the peak RSS (imports included) must stay under 1 GB of Lambda's 1536 MB.
+    (Answers may be 400 when the encoded image exceeds the response limit: the work was
+    still done.)"""
+    import subprocess
+    import sys
+
+    from tests.support import ROOT
+    env = {**os.environ, "ALLOWED_SOURCES": f"chalicelib/demo/,{shared}/"}
+    result = subprocess.run([sys.executable, "-c", PROBE.format(root=str(ROOT)),
+                             path.format(shared=shared)], capture_output=True, text=True,
+                            timeout=120, env=env, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    probe = json.loads(result.stdout.strip().splitlines()[-1])
+    assert probe["status"] in (200, 400), probe
+    assert probe["peak_mb"] < 1024, probe
