@@ -31,6 +31,8 @@ from .tilematrixsets import TileMatrixSet, geographic_overlap
 MAX_VRT_SIDE = 1 << 28
 #: Most values (bands x pixels) one read may return: 64 M, 256 MB as float32.
 MAX_READ_VALUES = 64_000_000
+#: Most bytes one request may decompress from a file (about 5-10 s of GDAL's time).
+MAX_READ_BYTES = 1024 * 1024 * 1024
 #: Most memory an expression's evaluation may take (Lambda has 1536 MB in all).
 MAX_EXPRESSION_BYTES = 640 * 1024 * 1024
 #: Largest read of every band made to serve a band subset (see :func:`part`).
@@ -98,6 +100,7 @@ def part(dataset: OpenDataset, bounds, crs, width: int, height: int,
         raise TooLarge(f"{len(indexes)} band(s) of {width}x{height} pixels is too much to read "
                        "at once: choose fewer bands (bidx) or a smaller size")
     check_expression_memory(selection, width, height)
+    check_read_cost(dataset, bounds, crs, width, height, selection)
     nodata = _nodata(dataset, selection)
     if crs == src.crs and not (src.transform.b or src.transform.d):  # rotated: warp below
         window = from_bounds(*bounds, transform=src.transform)
@@ -140,6 +143,44 @@ def part(dataset: OpenDataset, bounds, crs, width: int, height: int,
                             resampling=selection.resampling)
     data, mask = _split_alpha(data, bool(extra), nodata)
     return _finish(dataset, selection, data, mask, indexes, bounds, crs)
+
+
+def read_cost(dataset: OpenDataset, bounds, crs, width: int, height: int,
+              selection: Selection) -> float:
+    """Bytes GDAL would decompress to draw ``bounds`` (in ``crs``) at ``width`` x
+    ``height``: the source pixels the area spans (at most the file), at the overview GDAL
+    picks (the coarsest no coarser than the output), in whole internal blocks; with nearest
+    resampling only the blocks that hold sampled pixels. An estimate, to refuse what cannot
+    finish in time; 0 when unknown."""
+    src = dataset.src
+    left, bottom, right, top = bounds
+    resolution = dataset.native_resolution(crs)  # memoised: no transform per tile
+    cols = min((right - left) / resolution, src.width)
+    rows = min((top - bottom) / resolution, src.height)
+    if not (math.isfinite(cols) and math.isfinite(rows)) or cols <= 0 or rows <= 0:
+        return 0.0
+    scale = min(cols / width, rows / height)
+    factor = max([1] + [f for f in src.overviews(1) if f <= scale])
+    cols, rows = cols / factor, rows / factor
+    block_h, block_w = src.block_shapes[0]
+    blocks_x, blocks_y = math.ceil(cols / block_w) + 1, math.ceil(rows / block_h) + 1
+    if selection.resampling.name == "nearest":  # decimation skips the blocks between samples
+        blocks_x, blocks_y = min(blocks_x, width), min(blocks_y, height)
+    itemsize = max(np.dtype(d).itemsize for d in src.dtypes)
+    return float(blocks_x * blocks_y) * block_w * block_h * src.count * itemsize
+
+
+def check_read_cost(dataset: OpenDataset, bounds, crs, width: int, height: int,
+                    selection: Selection) -> None:
+    """Refuse, before reading, what would decompress more than :data:`MAX_READ_BYTES`."""
+    cost = read_cost(dataset, bounds, crs, width, height, selection)
+    if cost > MAX_READ_BYTES:
+        hint = ("the file has no overviews: make it a COG (the cogify function, or "
+                "rio cogeo / gdal_translate -of COG)" if not dataset.src.overviews(1) else
+                "its coarsest overview is still too fine for this area")
+        raise TooLarge(f"this request would decompress about {cost / 2**30:.1f} GB of the "
+                       f"file; {hint}, or ask for a smaller area (a deeper zoom, a smaller "
+                       "bbox)")
 
 
 def check_expression_memory(selection: Selection, width: int, height: int) -> None:

@@ -653,3 +653,24 @@ def test_peak_memory_per_request_class_stays_within_budget(shared, path):
     probe = json.loads(result.stdout.strip().splitlines()[-1])
     assert probe["status"] in (200, 400), probe
     assert probe["peak_mb"] < 1024, probe
+
+
+def test_reads_too_big_to_finish_are_refused_before_reading(client, rasters):
+    """A large file without overviews (sparse: it costs no disk): a preview or a low-zoom
+    tile would decompress gigabytes (the average-resampled preview of such a file ran for
+    minutes); refused at once, saying to make a COG, while a tile at full resolution is read."""
+    from affine import Affine
+    import mercantile
+    path = _write(rasters / "huge_sparse.tif", 200_000, 200_000,
+                  Affine(1, 0, 500_000, 0, -1, 5_000_000), crs="EPSG:32633", tiled=True,
+                  blockxsize=512, blockysize=512, sparse_ok=True, BIGTIFF="YES")
+    assert path.stat().st_size < 10_000_000
+    for route in ("preview.png?resampling=average&", "preview.png?", "statistics?"):
+        response = client.http.get(f"/cog/{route}url={path}", headers={"Accept": "*/*"})
+        assert response.status_code == 400, (route, response.body[:200])
+        assert "COG" in response.json_body["Message"]
+    info = client.http.get(f"/cog/info?url={path}").json_body
+    west, south, east, north = info["bounds"]
+    tile = mercantile.tile((west + east) / 2, (south + north) / 2, info["maxzoom"])
+    response = client.http.get(f"/cog/tiles/{tile.z}/{tile.x}/{tile.y}.npy?url={path}")
+    assert response.status_code == 200
