@@ -35,6 +35,9 @@ from .settings import Settings
 from .sources import BLOCKED_PROXY, Source, display_name, egress_guard
 
 WGS84 = CRS.from_epsg(4326)
+#: Extra handles per dataset for threads that would otherwise wait (chalice local).
+MAX_SPARES = 3
+_spare_lock = threading.Lock()
 MAX_LAT = 85.0511287798066  # Web Mercator covers latitudes up to here
 
 
@@ -52,6 +55,25 @@ class OpenDataset:
     geographic_bounds: tuple[float, float, float, float] = (-180, -90, 180, 90)
     #: Results cached per dataset (e.g. the statistics used to stretch non-uint8 data).
     memo: dict = field(default_factory=dict)
+    #: More handles on the same file, made when threads contend for this one (see
+    #: :func:`reading`); they share ``memo``.
+    spares: list = field(default_factory=list)
+
+    def spare(self) -> "OpenDataset | None":
+        """An idle handle on the same file, its lock held by the caller; a new one while
+        there are fewer than :data:`MAX_SPARES`; None when all are busy."""
+        with _spare_lock:
+            for other in self.spares:
+                if other.lock.acquire(blocking=False):
+                    return other
+            if len(self.spares) >= MAX_SPARES:
+                return None
+            other = OpenDataset(src=rasterio.open(self.key[0], driver="GTiff"), name=self.name,
+                                key=self.key, alpha=self.alpha,
+                                geographic_bounds=self.geographic_bounds, memo=self.memo)
+            other.lock.acquire()
+            self.spares.append(other)
+            return other
 
     @property
     def data_indexes(self) -> tuple[int, ...]:
@@ -274,24 +296,37 @@ cache = DatasetCache()
 
 @contextmanager
 def reading(dataset: OpenDataset, config: Settings):
-    """Hold the dataset for a read; GDAL failures become :class:`TilerError`.
+    """Hold the dataset for a read (yields the handle to read with); GDAL failures become
+    :class:`TilerError`. A GDAL dataset must not be read by two threads at once: when
+    another thread holds this one, a spare handle on the same file is used instead of
+    waiting for it (a slow read must not stall every request for that file).
 
     A failed read evicts the dataset, so a broken connection or a file replaced underneath
     does not poison the cache of a warm container.
     """
-    with dataset.lock:
-        started = time.monotonic()
+    handle = dataset if dataset.lock.acquire(blocking=False) else None
+    if handle is None:  # another thread reads it (chalice local): use another handle
         try:
-            yield dataset
-        except TilerError:
-            raise
-        except (RasterioError, CPLE_BaseError, MemoryError) as exc:
-            cache.evict(dataset)
-            if isinstance(exc, MemoryError):
-                raise TilerError("the request needs more memory than the server has; "
-                                 "ask for a smaller image") from None
-            raise classify(exc, dataset.src.name, time.monotonic() - started,
-                           http_timeout(config)) from None
+            handle = dataset.spare()
+        except (RasterioError, CPLE_BaseError):
+            handle = None
+        if handle is None:
+            dataset.lock.acquire()
+            handle = dataset
+    started = time.monotonic()
+    try:
+        yield handle
+    except TilerError:
+        raise
+    except (RasterioError, CPLE_BaseError, MemoryError) as exc:
+        cache.evict(dataset)
+        if isinstance(exc, MemoryError):
+            raise TilerError("the request needs more memory than the server has; "
+                             "ask for a smaller image") from None
+        raise classify(exc, dataset.src.name, time.monotonic() - started,
+                       http_timeout(config)) from None
+    finally:
+        handle.lock.release()
 
 
 def http_timeout(config: Settings) -> float:

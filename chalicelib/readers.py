@@ -150,51 +150,51 @@ class COGReader:
         return reading(self.dataset, self.config)
 
     def tile(self, address: TileAddress, selection: Selection) -> ImageData:
-        with self._reading():
-            return reader.tile(self.dataset, address, selection)
+        with self._reading() as handle:
+            return reader.tile(handle, address, selection)
 
     def part(self, bounds, crs, width: int, height: int, selection: Selection) -> ImageData:
-        with self._reading():
-            return reader.part(self.dataset, bounds, crs, width, height, selection)
+        with self._reading() as handle:
+            return reader.part(handle, bounds, crs, width, height, selection)
 
     def tile_exists(self, tms: TileMatrixSet, z: int, x: int, y: int) -> bool:
-        with self._reading():
-            return reader.tile_exists(self.dataset, tms, z, x, y)
+        with self._reading() as handle:
+            return reader.tile_exists(handle, tms, z, x, y)
 
     def preview(self, selection: Selection, size: ImageSize) -> ImageData:
-        with self._reading():
-            return reader.preview(self.dataset, selection, size)
+        with self._reading() as handle:
+            return reader.preview(handle, selection, size)
 
     def bbox(self, bounds, selection: Selection, size: ImageSize) -> ImageData:
-        with self._reading():
-            return reader.bbox(self.dataset, bounds, selection, size)
+        with self._reading() as handle:
+            return reader.bbox(handle, bounds, selection, size)
 
     def point_image(self, lon: float, lat: float, selection: Selection) -> ImageData:
-        with self._reading():
-            return reader.point(self.dataset, lon, lat, selection)
+        with self._reading() as handle:
+            return reader.point(handle, lon, lat, selection)
 
     def point(self, lon: float, lat: float, selection: Selection) -> dict:
         return point_values(self.point_image(lon, lat, selection), lon, lat)
 
     def info(self, tms: TileMatrixSet) -> dict:
-        with self._reading():
-            return reader.info(self.dataset, tms)
+        with self._reading() as handle:
+            return reader.info(handle, tms)
 
     def statistics(self, selection: Selection, options: StatisticsOptions) -> dict:
-        with self._reading():
-            return reader.statistics(self.dataset, selection, options)
+        with self._reading() as handle:
+            return reader.statistics(handle, selection, options)
 
     def zoom_range(self, tms: TileMatrixSet) -> tuple[int, int]:
-        with self._reading():
-            return reader.zoom_range(self.dataset, tms)
+        with self._reading() as handle:
+            return reader.zoom_range(handle, tms)
 
     def footprint(self, tms: TileMatrixSet) -> list[tuple]:
-        with self._reading():
-            return reader.footprint(self.dataset, tms)
+        with self._reading() as handle:
+            return reader.footprint(handle, tms)
 
     def tile_limits(self, tms: TileMatrixSet, z: int):
-        with self._reading():
-            return reader.tile_limits(self.dataset, tms, z)
+        with self._reading() as handle:
+            return reader.tile_limits(handle, tms, z)
 
     def native_resolution(self, crs) -> float:
         return self.dataset.native_resolution(crs)
@@ -203,9 +203,9 @@ class COGReader:
                      raw: bool) -> tuple:
         """What styling needs from the file: its palette, and the stretch ranges of data
         that must be stretched (read once per dataset and selection)."""
-        with self._reading():
-            table = palette(self.dataset) if selection.expression is None else None
+        with self._reading() as handle:
+            table = palette(handle) if selection.expression is None else None
             stretch = None
             if render.needs_stretch(image, style, raw):
-                stretch = reader.stretch_ranges(self.dataset, selection)
+                stretch = reader.stretch_ranges(handle, selection)
         return table, stretch

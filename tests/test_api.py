@@ -674,3 +674,36 @@ def test_reads_too_big_to_finish_are_refused_before_reading(client, rasters):
     tile = mercantile.tile((west + east) / 2, (south + north) / 2, info["maxzoom"])
     response = client.http.get(f"/cog/tiles/{tile.z}/{tile.x}/{tile.y}.npy?url={path}")
     assert response.status_code == 200
+
+
+def test_a_slow_read_does_not_stall_other_requests_for_the_file(shared):
+    """chalice local answers on threads; while one request holds a dataset (a slow read,
+    here held open until the other finishes), another request for the same file is served
+    on a spare handle instead of waiting for it."""
+    import threading
+
+    from chalicelib.datasets import reading
+    from tests.support import config, engine_tile, open_dataset
+    path = shared / "cog.tif"
+    dataset = open_dataset(path)
+    holding, release = threading.Event(), threading.Event()
+
+    def slow_request():
+        with reading(dataset, config()):
+            holding.set()
+            release.wait(timeout=60)
+
+    slow = threading.Thread(target=slow_request)
+    slow.start()
+    try:
+        assert holding.wait(timeout=30)
+        done = []
+        other = threading.Thread(target=lambda: done.append(
+            engine_tile(path, 5, 10, "6.npy", {"rescale": ["0,8000"]})))
+        other.start()
+        other.join(timeout=30)  # a bound, not a synchronisation: it must not be waiting
+        assert done and done[0].body, "the second request waited for the first"
+    finally:
+        release.set()
+        slow.join(timeout=30)
+    assert len(dataset.spares) == 1
