@@ -129,9 +129,10 @@ FAMILIES = (
 
 
 def _source(family: Family, r: Request):
-    """The reader of the request's ``url``; its selection, where the route has one, tells a
-    STAC item which assets matter."""
-    return tiler.open_reader(family.kind, r.values.url, r.config, selection(r.values))
+    """The reader of the request's ``url``; for a STAC item, the request's selection tells
+    which assets matter (the other readers need none: not built twice per tile)."""
+    focus = selection(r.values) if family.kind == "stac" else None
+    return tiler.open_reader(family.kind, r.values.url, r.config, focus)
 
 
 def _preview(f: Family, fmt=None, sized=False):

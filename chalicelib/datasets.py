@@ -208,16 +208,20 @@ class DatasetCache:
         self._lock = threading.Lock()
         self._gdal_options: tuple = ()
         self._guard: tuple | None = None
+        self._applied: Settings | None = None
         self.opened = 0  # how many times a source was really opened (tests, benchmarks)
 
     def _apply_environment(self, settings: Settings) -> None:
         """GDAL's configuration and the egress guard (see :func:`sources.egress_guard`),
-        when the settings change."""
+        when the settings change (not per tile: settings.current() returns the same object
+        while the environment stays the same)."""
+        if settings is self._applied:
+            return
         options = dict(settings.gdal_options)
         guard = None
         if "GDAL_HTTP_PROXY" not in options:  # a proxy of the operator's wins
             guard = egress_guard(settings.allowed_sources, settings.unsafe_allow_hosts,
-                                 options.get("AWS_S3_ENDPOINT", ""))
+                                 options.get("AWS_S3_ENDPOINT", ""), settings.environment_proxy)
         self._apply_gdal_options(settings.gdal_options
                                  + ((("GDAL_HTTP_PROXY", guard[0]),) if guard else ()))
         if guard != self._guard:
@@ -226,6 +230,7 @@ class DatasetCache:
             elif self._guard:
                 os.unsetenv("no_proxy")
             self._guard = guard
+        self._applied = settings
 
     def _apply_gdal_options(self, options: tuple) -> None:
         if options == self._gdal_options:

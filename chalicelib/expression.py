@@ -176,15 +176,19 @@ def _check(node: ast.AST, count: list, named: bool) -> None:
 _ARRAY_NODES = (ast.BinOp, ast.UnaryOp, ast.Call, ast.Compare, ast.BoolOp, ast.IfExp, ast.Name)
 
 
-def _variables(tree: ast.AST) -> list[str]:
-    """Names read as variables (not function names, not constants), in order of use."""
-    called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and id(node) not in called \
-                and node.id.lower() not in _CONSTANTS:
+def _variables_and_terms(tree: ast.AST) -> tuple[list[str], int]:
+    """The names read as variables (not function names, not constants), in order of use,
+    and how many nodes make an array (see :data:`_ARRAY_NODES`)."""
+    nodes = list(ast.walk(tree))
+    called = {id(node.func) for node in nodes if isinstance(node, ast.Call)}
+    found, terms = [], 0
+    for node in nodes:
+        if id(node) in called or not isinstance(node, _ARRAY_NODES):
+            continue
+        terms += 1
+        if isinstance(node, ast.Name) and node.id.lower() not in _CONSTANTS:
             found.append(node.id)
-    return found
+    return found, terms
 
 
 def parse(text: str, named: bool = False) -> Expression:
@@ -206,10 +210,9 @@ def parse(text: str, named: bool = False) -> Expression:
             raise BadRequest(f"cannot parse expression '{part[:80]}': check the parentheses "
                              "and operators") from None
         _check(tree, [0], named)
-        functions = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
-        terms += sum(isinstance(node, _ARRAY_NODES) and id(node) not in functions
-                     for node in ast.walk(tree))
-        names.extend(n for n in _variables(tree) if n not in names)
+        variables, count = _variables_and_terms(tree)
+        terms += count
+        names.extend(n for n in variables if n not in names)
         outputs.append(tree)
     if not names:
         raise BadRequest("the expression uses no band: refer to bands as b1, b2, ..."

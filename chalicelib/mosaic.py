@@ -211,7 +211,7 @@ class MosaicReader:
             elif image.data.shape[0] != first.data.shape[0]:
                 raise BadRequest("the mosaic's files have different band counts; choose "
                                  "bands with bidx")
-            method.feed(image.data, _band_validity(image))
+            method.feed(image.data, image.mask[None])
             used.append(url)
             if method.done:
                 break
@@ -294,10 +294,6 @@ class MosaicReader:
         if first is None or selection.pixel_selection == "count":
             return None, None
         return self._open(first).style_inputs(image, selection, style, raw)
-
-
-def _band_validity(image: ImageData) -> np.ndarray:
-    return image.mask[None]
 
 
 def _member_error(url: str, error: BaseException) -> BaseException:

@@ -7,7 +7,6 @@ it over several, reading their files concurrently (:func:`read_all`). So the HTT
 tile matrix sets and the formats work for all three alike.
 """
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator, Protocol, TypeVar
 
@@ -25,7 +24,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 #: Files of one request read at once (GDAL releases the GIL while it reads).
-MAX_THREADS = int(os.environ.get("MAX_THREADS", "8") or 8)
+MAX_THREADS = 8
 _pool: list = []
 
 

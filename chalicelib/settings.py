@@ -60,6 +60,8 @@ class Settings:
     #: mosaic: where the ``mosaic`` function writes the MosaicJSON documents it builds
     #: (``s3://bucket/mosaics/`` or a local folder); unset, the function is not deployed.
     mosaic_prefix: str = ""
+    #: Whether the environment names an HTTP proxy (then GDAL's egress guard stays off).
+    environment_proxy: bool = False
     #: GDAL configuration options found in the environment (GDAL_*, CPL_*, VSI_*, AWS_*...).
     #: Applied to GDAL by the dataset layer, so they hold even where ``os.environ`` is not
     #: the process environment (Chalice's test client).
@@ -69,6 +71,10 @@ class Settings:
 #: Environment variable prefixes that are GDAL configuration options.
 GDAL_PREFIXES = ("GDAL_", "CPL_", "VSI_", "AWS_S3_ENDPOINT", "AWS_HTTPS", "AWS_VIRTUAL_HOSTING",
                  "AWS_NO_SIGN_REQUEST", "AWS_REQUEST_PAYER", "PROJ_NETWORK")
+
+#: Environment variables that name an HTTP proxy (libcurl's, Python's).
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
+                   "all_proxy")
 
 _memo: list = []  # [snapshot of the environment, Settings]
 
@@ -93,6 +99,7 @@ def from_environ(env=None) -> Settings:
     return Settings(
         gdal_options=tuple(sorted((k, v) for k, v in env.items() if k.startswith(GDAL_PREFIXES))),
         allowed_sources=_split(env.get("ALLOWED_SOURCES", "")),
+        environment_proxy=any(env.get(name) for name in PROXY_VARIABLES),
         unsafe_allow_hosts=_split(env.get("UNSAFE_ALLOW_HOSTS", "")),
         cache_max_age=_int("CACHE_MAX_AGE", 3600, env),
         dataset_cache_size=max(1, _int("DATASET_CACHE_SIZE", 32, env)),

@@ -196,12 +196,10 @@ def resolve(url: str, allowed: tuple[str, ...], unsafe_allow_hosts: tuple[str, .
 #: Where GDAL sends requests for hosts that are not on the allow-list: a proxy whose name
 #: never resolves (RFC 2606), so such a request fails at once and says why.
 BLOCKED_PROXY = "http://blocked-redirect.invalid:1"
-_PROXY_VARIABLES = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
-                    "all_proxy")
 
 
 def egress_guard(allowed: tuple[str, ...], unsafe_allow_hosts: tuple[str, ...] = (),
-                 s3_endpoint: str = "", environ=None) -> tuple[str, str] | None:
+                 s3_endpoint: str = "", proxied: bool = False) -> tuple[str, str] | None:
     """(GDAL_HTTP_PROXY, no_proxy) that keep GDAL on the allow-list's hosts, or None.
 
     GDAL follows HTTP redirects and has no option to stop it, so an allowed server answering
@@ -210,10 +208,10 @@ def egress_guard(allowed: tuple[str, ...], unsafe_allow_hosts: tuple[str, ...] =
     reached, and libcurl's ``no_proxy`` names the allowed hosts (and S3's): requests to them
     go direct, a redirect anywhere else fails before any connection. GDAL_HTTP_PROXY is GDAL
     configuration (nothing else sees it); ``no_proxy`` alone changes nothing for other
-    clients. None (no guard) when the environment already names a proxy: filter there.
+    clients. None (no guard) when the environment already names a proxy (``proxied``):
+    filter there.
     """
-    environ = os.environ if environ is None else environ
-    if any(environ.get(name) for name in _PROXY_VARIABLES):
+    if proxied:
         return None
     hosts = {"amazonaws.com", ".amazonaws.com"}
     for entry in tuple(allowed) + tuple(f"http://{h}/" for h in unsafe_allow_hosts):

@@ -210,11 +210,11 @@ class STACReader:
 
     # ---- reading --------------------------------------------------------------------------
 
-    def _read(self, selection: Selection, read) -> ImageData:
+    def _read(self, selection: Selection, read, plan: _Plan | None = None) -> ImageData:
         """Read every asset of the plan with ``read(cog, file_selection)`` (all on the same
         grid), then stack them or evaluate the expression. An asset the request misses
         counts as masked; missing them all is :class:`TileOutsideBounds`."""
-        plan = self._plan(selection)
+        plan = plan or self._plan(selection)
 
         def read_asset(planned):
             name, bands = planned
@@ -299,11 +299,11 @@ class STACReader:
         # each asset's tile (TileOutsideBounds where it misses that asset: masked)
         return self._read(selection, lambda cog, s: cog.tile(address, s))
 
-    def _grid(self, selection: Selection, crs=None):
-        """A grid over the assets the request reads: in ``crs`` (default: the first
-        asset's), the union of their bounds, the finest of their resolutions."""
-        readers = self._readers([name for name, _ in self._plan(selection).reads])
-        crs = crs or readers[0].dataset.src.crs
+    def _grid(self, plan: _Plan):
+        """A grid over the assets of ``plan``: the first one's CRS, the union of their
+        bounds in it, the finest of their resolutions."""
+        readers = self._readers([name for name, _ in plan.reads])
+        crs = readers[0].dataset.src.crs
         boxes = []
         for r in readers:
             src = r.dataset.src
@@ -314,18 +314,23 @@ class STACReader:
         return bounds, crs, min(r.native_resolution(crs) for r in readers)
 
     def preview(self, selection: Selection, size: ImageSize) -> ImageData:
-        bounds, crs, resolution = self._grid(selection)
+        plan = self._plan(selection)
+        bounds, crs, resolution = self._grid(plan)
         width, height = _fit_size(bounds, resolution, size)
         check_expression_memory(selection, width, height)
-        return self._read(selection, lambda cog, s: cog.part(bounds, crs, width, height, s))
+        return self._read(selection, lambda cog, s: cog.part(bounds, crs, width, height, s),
+                          plan)
 
     def bbox(self, bounds, selection: Selection, size: ImageSize) -> ImageData:
         if not geographic_overlap(bounds, self.geographic_bounds):
             raise TileOutsideBounds("the bbox does not touch the item; see /stac/info")
-        _, _, resolution = self._grid(selection, WGS84)
+        plan = self._plan(selection)
+        resolution = min(r.native_resolution(WGS84)
+                         for r in self._readers([name for name, _ in plan.reads]))
         width, height = _fit_size(bounds, resolution, size)
         check_expression_memory(selection, width, height)
-        return self._read(selection, lambda cog, s: cog.part(bounds, WGS84, width, height, s))
+        return self._read(selection, lambda cog, s: cog.part(bounds, WGS84, width, height, s),
+                          plan)
 
     def point(self, lon: float, lat: float, selection: Selection) -> dict:
         image = self._read(selection, lambda cog, s: cog.point_image(lon, lat, s))

@@ -22,10 +22,6 @@ from .readers import COGReader, Reader
 from .settings import Settings
 from .tilematrixsets import TileMatrixSet
 
-#: The route families, each a kind of source.
-KINDS = ("cog", "stac", "mosaicjson")
-
-
 def open_reader(kind: str, url: str | None, config: Settings,
                 focus: Selection | None = None) -> Reader:
     """The reader for ``url`` as a source of ``kind`` (after the allow-list check).
