@@ -173,6 +173,31 @@ def _check_grid(src) -> None:
                          "function's memory; rewrite it as a COG (512-pixel tiles)")
 
 
+def _check_dtype(src) -> None:
+    """Complex pixels (radar SLC, FFTs) have no colour or statistics of their own."""
+    complex_types = [d for d in src.dtypes if d.startswith("complex")]
+    if complex_types:
+        raise NotARaster(f"the source holds complex numbers ({complex_types[0]}), which have no "
+                         "single value to draw or measure; write the magnitude (or the phase) "
+                         "as a real band first, e.g. gdal_translate -ot Float32 with "
+                         "gdal_calc's abs(A)")
+
+
+def _untransformable(crs: CRS) -> str:
+    """Why a CRS cannot be placed on the Earth, and what would work."""
+    wkt = crs.to_wkt(version="WKT2_2019")
+    name = wkt.split('"')[1] if '"' in wkt else "unnamed"
+    if wkt.startswith(("ENGCRS", "ENGINEERINGCRS")):
+        why = ("it is a local engineering CRS (coordinates on a site or a drawing, not tied "
+               "to the Earth)")
+    else:
+        why = ("no transformation to WGS84 exists for it (another planet or body, or an "
+               "ellipsoid that is not the Earth's)")
+    return (f"the source's CRS ('{name}') cannot be placed on web maps: {why}. Tiles, bounds "
+            "and points need a CRS on the Earth: reproject the file (gdalwarp -t_srs "
+            "EPSG:4326) or assign the CRS it really uses (gdal_edit.py -a_srs)")
+
+
 def _describe(src, source: Source, key: tuple) -> OpenDataset:
     if src.crs is None or (src.transform.is_identity and not src.gcps[0]):
         raise NotARaster("the source has no georeferencing (no CRS or geotransform); "
@@ -180,10 +205,15 @@ def _describe(src, source: Source, key: tuple) -> OpenDataset:
     if src.gcps[0] and src.transform.is_identity:
         raise NotARaster("the source is georeferenced by ground control points only; "
                          "warp it to a regular grid (gdalwarp) first")
+    _check_dtype(src)
     _check_grid(src)
     alpha = next((i for i, ci in zip(src.indexes, src.colorinterp) if ci == ColorInterp.alpha),
                  None)
-    west, south, east, north = transform_bounds(src.crs, WGS84, *src.bounds, densify_pts=21)
+    try:
+        west, south, east, north = transform_bounds(src.crs, WGS84, *src.bounds,
+                                                    densify_pts=21)
+    except (CPLE_BaseError, RasterioError) as error:
+        raise NotARaster(_untransformable(src.crs)) from error
     south, north = max(south, -90.0), min(north, 90.0)
     if not all(map(math.isfinite, (west, south, east, north))):
         raise NotARaster("the source's bounds cannot be expressed in longitude/latitude")

@@ -41,8 +41,12 @@ _ARITY = {"where": 3, "clip": 3, "minimum": 2, "maximum": 2, "arctan2": 2}
 _CONSTANTS = {"pi": np.float64(np.pi), "e": np.float64(np.e)}
 
 
+#: A '+' typed in a query string arrives as a space (form encoding).
+PLUS_HINT = " (in a URL, '+' means a space: write '+' as %2B)"
+
+
 def _band_number(name: str) -> int | None:
-    if len(name) > 1 and name[0] in "bB" and name[1:].isdigit():
+    if len(name) > 1 and name[0] in "bB" and name[1:].isascii() and name[1:].isdigit():
         number = int(name[1:])
         return number if number >= 1 else None
     return None
@@ -85,7 +89,8 @@ class Expression:
             for node in self.outputs:
                 value = _Evaluator(values).visit(node)
                 results.append(np.broadcast_to(np.asarray(value, dtype="float64"), shape))
-        return np.stack(results).astype("float32", copy=False) if len(results) else None
+            # beyond float32's range: +-inf, as float64 beyond its own
+            return np.stack(results).astype("float32", copy=False) if len(results) else None
 
 
 class _Evaluator(ast.NodeVisitor):
@@ -194,9 +199,13 @@ def _variables_and_terms(tree: ast.AST) -> tuple[list[str], int]:
 def parse(text: str, named: bool = False) -> Expression:
     """Parse an expression, or raise :class:`BadRequest` saying what is wrong with it.
     ``named``: variables may be any name (checked by the source), not only ``b1``..."""
-    text = (text or "").strip()
+    raw = text or ""
+    text = raw.strip()
     if not text:
         raise BadRequest("'expression' is empty")
+    if raw.rstrip() != raw or any(p.rstrip() != p for p in raw.split(";")[:-1]):
+        raise BadRequest(f"the expression '{text[:80]}' ends with a space, where an operator "
+                         f"is missing{PLUS_HINT}")
     if len(text) > MAX_LENGTH:
         raise BadRequest(f"'expression' is longer than {MAX_LENGTH} characters")
     parts = [p.strip() for p in text.split(";") if p.strip()]
@@ -208,7 +217,7 @@ def parse(text: str, named: bool = False) -> Expression:
             tree = ast.parse(part, mode="eval")
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             raise BadRequest(f"cannot parse expression '{part[:80]}': check the parentheses "
-                             "and operators") from None
+                             "and operators" + (PLUS_HINT if " " in part else "")) from None
         _check(tree, [0], named)
         variables, count = _variables_and_terms(tree)
         terms += count

@@ -77,12 +77,14 @@ class TileAddress:
     width: int
     height: int
     format: ImageFormat | None  # None: PNG if any pixel is masked, JPEG otherwise
+    outside: str = "404"  # a tile outside the data: "404", "204" or "empty"
 
 
 @dataclass(frozen=True)
 class ImageSize:
-    """The size and format of a preview or bbox image: an explicit ``width``/``height``
-    wins over ``max_size`` (the longest side, never upsampled past the data)."""
+    """The size and format of a preview or bbox image: ``width`` and ``height`` both given
+    are the size; one given, the other follows the data's aspect ratio; neither, the data's
+    size with the longest side at most ``max_size`` (never upsampled)."""
 
     format: ImageFormat | None
     max_size: int
@@ -133,3 +135,4 @@ class EncodedImage:
     extension: str
     headers: dict = field(default_factory=dict)
     empty: bool = False  # no visible pixel (the tile cache skips these)
+    status: int = 200  # 204: no content (a tile outside the data, when asked so)

@@ -72,6 +72,10 @@ def _responses(route: Route) -> dict:
         ok["headers"] = {name: {"description": _HEADERS[name], "schema": {"type": "string"}}
                          for name in returns.headers}
     responses = {"200": ok}
+    if any(p.name == "outside" for p in route.params) and any(
+            m.startswith("image/") for m in returns.media_types):
+        responses["204"] = {"description": "The tile is outside the data, and `outside=204` "
+                                           "was asked: no content"}
     for status in route.errors:
         responses[str(status)] = {"$ref": f"#/components/responses/Error{status}"}
     return responses

@@ -394,7 +394,11 @@ Y = Param("y", "Row of the tile, then optionally `@2x` (`@1x`...`@4x`: larger ti
           pattern=rf"^[0-9]{{1,10}}(@[1-4]x)?(\.({_FORMAT_RE}))?$", example="219@2x.png")
 TILESIZE = integer("tilesize", "Tile size in pixels before `@Nx` (default: the tile matrix's, "
                    "256)", 64, 1024)
-TILE = (TMS_ID, Z, X, Y, TILESIZE)
+OUTSIDE = Param("outside", "What a tile outside the data answers: `404` (a JSON error), `204` "
+                "(No Content: GDAL's WMTS/TMS readers take it as an empty tile) or `empty` (a "
+                "transparent tile; black in JPEG)", "string", _choice,
+                default="404", enum=("404", "204", "empty"))
+TILE = (TMS_ID, Z, X, Y, TILESIZE, OUTSIDE)
 
 LONLAT = Param("lonlat", "`lon,lat` in degrees (WGS84)", "string", _lonlat, where="path",
                required=True, pattern=rf"^{_NUMBER_RE},{_NUMBER_RE}$", example="-77.7,24.5")
@@ -431,10 +435,10 @@ TILE_FORMAT = Param("tile_format", "Format of the tiles the document points to (
 TILE_SCALE = integer("tile_scale", "Tiles of N times the tile size (`@Nx`)", 1, 4, default=1)
 MINZOOM = integer("minzoom", "Override the data's minimum zoom", -10, tilematrixsets.MAX_ZOOM)
 MAXZOOM = integer("maxzoom", "Override the data's maximum zoom", -10, tilematrixsets.MAX_ZOOM)
-TILEJSON = (TILE_FORMAT, TILE_SCALE, MINZOOM, MAXZOOM, TILESIZE)
+TILEJSON = (TILE_FORMAT, TILE_SCALE, MINZOOM, MAXZOOM, TILESIZE, OUTSIDE)
 WMTS_FORMAT = Param("tile_format", "Format of the tiles the service offers", "string",
                     _format, default="png", enum=formats.NAMES)
-WMTS = (WMTS_FORMAT, TILE_SCALE, MINZOOM, MAXZOOM, TILESIZE)
+WMTS = (WMTS_FORMAT, TILE_SCALE, MINZOOM, MAXZOOM, TILESIZE, OUTSIDE)
 
 #: Parameters that configure a TileJSON or WMTS document itself; the others are carried
 #: into the tile URLs it lists.
@@ -528,7 +532,7 @@ def tile_address(v: SimpleNamespace) -> TileAddress:
     height = (v.tilesize or matrix.tile_height) * scale
     if max(width, height) > MAX_TILE_SIZE:
         raise BadRequest(f"tilesize times scale must be at most {MAX_TILE_SIZE} pixels")
-    return TileAddress(tms, z, v.x, row, width, height, fmt)
+    return TileAddress(tms, z, v.x, row, width, height, fmt, v.outside)
 
 
 def image_size(v: SimpleNamespace, fmt=None, size: tuple | None = None) -> ImageSize:

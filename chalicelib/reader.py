@@ -29,8 +29,11 @@ from .tilematrixsets import TileMatrixSet, geographic_overlap
 
 #: Largest virtual grid a read may span; beyond it the read resolution is coarsened.
 MAX_VRT_SIDE = 1 << 28
-#: Most values (bands x pixels) one read may return: 64 M, 256 MB as float32.
-MAX_READ_VALUES = 64_000_000
+#: Most bands read at the largest image size (MAX_IMAGE_SIZE's default) in one request.
+MAX_READ_BANDS = 4
+#: Most values (bands and the mask x pixels) one read may return: an RGBA image at 4096 x
+#: 4096, 84 M values (336 MB as float32).
+MAX_READ_VALUES = (MAX_READ_BANDS + 1) * 4096 * 4096
 #: Most bytes one request may decompress from a file (about 5-10 s of GDAL's time).
 MAX_READ_BYTES = 1024 * 1024 * 1024
 #: Most memory an expression's evaluation may take (Lambda has 1536 MB in all).
@@ -97,8 +100,10 @@ def part(dataset: OpenDataset, bounds, crs, width: int, height: int,
     src = dataset.src
     indexes = band_indexes(dataset, selection)
     if (len(indexes) + 1) * width * height > MAX_READ_VALUES:
-        raise TooLarge(f"{len(indexes)} band(s) of {width}x{height} pixels is too much to read "
-                       "at once: choose fewer bands (bidx) or a smaller size")
+        raise TooLarge(f"{len(indexes)} bands of {width}x{height} pixels are more than one "
+                       f"request may read ({MAX_READ_BANDS} bands of 4096x4096, the read "
+                       "limit): choose fewer bands (bidx) or a smaller size (max_size, "
+                       "width, height)")
     check_expression_memory(selection, width, height)
     check_read_cost(dataset, bounds, crs, width, height, selection)
     nodata = _nodata(dataset, selection)
@@ -179,8 +184,8 @@ def check_read_cost(dataset: OpenDataset, bounds, crs, width: int, height: int,
                 "rio cogeo / gdal_translate -of COG)" if not dataset.src.overviews(1) else
                 "its coarsest overview is still too fine for this area")
         raise TooLarge(f"this request would decompress about {cost / 2**30:.1f} GB of the "
-                       f"file; {hint}, or ask for a smaller area (a deeper zoom, a smaller "
-                       "bbox)")
+                       f"file (the read limit is {MAX_READ_BYTES / 2**30:g} GB); {hint}, or "
+                       "ask for a smaller area (a deeper zoom, a smaller bbox)")
 
 
 def check_expression_memory(selection: Selection, width: int, height: int) -> None:
@@ -192,7 +197,8 @@ def check_expression_memory(selection: Selection, width: int, height: int) -> No
     needed = expression.bytes_per_pixel() * width * height
     if needed > MAX_EXPRESSION_BYTES:
         raise TooLarge(f"this expression over {width}x{height} pixels would need about "
-                       f"{needed / 2**20:.0f} MB (at most {MAX_EXPRESSION_BYTES // 2**20}): "
+                       f"{needed / 2**20:.0f} MB (the expression memory limit is "
+                       f"{MAX_EXPRESSION_BYTES // 2**20} MB): "
                        "ask for a smaller image (max_size, width, height) or a simpler "
                        "expression")
 
@@ -260,18 +266,24 @@ def tile(dataset: OpenDataset, address: TileAddress, selection: Selection) -> Im
                 selection)
 
 
-def _fit(width: float, height: float, max_size: int) -> tuple[int, int]:
-    scale = min(1.0, max_size / max(width, height))
+def fit_size(width: float, height: float, size: ImageSize) -> tuple[int, int]:
+    """The output size for data of ``width`` x ``height`` pixels: both of ``size.width`` and
+    ``size.height`` if given (exactly, as titiler); one of them, the other following the
+    data's aspect ratio; neither, the data's size shrunk to ``size.max_size`` (never grown)."""
+    if size.width and size.height:
+        return size.width, size.height
+    if size.width:
+        return size.width, max(1, round(size.width * height / width))
+    if size.height:
+        return max(1, round(size.height * width / height)), size.height
+    scale = min(1.0, size.max_size / max(width, height))
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 def preview(dataset: OpenDataset, selection: Selection, size: ImageSize) -> ImageData:
     """The whole image in its own CRS, longest side at most ``size.max_size``."""
     src = dataset.src
-    width, height = size.width, size.height
-    if width is None or height is None:
-        fit_w, fit_h = _fit(src.width, src.height, size.max_size)
-        width, height = width or fit_w, height or fit_h
+    width, height = fit_size(src.width, src.height, size)
     return part(dataset, src.bounds, src.crs, width, height, selection)
 
 
@@ -280,12 +292,8 @@ def bbox(dataset: OpenDataset, bounds, selection: Selection, size: ImageSize) ->
     west, south, east, north = bounds
     if not geographic_overlap(bounds, dataset.geographic_bounds):
         raise TileOutsideBounds("the bbox does not touch the data; see /cog/info for its bounds")
-    width, height = size.width, size.height
-    if width is None or height is None:
-        resolution = dataset.native_resolution(WGS84)
-        fit_w, fit_h = _fit((east - west) / resolution, (north - south) / resolution,
-                            size.max_size)
-        width, height = width or fit_w, height or fit_h
+    resolution = dataset.native_resolution(WGS84)
+    width, height = fit_size((east - west) / resolution, (north - south) / resolution, size)
     return part(dataset, bounds, WGS84, width, height, selection)
 
 
@@ -457,6 +465,18 @@ def _json_number(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _histogram(values: np.ndarray, bins: int, histogram_range) -> tuple:
+    """numpy's histogram of the finite values; one bin where their range is too narrow to
+    split in float64 (all values equal and huge, as ``b1**b1`` makes)."""
+    finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values
+    try:
+        return np.histogram(finite, bins=bins, range=histogram_range)
+    except ValueError:
+        low, high = histogram_range or ((finite.min(), finite.max()) if finite.size else (0, 0))
+        inside = finite[(finite >= low) & (finite <= high)]
+        return np.array([inside.size]), np.array([low, high], "float64")
+
+
 def band_statistics(values: np.ndarray, total: int, percentiles=(2, 98), bins: int = 10,
                     histogram_range=None) -> dict:
     """Statistics of the valid ``values`` of one band (``total`` pixels in all)."""
@@ -469,7 +489,7 @@ def band_statistics(values: np.ndarray, total: int, percentiles=(2, 98), bins: i
         result["histogram"] = [[], []]
         return result
     values = values.astype("float64", copy=False)
-    counts, edges = np.histogram(values, bins=bins, range=histogram_range)
+    counts, edges = _histogram(values, bins, histogram_range)
     result.update({
         "min": _json_number(values.min()), "max": _json_number(values.max()),
         "mean": _json_number(values.mean()), "std": _json_number(values.std()),

@@ -198,7 +198,8 @@ class RouteTable:
             headers = {"Content-Type": result.media_type, **result.headers}
             if config.cache_max_age > 0:
                 headers["Cache-Control"] = f"public, max-age={config.cache_max_age}"
-            return self.response_class(body=result.body, status_code=200, headers=headers)
+            return self.response_class(body=result.body, status_code=result.status,
+                                       headers=headers)
         if isinstance(result, Page):
             return self.response_class(body=result.body.encode("utf-8"), status_code=200,
                                        headers={"Content-Type": result.media_type})

@@ -21,7 +21,7 @@ from .datasets import WGS84
 from .errors import BadRequest, NotARaster, TileOutsideBounds
 from .expression import band_number
 from .models import ImageData, ImageSize, Selection, StatisticsOptions, Style, TileAddress
-from .reader import (band_statistics, bound_memo, check_expression_memory,
+from .reader import (band_statistics, bound_memo, check_expression_memory, fit_size,
                      percentile_ranges)
 from .readers import COGReader, merge_limits, point_values, read_all
 from .settings import Settings
@@ -316,7 +316,7 @@ class STACReader:
     def preview(self, selection: Selection, size: ImageSize) -> ImageData:
         plan = self._plan(selection)
         bounds, crs, resolution = self._grid(plan)
-        width, height = _fit_size(bounds, resolution, size)
+        width, height = _sized(bounds, resolution, size)
         check_expression_memory(selection, width, height)
         return self._read(selection, lambda cog, s: cog.part(bounds, crs, width, height, s),
                           plan)
@@ -327,7 +327,7 @@ class STACReader:
         plan = self._plan(selection)
         resolution = min(r.native_resolution(WGS84)
                          for r in self._readers([name for name, _ in plan.reads]))
-        width, height = _fit_size(bounds, resolution, size)
+        width, height = _sized(bounds, resolution, size)
         check_expression_memory(selection, width, height)
         return self._read(selection, lambda cog, s: cog.part(bounds, WGS84, width, height, s),
                           plan)
@@ -378,13 +378,6 @@ def _stack(bands: list) -> np.ndarray:
     return np.stack([b.astype(dtype, copy=False) for b in bands])
 
 
-def _fit_size(bounds, resolution: float, size: ImageSize) -> tuple[int, int]:
-    """An explicit width/height, else the bounds at ``resolution``, longest side at most
-    ``max_size``."""
-    if size.width is not None and size.height is not None:
-        return size.width, size.height
+def _sized(bounds, resolution: float, size: ImageSize) -> tuple[int, int]:
     left, bottom, right, top = bounds
-    width, height = (right - left) / resolution, (top - bottom) / resolution
-    scale = min(1.0, size.max_size / max(width, height))
-    fit_w, fit_h = max(1, round(width * scale)), max(1, round(height * scale))
-    return size.width or fit_w, size.height or fit_h
+    return fit_size((right - left) / resolution, (top - bottom) / resolution, size)

@@ -171,7 +171,7 @@ def render_batch(body: str, config: Settings) -> dict:
         try:
             path = {"tileMatrixSetId": tms_id, "z": str(z), "x": str(x),
                     "y": f"{y}.{batch['format']}"}
-            values = params.parse((params.TMS_ID, params.Z, params.X, params.Y,
+            values = params.parse((params.TMS_ID, params.Z, params.X, params.Y, params.OUTSIDE,
                                    *RENDER_PARAMS[kind]), query, path, config)
             image = tiler.tile(source, params.tile_address(values),
                                params.selection(values), params.style(values))

@@ -10,11 +10,12 @@ read -> render -> encode, and returns plain data (or an
 from urllib.parse import urlencode
 
 import numpy as np
+from rasterio.transform import from_bounds
 
 from . import formats, render
 from .datasets import MAX_LAT
 from .encode import Options
-from .errors import BadRequest, TooLarge
+from .errors import BadRequest, TileOutsideBounds, TooLarge
 from .formats import ImageFormat
 from .models import (EncodedImage, ImageData, ImageSize, Selection, StatisticsOptions, Style,
                      TileAddress)
@@ -59,8 +60,9 @@ def _encode(image: ImageData, style: Style, fmt: ImageFormat | None, palette,
     body = fmt.encoder(styled.data, alpha, Options(zlevel=style.png_zlevel, quality=style.quality,
                                                    transform=image.transform, crs=image.crs))
     if len(body) > MAX_BODY_BYTES:
-        raise TooLarge(f"the image is {len(body) / 1e6:.1f} MB; responses are limited to "
-                       "about 4 MB: ask for fewer pixels (max_size, width, height) or jpg/webp")
+        raise TooLarge(f"the image is {len(body) / 1e6:.1f} MB, above the response limit "
+                       f"({MAX_BODY_BYTES / 1e6:.1f} MB: Lambda's 6 MB once base64-encoded): "
+                       "ask for fewer pixels (max_size, width, height) or jpg/webp")
     return EncodedImage(body, fmt.media_type, fmt.extension, empty=not styled.alpha.any())
 
 
@@ -70,13 +72,38 @@ def _styled(source: Reader, image: ImageData, selection: Selection, style: Style
     return _encode(image, style, fmt, *inputs)
 
 
+def _tile_headers(address: TileAddress, bounds) -> dict:
+    left, bottom, right, top = bounds
+    return {"Content-Bbox": f"{left},{bottom},{right},{top}",
+            "Content-Crs": f"<{address.tms.crs_uri}>"}
+
+
+def _outside_tile(address: TileAddress, style: Style) -> EncodedImage:
+    """A tile outside the data, for clients that take a 404 as a failure: 204 No Content,
+    or a fully transparent tile (black where the format has no alpha)."""
+    fmt = address.format or formats.get("png")
+    if address.outside == "204":
+        return EncodedImage(b"", fmt.media_type, fmt.extension, empty=True, status=204)
+    shape = (address.height, address.width)
+    bounds = address.tms.xy_bounds(address.z, address.x, address.y)
+    alpha = None if fmt.alpha == "never" or not style.return_mask else np.zeros(shape, np.uint8)
+    body = fmt.encoder(np.zeros((1, *shape), np.uint8), alpha, Options(
+        zlevel=style.png_zlevel, quality=style.quality, crs=address.tms.crs,
+        transform=from_bounds(*bounds, address.width, address.height)))
+    return EncodedImage(body, fmt.media_type, fmt.extension, empty=True,
+                        headers=_tile_headers(address, bounds))
+
+
 def tile(source: Reader, address: TileAddress, selection: Selection,
          style: Style) -> EncodedImage:
-    image = source.tile(address, selection)
+    try:
+        image = source.tile(address, selection)
+    except TileOutsideBounds:
+        if address.outside == "404":
+            raise
+        return _outside_tile(address, style)
     result = _styled(source, image, selection, style, address.format)
-    left, bottom, right, top = image.bounds
-    result.headers = {"Content-Bbox": f"{left},{bottom},{right},{top}",
-                      "Content-Crs": f"<{address.tms.crs_uri}>"}
+    result.headers = _tile_headers(address, image.bounds)
     return result
 
 
@@ -97,9 +124,11 @@ def preview(source: Reader, size: ImageSize, selection: Selection,
 def bbox(source: Reader, bounds: tuple, size: ImageSize, selection: Selection,
          style: Style) -> EncodedImage:
     if size.format is None:
-        raise BadRequest(f"the bbox route is /{source.kind}/bbox/minx,miny,maxx,maxy.{{format}} "
-                         f"or /{source.kind}/bbox/minx,miny,maxx,maxy/{{width}}x{{height}}"
-                         ".{format}")
+        k = source.kind
+        raise BadRequest("the image format is missing: end the path with an extension ("
+                         + ", ".join("." + e for e in formats.EXTENSIONS)
+                         + f"), as in /{k}/bbox/minx,miny,maxx,maxy.png or "
+                         f"/{k}/bbox/minx,miny,maxx,maxy/512x512.png")
     _check_size(size, source.config)
     image = source.bbox(bounds, selection, size)
     return _styled(source, image, selection, style, size.format)

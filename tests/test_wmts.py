@@ -151,3 +151,44 @@ def test_gdal_reads_the_service_like_rio_tiler(server, shared, tms_id, name, ext
     assert (mask == alpha).mean() >= 0.97 and mask.any()
     diff = np.abs(through_gdal[:3].astype(int) - ref.data[:3].astype(int))[:, mask & alpha]
     assert np.percentile(diff, 99) <= 2
+
+
+def _tms_xml(server, query: str, zero_codes: str | None) -> str:
+    """A GDAL WMS file (TMS minidriver: XYZ tiles) over our WebMercatorQuad tiles, z 12."""
+    template = f"{server}/cog/tiles/WebMercatorQuad/${{z}}/${{x}}/${{y}}.png?{query}"
+    zero = f"<ZeroBlockHttpCodes>{zero_codes}</ZeroBlockHttpCodes>" if zero_codes else ""
+    return (f'<GDAL_WMS><Service name="TMS"><ServerUrl>{template.replace("&", "&amp;")}'
+            "</ServerUrl></Service><DataWindow><UpperLeftX>-20037508.34</UpperLeftX>"
+            "<UpperLeftY>20037508.34</UpperLeftY><LowerRightX>20037508.34</LowerRightX>"
+            "<LowerRightY>-20037508.34</LowerRightY><TileLevel>12</TileLevel>"
+            "<TileCountX>1</TileCountX><TileCountY>1</TileCountY><YOrigin>top</YOrigin>"
+            "</DataWindow><Projection>EPSG:3857</Projection><BlockSizeX>256</BlockSizeX>"
+            f"<BlockSizeY>256</BlockSizeY><BandsCount>4</BandsCount>{zero}"
+            "<Cache/><MaxConnections>1</MaxConnections></GDAL_WMS>")
+
+
+@pytest.mark.parametrize("outside, zero_codes, readable", [
+    (None, None, False),       # GDAL stops on our 404 for a tile outside the data...
+    (None, "204,404", True),   # ...unless told to take it as empty,
+    ("204", None, True),       # or the tiles answer 204, GDAL's default empty tile,
+    ("empty", None, True),     # or a transparent tile.
+])
+def test_gdal_xyz_reads_across_the_edge_of_the_data(server, shared, tmp_path, outside,
+                                                    zero_codes, readable):
+    path = str(shared / "RGB.byte.tif")
+    query = urlencode({"url": path, **({"outside": outside} if outside else {})})
+    xml = tmp_path / "tiles.xml"
+    xml.write_text(_tms_xml(server, query, zero_codes))
+    tms = tilematrixsets.get("WebMercatorQuad")
+    west, south, east, north = reader.footprint(open_dataset(path), tms)[0]
+    x0, y0, x1, y1 = tms.tile_range(12, (west, south, east, north))
+    inside = Window((x0 + x1) // 2 * 256, (y0 + y1) // 2 * 256, 256, 256)
+    outside = Window((x1 + 3) * 256, (y0 + y1) // 2 * 256, 256, 256)  # east of the data
+    with rasterio.open(xml) as dataset:
+        assert dataset.read(4, window=inside).all()  # the data, opaque
+        if not readable:
+            with pytest.raises(rasterio.errors.RasterioIOError) as failure:
+                dataset.read(window=outside)
+            assert "404" in str(failure.value.__cause__ or failure.value)
+            return
+        assert not dataset.read(window=outside).any()  # nothing, transparent
