@@ -24,10 +24,11 @@ $(VENV)/.installed: requirements-runtime.txt requirements-dev.txt
 ## setup: create .venv (Python 3.12) with the runtime, dev and test dependencies
 setup: $(VENV)/.installed
 
-## run: serve the API and the map viewer on http://$(HOST):$(PORT)/ (demo dataset preloaded)
+## run: serve the API and the map viewer on http://$(HOST):$(PORT)/ (demo dataset preloaded;
+##      RELOAD=1 restarts on code changes; ALLOWED_SOURCES=... in the environment wins)
 run: setup
 	@echo "cogtiler: open http://$(HOST):$(PORT)/ for the map viewer (stage $(STAGE))"
-	$(BIN)/chalice local --stage $(STAGE) --host $(HOST) --port $(PORT)
+	@exec $(BIN)/python tools/run.py --stage $(STAGE) --host $(HOST) --port $(PORT) $(if $(RELOAD),--reload)
 
 ## test: lint, then run the whole test suite
 test: setup

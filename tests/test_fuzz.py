@@ -274,6 +274,8 @@ def check(response, sent: str) -> None:
         assert "Traceback" not in text and 'File "' not in text, sent
         for server_path in SERVER_PATHS:  # a path the client did not send is a leak
             assert server_path not in text or server_path in sent, (sent, text)
+    elif status == 204:
+        assert not body and "outside=204" in sent, sent
     elif "json" in response.headers.get("Content-Type", ""):
         json.loads(text)  # valid JSON (no NaN, no Infinity)
     else:

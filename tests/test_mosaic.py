@@ -160,7 +160,7 @@ def test_routes(client, halves):
     assert client.http.get(f"/mosaicjson/tiles/5/0/0.png?url={url}").status_code == 404
 
 
-def test_a_member_outside_the_allow_list_is_refused_unopened(client, halves, rasters):
+def test_a_member_outside_the_allow_list_is_refused_unopened(client, halves):
     west, east, path = halves
     document = json.loads(path.read_text())
     document["tiles"] = {q: ["/etc/secret.tif"] + files for q, files in document["tiles"].items()}

@@ -73,7 +73,7 @@ def test_missing_bucket_is_404(client, bucket, monkeypatch):
     assert response.status_code == 404
 
 
-def test_access_denied_is_403(bucket, monkeypatch, rasters):
+def test_access_denied_is_403(bucket, monkeypatch):
     """A second moto server that enforces authentication: our keys are unknown to it."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

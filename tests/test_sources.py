@@ -18,7 +18,7 @@ def test_allowed_sources_map_to_gdal_paths(url, gdal_path):
     assert sources.resolve(url, ALLOWED).gdal_path == gdal_path
 
 
-def test_relative_paths_resolve_against_the_project(tmp_path):
+def test_relative_paths_resolve_against_the_project():
     src = sources.resolve("chalicelib/demo/demo.tif", ALLOWED)
     assert src.gdal_path.endswith("/chalicelib/demo/demo.tif") and src.gdal_path.startswith("/")
 
@@ -73,7 +73,8 @@ def test_private_addresses_are_never_opened_whatever_the_list_says(host):
 
 def test_the_unsafe_host_exemption_is_explicit_and_exact():
     allowed = ("http://127.0.0.1:8123/",)
-    assert sources.resolve("http://127.0.0.1:8123/a.tif", allowed, ("127.0.0.1:8123",))
+    exempt = sources.resolve("http://127.0.0.1:8123/a.tif", allowed, ("127.0.0.1:8123",))
+    assert exempt.gdal_path == "/vsicurl/http://127.0.0.1:8123/a.tif"
     with pytest.raises(SourceNotAllowed):
         sources.resolve("http://127.0.0.1:8123/a.tif", allowed, ("127.0.0.1:9999",))
 

@@ -7,6 +7,8 @@ Two ways, one slimming step (tools/slim.py):
 * ``pip`` (no Docker engine needed): ``pip install --target`` with Lambda's platform tags
   (manylinux_2_28 and manylinux2014), ``--implementation cp --python-version 3.12
   --only-binary=:all:``, then the same slimming with this interpreter (which must be 3.12).
+  The wheels are downloaded once per requirements file into build/wheels/, and installed
+  from there offline.
 
 ``auto`` (the default) uses Docker when an engine answers, else pip; the build says which.
 The architecture defaults to the ``lambda_architecture`` of .chalice/config.json.
@@ -15,6 +17,7 @@ The architecture defaults to the ``lambda_architecture`` of .chalice/config.json
 """
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -54,15 +57,37 @@ def docker_answers() -> bool:
         return False
 
 
+def wheels_for(arch: str) -> Path:
+    """Lambda's wheels for requirements-runtime.txt, downloaded once per set of requirements
+    into build/wheels/ (a second build, e.g. each `make test`, needs no network)."""
+    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()[:16]
+    folder = BUILD / "wheels" / f"{arch}-{digest}"
+    if (folder / "complete").exists():
+        print(f"vendor: wheels from {folder.relative_to(ROOT)} (no download)")
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    command = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+               "--dest", str(folder), *_target_options(arch), "-r", str(REQUIREMENTS)]
+    subprocess.run(command, check=True)
+    (folder / "complete").write_text(REQUIREMENTS.read_text())
+    return folder
+
+
+def _target_options(arch: str) -> list[str]:
+    options = ["--implementation", "cp", "--python-version", "3.12", "--only-binary=:all:"]
+    for platform in PLATFORMS[arch]:
+        options += ["--platform", platform]
+    return options
+
+
 def build_with_pip(target: Path, arch: str) -> None:
     if sys.version_info[:2] != (3, 12):
         raise SystemExit("the pip build byte-compiles for Lambda's python3.12: run it with "
                          "Python 3.12 (make vendor uses .venv)")
+    wheels = wheels_for(arch)
     command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-               "--target", str(target), "--implementation", "cp", "--python-version", "3.12",
-               "--only-binary=:all:", "--no-compile", "--upgrade", "-r", str(REQUIREMENTS)]
-    for platform in PLATFORMS[arch]:
-        command += ["--platform", platform]
+               "--target", str(target), *_target_options(arch), "--no-compile", "--upgrade",
+               "--no-index", "--find-links", str(wheels), "-r", str(REQUIREMENTS)]
     subprocess.run(command, check=True)
     slim.slim(str(target))
 
