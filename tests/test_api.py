@@ -451,6 +451,15 @@ def test_unexpected_errors_are_a_bare_500(client, rgb, monkeypatch):
     assert "secret" not in body["Message"]
 
 
+def test_a_result_that_cannot_be_serialised_is_still_a_json_500(client, rgb, monkeypatch):
+    """Serialising the response is inside the error mapping: nothing escapes the handler
+    (on Lambda an escaped exception is API Gateway's bare 502)."""
+    from chalicelib import tiler
+    monkeypatch.setattr(tiler, "point", lambda *args: {"values": [complex(1, 2)]})
+    body = assert_error(client.http.get(f"/cog/point/-77.7,24.5?url={rgb[1]}"), 500)
+    assert body["Code"] == "InternalError"
+
+
 def test_cache_max_age_is_configurable(client, rgb, monkeypatch):
     monkeypatch.setenv("CACHE_MAX_AGE", "60")
     response = client.http.get(tile_path(suffix=".png", url=rgb[1]), headers=ACCEPT_IMAGE)
