@@ -51,6 +51,8 @@ class RangeServer:
                 name = self.path.split("?")[0].lstrip("/")
                 path = (server.root / name).resolve()
                 if ".." in name or not path.is_file() or server.root.resolve() not in path.parents:
+                    server.log.append(Request(self.command, self.path,
+                                              self.headers.get("Range"), 0))
                     self.send_response(404)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
@@ -61,8 +63,8 @@ class RangeServer:
                 if self._redirected():
                     return
                 data = self._file()
-                server.log.append(Request("HEAD", self.path, None, 0))
                 if data is not None:
+                    server.log.append(Request("HEAD", self.path, None, 0))
                     self.send_response(200)
                     self.send_header("Content-Length", str(len(data)))
                     self.send_header("Accept-Ranges", "bytes")
@@ -74,7 +76,6 @@ class RangeServer:
                 data = self._file()
                 wanted = self.headers.get("Range")
                 if data is None:
-                    server.log.append(Request("GET", self.path, wanted, 0))
                     return
                 match = re.match(r"bytes=(\d+)-(\d*)$", wanted or "")
                 if not match:
@@ -83,13 +84,15 @@ class RangeServer:
                     start = int(match.group(1))
                     end = min(int(match.group(2) or len(data) - 1), len(data) - 1)
                     body, status = data[start:end + 1], 206
+                # logged before the answer: a client that has its bytes finds its request
+                # in the log (logged after, a test could miss it under load)
+                server.log.append(Request("GET", self.path, wanted, len(body)))
                 self.send_response(status)
                 if status == 206:
                     self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
-                server.log.append(Request("GET", self.path, wanted, len(body)))
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
