@@ -6,7 +6,7 @@ the day it is declared): valid values from each parameter's declaration mixed wi
 ones (Unicode digits, 100-digit numbers, values beyond float64, colours that are not
 colours, expressions cut by an unescaped '+'), over real rasters and rasters no tiler draws
 (complex pixels, another planet's CRS, an engineering CRS). Bounded: FUZZ_EXAMPLES
-requests per route (default 8), derandomized so CI is reproducible; run with a larger
+requests per route (default 20), derandomized so CI is reproducible; run with a larger
 FUZZ_EXAMPLES and FUZZ_SEED to explore (``make fuzz`` runs schemathesis for longer).
 """
 
@@ -27,7 +27,7 @@ from rasterio.transform import from_bounds
 
 from tests.support import BUILD, ROOT, SHARED
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "8"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "20"))
 SEED = int(os.environ.get("FUZZ_SEED", "20261123"))
 
 #: Values that broke tilers before (ours or others): each is tried in every parameter.
