@@ -30,9 +30,10 @@ run: setup
 	@echo "cogtiler: open http://$(HOST):$(PORT)/ for the map viewer (stage $(STAGE))"
 	@exec $(BIN)/python tools/run.py --stage $(STAGE) --host $(HOST) --port $(PORT) $(if $(RELOAD),--reload)
 
-## test: lint, then run the whole test suite
+## test: lint, then run the whole test suite (installs Chromium for the browser tests if missing)
 test: setup
 	$(BIN)/ruff check app.py chalicelib tests bench scripts tools
+	$(BIN)/python tools/browser.py --install
 	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 ## fuzz: schemathesis from /openapi.json against chalice local, longer than the test suite's run

@@ -17,10 +17,10 @@ from chalice.app import CaseInsensitiveMapping
 from chalicelib import (cogify, colormaps, formats, settings, tilecache, tiler, tilematrixsets,
                         wmts)
 from chalicelib.errors import NotFound, TilerError
-from chalicelib.params import (BBOX, DOCUMENT_ONLY, FORMAT, IMAGE, LONLAT, MOSAIC_SELECTION,
-                               MOSAIC_URL, PIXEL_SELECTION, SELECTION, SIZE, STAC_SELECTION,
-                               STAC_URL, STATISTICS, STYLE, TILE, TILEJSON, TMS_ID, URL, WMTS,
-                               Param)
+from chalicelib.params import (BBOX, COLORMAP_ID, COLORMAP_IMAGE, DOCUMENT_ONLY, FORMAT,
+                               IMAGE, LONLAT, MOSAIC_SELECTION, MOSAIC_URL, PIXEL_SELECTION,
+                               READ_RESAMPLING, SELECTION, SIZE, STAC_SELECTION, STAC_URL,
+                               STATISTICS, STYLE, TILE, TILEJSON, TMS_ID, URL, WMTS, Param)
 from chalicelib.params import (image_size, selection, statistics_options, style,
                                tile_address, tile_matrix_set_of)
 from chalicelib.routes import SIMPLE_ERRORS, Page, Request, Returns, RouteTable
@@ -40,7 +40,7 @@ TILE_OUT = Returns(formats.MEDIA_TYPES, "The tile",
 HTML = Returns(("text/html; charset=utf-8",), "An HTML page")
 XML = Returns(("application/xml",), "OGC WMTS 1.0.0 capabilities")
 with open(tiler.__file__.replace("tiler.py", "viewer.html"), encoding="utf-8") as _file:
-    VIEWER = _file.read().replace("__DEFAULT_URL__", json.dumps(settings.DEMO_URL))
+    VIEWER = _file.read().replace("__RESAMPLING__", json.dumps(list(READ_RESAMPLING)))
 
 
 @app.middleware("http")
@@ -65,7 +65,9 @@ def _passthrough(r: Request) -> list[tuple[str, str]]:
 
 @api.get("/", "Map viewer", returns=HTML, errors=SIMPLE_ERRORS, tag="pages")
 def viewer(r: Request):
-    return Page(VIEWER.replace("__API_PREFIX__", json.dumps(r.prefix)), HTML.media_types[0])
+    demo = tiler.demo_url(r.config)  # None where the stage does not allow it (prod)
+    return Page(VIEWER.replace("__API_PREFIX__", json.dumps(r.prefix))
+                .replace("__DEFAULT_URL__", json.dumps(demo)), HTML.media_types[0])
 
 
 @api.get("/docs", "API documentation (Swagger UI)", returns=HTML, errors=SIMPLE_ERRORS,
@@ -91,6 +93,17 @@ def healthz(r: Request):
          tag="lists")
 def colormap_names(r: Request):
     return {"colorMaps": colormaps.names()}
+
+
+@api.get("/colorMaps/{colorMapId}", "A colormap's 256 colours, {\"0\": [r, g, b, a], ...}, "
+         "or its swatch (format=png)", params=(COLORMAP_ID, *COLORMAP_IMAGE),
+         returns=Returns(("application/json", "image/png"), "The colormap"),
+         errors=(400, 500), tag="lists")
+def colormap_table(r: Request):
+    v = r.values
+    if v.format == "png":
+        return tiler.colormap_swatch(v.colorMapId, v.width, v.height)
+    return {str(i): colour.tolist() for i, colour in enumerate(v.colorMapId)}
 
 
 @api.get("/tileMatrixSets", "The tile matrix sets tiles can be cut from", returns=JSON,
@@ -190,8 +203,9 @@ def declare_family(f: Family) -> None:
     @api.get(f"{k}/{{tileMatrixSetId}}/tilejson.json", "TileJSON 3.0.0 for a tile matrix set",
              params=(TMS_ID, *tilejson_params), returns=JSON, tag=tag)
     def tilejson(r: Request):
-        return tiler.tilejson(_source(f, r), tile_matrix_set_of(r.values), r.values,
-                              _passthrough(r), r.base_url)
+        v = r.values
+        return tiler.tilejson(_source(f, r), tile_matrix_set_of(v), v, _passthrough(r),
+                              r.base_url, selection(v), style(v))
 
     wmts_params = (f.url, *WMTS, *select, *style_params)
 

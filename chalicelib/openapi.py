@@ -65,6 +65,7 @@ def _responses(route: Route) -> dict:
     else:
         content = {media_type: {"schema": {"type": "string", "format": "binary"}
                                 if media_type.startswith(("image/", "application/x-binary"))
+                                else {"type": "object"} if "json" in media_type
                                 else {"type": "string"}}
                    for media_type in returns.media_types}
     ok = {"description": returns.description, "content": content}

@@ -372,6 +372,12 @@ COLORMAP_NAME = Param("colormap_name", "A named colormap for one band (add `_r` 
                       "see `/colorMaps`", "string", _colormap_name,
                       enum=tuple(n + r for n in colormaps.names() for r in ("", "_r")),
                       example="viridis")
+COLORMAP_ID = Param("colorMapId", "A colormap; see `/colorMaps`", "string", _colormap_name,
+                    where="path", required=True, enum=COLORMAP_NAME.enum, example="viridis")
+COLORMAP_FORMAT = Param("format", "`png`: the colormap as a horizontal swatch image "
+                        "(default: the JSON table)", "string", _choice, enum=("png",))
+COLORMAP_IMAGE = (COLORMAP_FORMAT, integer("width", "Swatch width in pixels", 1, 1024, 256),
+                  integer("height", "Swatch height in pixels", 1, 256, 20))
 COLORMAP = Param("colormap", "A colormap as JSON: discrete `{\"1\": [r,g,b,a], \"2\": "
                  "\"#00ff00\"}` or intervals `[[[min,max],[r,g,b,a]], ...]`; values matched "
                  "raw unless `rescale` is given", "string", _colormap,

@@ -12,15 +12,15 @@ from urllib.parse import urlencode
 import numpy as np
 from rasterio.transform import from_bounds
 
-from . import formats, render
+from . import formats, render, sources
 from .datasets import MAX_LAT
 from .encode import Options
-from .errors import BadRequest, TileOutsideBounds, TooLarge
+from .errors import BadRequest, TileOutsideBounds, TilerError, TooLarge
 from .formats import ImageFormat
 from .models import (EncodedImage, ImageData, ImageSize, Selection, StatisticsOptions, Style,
                      TileAddress)
 from .readers import COGReader, Reader
-from .settings import Settings
+from .settings import DEMO_URL, Settings
 from .tilematrixsets import TileMatrixSet
 
 def open_reader(kind: str, url: str | None, config: Settings,
@@ -34,6 +34,24 @@ def open_reader(kind: str, url: str | None, config: Settings,
         from .mosaic import MosaicReader
         return MosaicReader.open(url, config)
     return COGReader.open(url, config)
+
+
+def colormap_swatch(table: np.ndarray, width: int, height: int) -> EncodedImage:
+    """A colormap's (256, 4) ``table`` drawn left to right as a ``width`` x ``height`` PNG."""
+    colours = table[np.linspace(0, len(table) - 1, width).round().astype(int)]  # (w, 4)
+    pixels = np.broadcast_to(colours.T[:, None, :], (4, height, width))
+    fmt = formats.get("png")
+    return EncodedImage(fmt.encoder(np.ascontiguousarray(pixels[:3]), pixels[3].copy(),
+                                    Options()), fmt.media_type, fmt.extension)
+
+
+def demo_url(config: Settings) -> str | None:
+    """The built-in demo dataset's url, if this server's allow-list admits it."""
+    try:
+        sources.resolve(DEMO_URL, config.allowed_sources, config.unsafe_allow_hosts)
+    except TilerError:
+        return None
+    return DEMO_URL
 
 
 #: Lambda returns at most 6 MB, after base64 (4/3 larger) and headers.
@@ -182,11 +200,34 @@ def zooms(source: Reader, tms: TileMatrixSet, minzoom: int | None,
     return low, high
 
 
+def check_tiles_render(source: Reader, tms: TileMatrixSet, z: int, selection: Selection,
+                       style: Style, fmt: ImageFormat | None) -> None:
+    """Render one tile of the data (at ``z``, near its centre) as the document's tiles will
+    be, so a parameter that does not fit this source (a band it lacks, a colormap over three
+    bands, a rescale per band that miscounts) is refused now, with the message the tiles
+    would give, instead of by every tile of a map. A tile at the deepest zoom is a window at
+    full resolution: cheap for any file. Outside the data or too large: nothing to say."""
+    found = next(filter(None, (tms.tile_range(z, box) for box in source.footprint(tms))), None)
+    if found is None:
+        return
+    x, y = (found[0] + found[2]) // 2, (found[1] + found[3]) // 2
+    matrix = tms.matrix(z)
+    address = TileAddress(tms, z, x, y, matrix.tile_width, matrix.tile_height, fmt)
+    try:
+        tile(source, address, selection, style)
+    except (TileOutsideBounds, TooLarge):
+        pass
+
+
 def tilejson(source: Reader, tms: TileMatrixSet, options, passthrough: list[tuple[str, str]],
-             base_url: str) -> dict:
+             base_url: str, selection: Selection | None = None,
+             style: Style | None = None) -> dict:
     """A TileJSON 3.0.0 document whose tile URLs carry the render parameters through.
-    ``options`` holds ``tile_format``, ``tile_scale``, ``minzoom`` and ``maxzoom``."""
+    ``options`` holds ``tile_format``, ``tile_scale``, ``minzoom`` and ``maxzoom``; with
+    ``selection`` and ``style``, they are checked against the source first."""
     minzoom, maxzoom = zooms(source, tms, options.minzoom, options.maxzoom)
+    if selection is not None and style is not None:
+        check_tiles_render(source, tms, maxzoom, selection, style, options.tile_format)
     west, south, east, north = source.geographic_bounds
     if tms.is_web_mercator:
         south, north = max(south, -MAX_LAT), min(north, MAX_LAT)

@@ -318,7 +318,42 @@ def test_viewer_page(client):
     assert response.headers["Content-Type"].startswith("text/html")
     page = response.body.decode()
     assert "leaflet" in page.lower() and '"chalicelib/demo/demo.tif"' in page
-    assert 'const API_PREFIX = "";' in page and "/cog/tilejson.json" in page
+    assert 'const API_PREFIX = "";' in page and "tilejson.json" in page
+    assert '"nearest", "bilinear"' in page  # the resampling choices, from the declarations
+
+
+def test_the_viewer_opens_empty_where_the_demo_is_not_allowed(monkeypatch):
+    from chalice.test import Client
+    from app import app
+    with Client(app, stage_name="prod", project_dir=str(ROOT)) as prod:
+        page = prod.http.get("/", headers={"Accept": "text/html"}).body.decode()
+    assert "const DEFAULT_URL = null;" in page
+
+
+def test_colormaps_as_tables_and_swatches(client):
+    table = client.http.get("/colorMaps/viridis").json_body
+    assert len(table) == 256 and table["0"] == colormaps.named("viridis")[0].tolist()
+    swatch = client.http.get("/colorMaps/viridis_r?format=png&width=64&height=4",
+                             headers=ACCEPT_IMAGE)
+    assert swatch.headers["Content-Type"] == "image/png"
+    pixels = decode(swatch.body)
+    assert pixels.shape == (4, 4, 64)  # RGBA
+    np.testing.assert_array_equal(pixels[:, 0, 0], colormaps.named("viridis")[255])
+    np.testing.assert_array_equal(pixels[:, 3, 63], colormaps.named("viridis")[0])
+    assert_error(client.http.get("/colorMaps/nope"), 400)
+
+
+@pytest.mark.parametrize("query, words", [
+    ("bidx=9", "band 9 does not exist"),
+    ("expression=b4", "band 4 does not exist"),
+    ("colormap_name=viridis", "a colormap colours one band"),
+    ("rescale=0,1&rescale=0,2", "'rescale' has 2 ranges for 3 bands"),
+])
+def test_tilejson_refuses_what_the_tiles_would(client, rgb, query, words):
+    body = assert_error(client.http.get(f"/cog/tilejson.json?url={rgb[1]}&{query}"), 400)
+    assert words in body["Message"]
+    tile = client.http.get(tile_path(suffix=".png", url=rgb[1]) + "&" + query)
+    assert tile.status_code == 400 and tile.json_body["Message"] == body["Message"]
 
 
 def test_viewer_behind_an_api_gateway_stage_without_trailing_slash():

@@ -6,7 +6,7 @@ the day it is declared): valid values from each parameter's declaration mixed wi
 ones (Unicode digits, 100-digit numbers, values beyond float64, colours that are not
 colours, expressions cut by an unescaped '+'), over real rasters and rasters no tiler draws
 (complex pixels, another planet's CRS, an engineering CRS). Bounded: FUZZ_EXAMPLES
-requests per route (default 20), derandomized so CI is reproducible; run with a larger
+requests per route (default 20), seeded so CI is reproducible; run with a larger
 FUZZ_EXAMPLES and FUZZ_SEED to explore (``make fuzz`` runs schemathesis for longer).
 """
 
@@ -135,7 +135,7 @@ def demo_tile(z: int, dx: int, dy: int) -> tuple[int, int]:
     return max(0, tile.x + dx), max(0, tile.y + dy)
 
 
-def valid_path_value(name: str):
+def valid_path_value(name: str, param=None):
     """Mostly inside the demo's area (the Bahamas), so tiles are often found."""
     if name == "tileMatrixSetId":
         from chalicelib import tilematrixsets
@@ -150,7 +150,9 @@ def valid_path_value(name: str):
     if name == "size":
         return st.tuples(st.integers(1, 600), st.integers(1, 600), image_extensions).map(
             lambda t: f"{t[0]}x{t[1]}{t[2]}")
-    raise KeyError(name)
+    if param is not None and param.enum:  # any other declared path parameter
+        return st.sampled_from(list(param.enum))
+    return st.just(str(param.example)) if param is not None and param.example else small_text
 
 
 def hostile_path_value(name: str):
@@ -237,7 +239,8 @@ def requests(draw, route, urls):
         if name == spoiled:
             value = draw(hostile_path_value(name).filter(bool))  # "" would match no route
         else:
-            value = values.get(name) or draw(valid_path_value(name))
+            declared = next((p for p in route.params if p.name == name), None)
+            value = values.get(name) or draw(valid_path_value(name, declared))
         path = path.replace("{" + name + "}", quote(value, safe=",@."), 1)
 
     query = []
