@@ -11,7 +11,7 @@ STAGE  ?= dev
 # worker, so the Lambda package (tests/test_lambda_package.py) is built once.
 WORKERS ?= 2
 
-.PHONY: setup run test fuzz mosaic bench vendor package verify-package policy deploy delete clean
+.PHONY: setup run test screenshots fuzz mosaic bench vendor package verify-package policy deploy delete clean
 
 $(VENV)/.installed: requirements-runtime.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 12), \
@@ -35,6 +35,11 @@ test: setup
 	$(BIN)/ruff check app.py chalicelib tests bench scripts tools
 	$(BIN)/python tools/browser.py --install
 	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile $(PYTEST_ARGS)
+
+## screenshots: the map viewer's states, from the browser tests, into docs/screenshots/
+screenshots: setup
+	$(BIN)/python tools/browser.py --install
+	SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/test_viewer.py
 
 ## fuzz: schemathesis from /openapi.json against chalice local, longer than the test suite's run
 fuzz: setup

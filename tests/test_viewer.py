@@ -3,8 +3,8 @@ Playwright, against `chalice local`. The page loads Leaflet from unpkg.com; here
 files come from the npm registry (`npm pack`), served in place of the CDN by request
 interception; the OpenStreetMap base layer is refused, so the map shows only our tiles.
 
-Screenshots of each state go to build/screenshots/ (SCREENSHOTS=docs/screenshots to refresh
-the README's)."""
+Screenshots of each state go to build/screenshots/ (`make screenshots` refreshes the README's,
+in docs/screenshots/)."""
 
 import io
 import json
@@ -76,10 +76,11 @@ def tiles_loaded(page, after: int = 0) -> None:
     page.wait_for_function(f"window.cogtiler && window.cogtiler.tilesLoaded > {after}")
 
 
-def map_pixels(page, name: str) -> np.ndarray:
-    """The map as (h, w, 3) RGB; also kept as a screenshot of the whole page."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"viewer-{name}.png"))
+def map_pixels(page, name: str | None) -> np.ndarray:
+    """The map as (h, w, 3) RGB; also kept as a screenshot of the whole page (``name``)."""
+    if name:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"viewer-{name}.jpg"), type="jpeg", quality=70)
     shot = Image.open(io.BytesIO(page.locator("#map").screenshot())).convert("RGB")
     return np.asarray(shot)
 
@@ -121,12 +122,12 @@ def test_a_colormap_changes_the_tiles_and_the_state_is_in_the_address(server, op
     coloured = map_pixels(page, "viridis")
     shown = drawn(coloured)
     assert (coloured[shown][:, 0] != coloured[shown][:, 1]).mean() > 0.5  # colours now
-    assert "colormap_name=viridis" in page.url and "bidx=1" in page.url
+    assert "colormap_name=viridis" in page.url and "bidx=1" in page.url and "map=" in page.url
     # the address is the view: opened again, it shows the same
     again = open_page(page.url)
     tiles_loaded(again)
     assert again.locator("#colormap-chosen").inner_text() == "viridis"
-    np.testing.assert_array_equal(map_pixels(again, "viridis-again"), coloured)
+    np.testing.assert_array_equal(map_pixels(again, None), coloured)
 
 
 def test_the_histogram_is_drawn_with_the_rescale_range(server, open_page):
@@ -192,3 +193,18 @@ def test_stac_items_and_mosaics_open_by_themselves(server, open_page, url, kind)
     assert f"kind\t{kind}" in page.locator("#info").inner_text()
     assert drawn(map_pixels(page, kind.split()[0].lower())).mean() > 0.1
     assert page.locator("#message").is_hidden()
+
+
+def test_a_failing_tile_shows_the_server_message_once(server, open_page, shared):
+    # corrupt.tif: some of its blocks are damaged, so some tiles at its deepest zoom fail (422)
+    fetched = []
+    page = open_page(f"{server}/?url={shared / 'corrupt.tif'}&map=18/37.6686/128.6581")
+    page.on("request", lambda request: fetched.append(request.url)
+            if request.resource_type == "fetch" and "/tiles/" in request.url else None)
+    message = page.locator("#message")
+    message.wait_for(state="visible")
+    assert "A tile failed (422)" in message.inner_text()
+    assert "damaged" in message.inner_text()
+    page.wait_for_function("window.cogtiler.tilesLoaded > 0")  # every tile answered
+    assert len(fetched) <= 1  # the message fetched once, not once per failed tile
+    map_pixels(page, "tile-error")
