@@ -1,15 +1,21 @@
-"""Encoders: rendered pixels to PNG, JPEG, WEBP (through GDAL), GeoTIFF, NPY bytes.
+"""Encoders: rendered pixels to PNG (our own writer over libdeflate), JPEG, WEBP (GDAL),
+GeoTIFF, NPY bytes.
 
-Rasterio's GDAL has these drivers already, so the Lambda package needs no imaging library.
+Rasterio's GDAL has these drivers already, so the Lambda package needs no imaging library;
+PNG, the most common tile format, is written here because GDAL's writer (libpng, zlib) takes
+about 5 times longer for the same bytes.
 Every encoder has the same signature, ``(data, alpha, options) -> bytes``: ``data`` is
 (bands, h, w), ``alpha`` (h, w) uint8 or None (opaque). :mod:`chalicelib.formats` says
 which encoder serves which format and what each format can hold.
 """
 
 import io
+import struct
 import warnings
+import zlib
 from dataclasses import dataclass
 
+import deflate
 import numpy as np
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
@@ -45,8 +51,34 @@ def _with_alpha(data: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     return data if alpha is None else np.concatenate([data, alpha[None]])
 
 
+#: PNG colour type by number of 8-bit channels: grey, grey+alpha, RGB, RGBA.
+_PNG_COLOUR = {1: 0, 2: 4, 3: 2, 4: 6}
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return (struct.pack(">I", len(body)) + kind + body
+            + struct.pack(">I", zlib.crc32(body, zlib.crc32(kind))))
+
+
 def png(data: np.ndarray, alpha: np.ndarray | None, options: Options) -> bytes:
-    return _gdal("PNG", _with_alpha(data, alpha), ZLEVEL=str(options.zlevel))
+    """An 8-bit PNG written here, not by GDAL: every row "Up"-filtered at once with numpy (a
+    row minus the one above, modulo 256), compressed with libdeflate at ``zlevel``. Same
+    bytes as GDAL's encoder to within 1% on the real tiles, about 5 times faster (see
+    docs/performance.md)."""
+    planes = _with_alpha(data, alpha)
+    count, height, width = planes.shape
+    if planes.dtype != np.uint8 or count not in _PNG_COLOUR:
+        return _gdal("PNG", planes, ZLEVEL=str(options.zlevel))  # 16-bit: GDAL's writer
+    rows = np.moveaxis(planes, 0, -1).reshape(height, width * count)  # interleaved
+    filtered = np.empty((height, width * count + 1), np.uint8)
+    filtered[:, 0] = 2  # filter type "Up" (the first row's "above" is zeros)
+    filtered[0, 1:] = rows[0]
+    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
+    header = struct.pack(">IIBBBBB", width, height, 8, _PNG_COLOUR[count], 0, 0, 0)
+    return b"".join((_PNG_SIGNATURE, _chunk(b"IHDR", header),
+                     _chunk(b"IDAT", deflate.zlib_compress(filtered.tobytes(), options.zlevel)),
+                     _chunk(b"IEND", b"")))
 
 
 def jpeg(data: np.ndarray, alpha: np.ndarray | None, options: Options) -> bytes:
