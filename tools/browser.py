@@ -4,6 +4,7 @@ machines; the npm registry is not).
 
     python tools/browser.py --install   # make test runs this first: installs chromium if
                                         # missing (apt-get, as root), says how otherwise
+                                        # (and the browser tests fail saying so)
 """
 
 import argparse
@@ -30,22 +31,18 @@ def chromium() -> str | None:
     return next(filter(None, map(shutil.which, CANDIDATES)), None)
 
 
-def install_chromium() -> str:
+def install_chromium() -> str | None:
+    """Chromium, installed with apt-get when missing and this is root on Debian/Ubuntu."""
     found = chromium()
-    if found:
+    if found or not (shutil.which("apt-get") and os.geteuid() == 0):
         return found
-    if shutil.which("apt-get") and os.geteuid() == 0:
-        print("browser: installing Debian's chromium (apt-get), once", flush=True)
-        command = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
-        if subprocess.run(command, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}) \
-                .returncode != 0:
-            subprocess.run(["apt-get", "update"], check=True)
-            subprocess.run(command, check=True,
-                           env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-        found = chromium()
-    if not found:
-        raise SystemExit("browser: " + HOW)
-    return found
+    print("browser: installing Debian's chromium (apt-get), once", flush=True)
+    command = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    if subprocess.run(command, env=env).returncode != 0:
+        subprocess.run(["apt-get", "update"], env=env)
+        subprocess.run(command, env=env)
+    return chromium()
 
 
 def npm_package(name: str, version: str) -> Path:
@@ -68,9 +65,10 @@ def main() -> None:
     parser.add_argument("--install", action="store_true", help="install chromium if missing")
     args = parser.parse_args()
     path = install_chromium() if args.install else chromium()
-    print(f"browser: chromium {path or 'not found: ' + HOW}")
+    print(f"browser: chromium {path or 'not found: ' + HOW + ' (the browser tests will fail)'}")
     print(f"browser: {LEAFLET[0]} {LEAFLET[1]} in {npm_package(*LEAFLET)}")
-    sys.exit(0 if path else 1)
+    # make test goes on without it: the other tests run, the browser tests say what is missing
+    sys.exit(0 if path or args.install else 1)
 
 
 if __name__ == "__main__":
