@@ -25,6 +25,7 @@ from .datasets import WGS84, OpenDataset
 from .expression import band_number
 from .errors import BadRequest, TileOutsideBounds, TooLarge
 from .models import ImageData, ImageSize, Selection, StatisticsOptions, TileAddress
+from .settings import MAX_IMAGE_SIZE
 from .tilematrixsets import TileMatrixSet, geographic_overlap
 
 #: Largest virtual grid a read may span; beyond it the read resolution is coarsened.
@@ -33,7 +34,7 @@ MAX_VRT_SIDE = 1 << 28
 MAX_READ_BANDS = 4
 #: Most values (bands and the mask x pixels) one read may return: an RGBA image at 4096 x
 #: 4096, 84 M values (336 MB as float32).
-MAX_READ_VALUES = (MAX_READ_BANDS + 1) * 4096 * 4096
+MAX_READ_VALUES = (MAX_READ_BANDS + 1) * MAX_IMAGE_SIZE * MAX_IMAGE_SIZE
 #: Most bytes one request may decompress from a file (about 5-10 s of GDAL's time).
 MAX_READ_BYTES = 1024 * 1024 * 1024
 #: Most memory an expression's evaluation may take (Lambda has 1536 MB in all).
@@ -101,7 +102,8 @@ def part(dataset: OpenDataset, bounds, crs, width: int, height: int,
     indexes = band_indexes(dataset, selection)
     if (len(indexes) + 1) * width * height > MAX_READ_VALUES:
         raise TooLarge(f"{len(indexes)} bands of {width}x{height} pixels are more than one "
-                       f"request may read ({MAX_READ_BANDS} bands of 4096x4096, the read "
+                       f"request may read ({MAX_READ_BANDS} bands of {MAX_IMAGE_SIZE}x"
+                       f"{MAX_IMAGE_SIZE}, the read "
                        "limit): choose fewer bands (bidx) or a smaller size (max_size, "
                        "width, height)")
     check_expression_memory(selection, width, height)

@@ -31,6 +31,10 @@ def _int(name: str, default: int, env) -> int:
             from None
 
 
+#: Default largest side of a preview/bbox image (MAX_IMAGE_SIZE).
+MAX_IMAGE_SIZE = 4096
+
+
 @dataclass(frozen=True)
 class Settings:
     #: Prefixes a source must start with (``s3://bucket/``, ``https://host/path/``, ``/srv/x/``).
@@ -43,7 +47,7 @@ class Settings:
     #: How many opened datasets a warm container keeps.
     dataset_cache_size: int = 32
     #: Largest side in pixels of any rendered image (preview, bbox, tile).
-    max_image_size: int = 4096
+    max_image_size: int = MAX_IMAGE_SIZE
     #: The pure functions (all optional; a function whose names are missing is not deployed).
     #: cogify: uploads under s3://UPLOAD_BUCKET/UPLOAD_PREFIX become COGs under
     #: s3://COG_BUCKET/COG_PREFIX (COG_BUCKET defaults to UPLOAD_BUCKET).
@@ -103,7 +107,7 @@ def from_environ(env=None) -> Settings:
         unsafe_allow_hosts=_split(env.get("UNSAFE_ALLOW_HOSTS", "")),
         cache_max_age=_int("CACHE_MAX_AGE", 3600, env),
         dataset_cache_size=max(1, _int("DATASET_CACHE_SIZE", 32, env)),
-        max_image_size=_int("MAX_IMAGE_SIZE", 4096, env),
+        max_image_size=_int("MAX_IMAGE_SIZE", MAX_IMAGE_SIZE, env),
         upload_bucket=env.get("UPLOAD_BUCKET", "").strip(),
         upload_prefix=env.get("UPLOAD_PREFIX", "uploads/").strip(),
         cog_bucket=(env.get("COG_BUCKET", "") or env.get("UPLOAD_BUCKET", "")).strip(),

@@ -23,6 +23,7 @@ from .readers import COGReader, Reader
 from .settings import DEMO_URL, Settings
 from .tilematrixsets import TileMatrixSet
 
+
 def open_reader(kind: str, url: str | None, config: Settings,
                 focus: Selection | None = None) -> Reader:
     """The reader for ``url`` as a source of ``kind`` (after the allow-list check).
@@ -220,14 +221,12 @@ def check_tiles_render(source: Reader, tms: TileMatrixSet, z: int, selection: Se
 
 
 def tilejson(source: Reader, tms: TileMatrixSet, options, passthrough: list[tuple[str, str]],
-             base_url: str, selection: Selection | None = None,
-             style: Style | None = None) -> dict:
-    """A TileJSON 3.0.0 document whose tile URLs carry the render parameters through.
-    ``options`` holds ``tile_format``, ``tile_scale``, ``minzoom`` and ``maxzoom``; with
-    ``selection`` and ``style``, they are checked against the source first."""
+             base_url: str, selection: Selection, style: Style) -> dict:
+    """A TileJSON 3.0.0 document whose tile URLs carry the render parameters through,
+    ``selection`` and ``style`` checked against the source first. ``options`` holds
+    ``tile_format``, ``tile_scale``, ``minzoom`` and ``maxzoom``."""
     minzoom, maxzoom = zooms(source, tms, options.minzoom, options.maxzoom)
-    if selection is not None and style is not None:
-        check_tiles_render(source, tms, maxzoom, selection, style, options.tile_format)
+    check_tiles_render(source, tms, maxzoom, selection, style, options.tile_format)
     west, south, east, north = source.geographic_bounds
     if tms.is_web_mercator:
         south, north = max(south, -MAX_LAT), min(north, MAX_LAT)

@@ -9,7 +9,6 @@ in docs/screenshots/)."""
 import io
 import json
 import os
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -17,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.support import ROOT, ChaliceLocal
+from tests.support import ROOT, ChaliceLocal, fetch
 from tools import browser as tools_browser
 
 DEMO = "chalicelib/demo/demo.tif"
@@ -94,8 +93,9 @@ def drawn(pixels: np.ndarray) -> np.ndarray:
 
 
 def api(server, path, **query):
-    with urllib.request.urlopen(f"{server}{path}?{urlencode(query)}") as response:
-        return json.load(response)
+    status, _, body = fetch(f"{server}{path}?{urlencode(query)}")
+    assert status == 200, body
+    return json.loads(body)
 
 
 def test_the_demo_shows_tiles_and_what_the_file_is(server, open_page):
