@@ -1,9 +1,10 @@
 """Reading pixels from an open dataset: tiles, parts, previews, points, info and statistics.
 
 One read path serves tiles, bbox parts and previews: a ``WarpedVRT`` over the requested
-bounds in the output CRS, at the source's native resolution (or the output's, when zoomed
-in past it), read with ``out_shape`` so that GDAL picks the overview level itself and reads
-only the blocks the output needs. Validity comes from, in order: the nodata value (the
+bounds in the output CRS, at the finest resolution the area needs anywhere in it (measured
+on a grid of points: near a pole a web mercator pixel needs far finer data than at the
+equator), or the output's when zoomed in past the data, read with ``out_shape`` so that GDAL
+picks the overview level from it and reads only the blocks the output needs. Validity comes from, in order: the nodata value (the
 user's override, else the file's), the alpha band, else the warper's alpha (which carries
 the file's mask band and marks everything outside the footprint).
 
@@ -13,7 +14,9 @@ Callers hold ``datasets.reading(dataset)`` around these functions.
 import math
 
 import numpy as np
+from rasterio._err import CPLE_BaseError
 from rasterio.dtypes import in_dtype_range
+from rasterio.errors import RasterioError
 from rasterio.transform import from_bounds as transform_from_bounds
 from rasterio.transform import rowcol
 from rasterio.vrt import WarpedVRT
@@ -28,6 +31,8 @@ from .models import ImageData, ImageSize, Selection, StatisticsOptions, TileAddr
 from .settings import MAX_IMAGE_SIZE
 from .tilematrixsets import TileMatrixSet, geographic_overlap
 
+#: Points per side of the grid on which a read's finest scale is measured (edges included).
+SCALE_SAMPLES = 5
 #: Largest virtual grid a read may span; beyond it the read resolution is coarsened.
 MAX_VRT_SIDE = 1 << 28
 #: Most bands read at the largest image size (MAX_IMAGE_SIZE's default) in one request.
@@ -107,7 +112,7 @@ def part(dataset: OpenDataset, bounds, crs, width: int, height: int,
                        "limit): choose fewer bands (bidx) or a smaller size (max_size, "
                        "width, height)")
     check_expression_memory(selection, width, height)
-    check_read_cost(dataset, bounds, crs, width, height, selection)
+    scale = read_scale(dataset, bounds, crs, width, height, selection)
     nodata = _nodata(dataset, selection)
     if crs == src.crs and not (src.transform.b or src.transform.d):  # rotated: warp below
         window = from_bounds(*bounds, transform=src.transform)
@@ -115,15 +120,10 @@ def part(dataset: OpenDataset, bounds, crs, width: int, height: int,
             return _read_window(dataset, selection, window, width, height, indexes, nodata,
                                 bounds, crs)
     left, bottom, right, top = bounds
-    resolution = dataset.native_resolution(crs)
-    vrt_width = max(1, round((right - left) / resolution))
-    vrt_height = max(1, round((top - bottom) / resolution))
-    if vrt_width < width or vrt_height < height:  # zoomed in past the data: read at output size
-        vrt_width, vrt_height = width, height
-    shrink = max(vrt_width, vrt_height) / MAX_VRT_SIDE
-    if shrink > 1:
-        vrt_width = max(width, int(vrt_width / shrink))
-        vrt_height = max(height, int(vrt_height / shrink))
+    # A VRT at the finest resolution the area needs: GDAL reads the source overview whose
+    # factor is the largest within vrt / output size.
+    scale = min(max(scale, 1.0), MAX_VRT_SIDE / max(width, height))  # 1: zoomed in past the data
+    vrt_width, vrt_height = round(width * scale), round(height * scale)
     options = dict(crs=crs, transform=transform_from_bounds(left, bottom, right, top, vrt_width,
                                                            vrt_height),
                    width=vrt_width, height=vrt_height, resampling=selection.reproject)
@@ -152,13 +152,85 @@ def part(dataset: OpenDataset, bounds, crs, width: int, height: int,
     return _finish(dataset, selection, data, mask, indexes, bounds, crs)
 
 
+def _sample_grid(samples: int) -> tuple[np.ndarray, ...]:
+    """Fractions of an area (u, v in 0-1, its edges included) for a ``samples`` x ``samples``
+    grid, three times over, and the offsets (0 or 1 output pixel) that make the 2nd copy a
+    step right, the 3rd a step up, of the 1st."""
+    u, v = (a.ravel() for a in np.meshgrid(np.linspace(0, 1, samples),
+                                           np.linspace(0, 1, samples)))
+    zero, one = np.zeros_like(u), np.ones_like(u)
+    return (np.concatenate([u, u, u]), np.concatenate([v, v, v]),
+            np.concatenate([zero, one, zero]), np.concatenate([zero, zero, one]))
+
+
+_GRID = _sample_grid(SCALE_SAMPLES)
+
+
+def _finest_scale(dataset: OpenDataset, bounds, crs, width: int, height: int) -> float | None:
+    """Source pixels per output pixel where the output needs the finest source detail: how
+    many source pixels one output pixel spans in its most compressed direction, the least
+    over a grid of points on the data within ``bounds``. Across many degrees of latitude
+    this varies a lot (a Web Mercator pixel near a pole spans a fraction of the latitude it
+    spans at the equator), so the centre of the data or of the tile would choose too coarse
+    an overview for the rest. None when no point of the grid falls on the data."""
+    src = dataset.src
+    left, bottom, right, top = bounds
+    dx, dy = (right - left) / width, (top - bottom) / height  # one output pixel
+    data = _bounds_in(dataset, crs)
+    if data is not None:  # sample only where the data is (a small file in a large tile)
+        left, bottom = max(left, data[0]), max(bottom, data[1])
+        right, top = max(left, min(right, data[2])), max(bottom, min(top, data[3]))
+    u, v, step_x, step_y = _GRID
+    try:
+        xs, ys = transform_points(crs, src.crs, left + u * max(right - left - dx, 0) + step_x * dx,
+                                  bottom + v * max(top - bottom - dy, 0) + step_y * dy)
+    except (RasterioError, CPLE_BaseError):  # a point outside the projection's domain
+        return None
+    inverse = ~src.transform
+    xs, ys = np.asarray(xs), np.asarray(ys)
+    with np.errstate(invalid="ignore", over="ignore"):
+        cols = (inverse.a * xs + inverse.b * ys + inverse.c).reshape(3, -1)
+        rows = (inverse.d * xs + inverse.e * ys + inverse.f).reshape(3, -1)
+        # The Jacobian of output pixel -> source pixels; its smaller singular value is how
+        # many source pixels one output pixel spans in its most compressed direction.
+        a, b = cols[1] - cols[0], cols[2] - cols[0]
+        c, d = rows[1] - rows[0], rows[2] - rows[0]
+        total = a * a + b * b + c * c + d * d
+        det = a * d - b * c
+        smallest = np.sqrt(np.maximum(total - np.sqrt(np.maximum(total * total - 4 * det * det,
+                                                                  0)), 0) / 2)
+        on_data = ((cols[0] >= 0) & (cols[0] <= src.width) & (rows[0] >= 0)
+                   & (rows[0] <= src.height) & np.isfinite(smallest))
+    if not on_data.any():
+        return None
+    return float(smallest[on_data].min())
+
+
+def _bounds_in(dataset: OpenDataset, crs):
+    """The data's bounds in ``crs`` (memoised), None when they cannot be computed."""
+    key = ("bounds_in", crs.to_string())
+    if key not in dataset.memo:
+        try:
+            bounds = transform_bounds(dataset.src.crs, crs, *dataset.src.bounds, densify_pts=21)
+        except (RasterioError, CPLE_BaseError):
+            bounds = None
+        dataset.memo[key] = bounds if bounds and all(map(math.isfinite, bounds)) else None
+    return dataset.memo[key]
+
+
+def _overview_factor(src, scale: float) -> int:
+    """The overview GDAL reads for ``scale`` source pixels per output pixel: the coarsest
+    whose factor is no larger (1: full resolution)."""
+    return max([1] + [f for f in src.overviews(1) if f <= scale])
+
+
 def read_cost(dataset: OpenDataset, bounds, crs, width: int, height: int,
-              selection: Selection) -> float:
+              selection: Selection, scale: float) -> float:
     """Bytes GDAL would decompress to draw ``bounds`` (in ``crs``) at ``width`` x
-    ``height``: the source pixels the area spans (at most the file), at the overview GDAL
-    picks (the coarsest no coarser than the output), in whole internal blocks; with nearest
-    resampling only the blocks that hold sampled pixels. An estimate, to refuse what cannot
-    finish in time; 0 when unknown."""
+    ``height`` reading at ``scale`` source pixels per output pixel: the source pixels the
+    area spans (at most the file), at the overview for ``scale``, in whole internal blocks;
+    with nearest resampling only the blocks that hold sampled pixels. An estimate, to refuse
+    what cannot finish in time; 0 when unknown."""
     src = dataset.src
     left, bottom, right, top = bounds
     resolution = dataset.native_resolution(crs)  # memoised: no transform per tile
@@ -166,28 +238,46 @@ def read_cost(dataset: OpenDataset, bounds, crs, width: int, height: int,
     rows = min((top - bottom) / resolution, src.height)
     if not (math.isfinite(cols) and math.isfinite(rows)) or cols <= 0 or rows <= 0:
         return 0.0
-    scale = min(cols / width, rows / height)
-    factor = max([1] + [f for f in src.overviews(1) if f <= scale])
+    factor = _overview_factor(src, scale)
     cols, rows = cols / factor, rows / factor
     block_h, block_w = src.block_shapes[0]
     blocks_x, blocks_y = math.ceil(cols / block_w) + 1, math.ceil(rows / block_h) + 1
-    if selection.resampling.name == "nearest":  # decimation skips the blocks between samples
+    if selection.resampling.name == "nearest" and factor <= scale:
+        # decimation skips the blocks between samples
         blocks_x, blocks_y = min(blocks_x, width), min(blocks_y, height)
     itemsize = max(np.dtype(d).itemsize for d in src.dtypes)
     return float(blocks_x * blocks_y) * block_w * block_h * src.count * itemsize
 
 
-def check_read_cost(dataset: OpenDataset, bounds, crs, width: int, height: int,
-                    selection: Selection) -> None:
-    """Refuse, before reading, what would decompress more than :data:`MAX_READ_BYTES`."""
-    cost = read_cost(dataset, bounds, crs, width, height, selection)
-    if cost > MAX_READ_BYTES:
-        hint = ("the file has no overviews: make it a COG (the cogify function, or "
-                "rio cogeo / gdal_translate -of COG)" if not dataset.src.overviews(1) else
-                "its coarsest overview is still too fine for this area")
-        raise TooLarge(f"this request would decompress about {cost / 2**30:.1f} GB of the "
-                       f"file (the read limit is {MAX_READ_BYTES / 2**30:g} GB); {hint}, or "
-                       "ask for a smaller area (a deeper zoom, a smaller bbox)")
+def read_scale(dataset: OpenDataset, bounds, crs, width: int, height: int,
+               selection: Selection) -> float:
+    """Source pixels per output pixel to read ``bounds`` at: the finest the area needs
+    anywhere (:func:`_finest_scale`; the average over the area when it cannot be measured
+    there, or in the source's own CRS, where it is the same everywhere). When the overview
+    for it would decompress more than :data:`MAX_READ_BYTES`, the finest overview within the
+    limit (pixels coarser than ideal toward the poles of a world tile rather than a
+    refusal); :class:`TooLarge` when even the coarsest is over."""
+    src = dataset.src
+    left, bottom, right, top = bounds
+    resolution = dataset.native_resolution(crs)
+    average = min((right - left) / resolution / width, (top - bottom) / resolution / height)
+    scale = None if crs == src.crs else _finest_scale(dataset, bounds, crs, width, height)
+    if scale is None:
+        scale = average if math.isfinite(average) else 1.0
+    cost = read_cost(dataset, bounds, crs, width, height, selection, scale)
+    if cost <= MAX_READ_BYTES:
+        return scale
+    for factor in sorted(src.overviews(1)):
+        if factor > scale:
+            cost = read_cost(dataset, bounds, crs, width, height, selection, factor)
+            if cost <= MAX_READ_BYTES:
+                return float(factor)
+    hint = ("the file has no overviews: make it a COG (the cogify function, or "
+            "rio cogeo / gdal_translate -of COG)" if not src.overviews(1) else
+            "its coarsest overview is still too fine for this area")
+    raise TooLarge(f"this request would decompress about {cost / 2**30:.1f} GB of the "
+                   f"file (the read limit is {MAX_READ_BYTES / 2**30:g} GB); {hint}, or "
+                   "ask for a smaller area (a deeper zoom, a smaller bbox)")
 
 
 def check_expression_memory(selection: Selection, width: int, height: int) -> None:
