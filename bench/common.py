@@ -138,14 +138,14 @@ def alternate(first, second, items, rounds: int = 2, warmup: int = 5):
     return a, b
 
 
-def compare(name: str, fmt: str, tiles, ours, theirs, reference: str) -> dict:
+def compare(name: str, fmt: str, tiles, ours, theirs, reference: str, end: str = "\n") -> dict:
     """Time ``ours`` against ``theirs`` on ``tiles``, print a table row, return it (the
     reference side under the key ``reference``)."""
     mine, other = alternate(ours, theirs, tiles)
     a, b = summary(mine), summary(other)
     ratio = a["median_ms"] / b["median_ms"]
     print(f"{name:22} {fmt:4} {len(tiles):5} {a['median_ms']:9.2f} / {a['p90_ms']:7.2f} "
-          f"{b['median_ms']:10.2f} / {b['p90_ms']:7.2f} {ratio:6.2f}")
+          f"{b['median_ms']:10.2f} / {b['p90_ms']:7.2f} {ratio:6.2f}", end=end)
     return {"file": name, "format": fmt, "tiles": len(tiles), "cogtiler": a, reference: b,
             "ratio": ratio}
 
@@ -166,6 +166,8 @@ def start(doc: str):
 
     parser = argparse.ArgumentParser(description=doc.split("\n")[0])
     parser.add_argument("--per-zoom", type=int, default=25, help="tiles per zoom level and file")
+    parser.add_argument("--files", nargs="*", help="only these files (a quick look; the "
+                        "results file then holds only them)")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     make_synthetic()

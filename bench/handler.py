@@ -1,14 +1,18 @@
 """2. Warm tile through the Lambda handler: API Gateway REST proxy events into cogtiler's
-``app.app`` against titiler (``titiler.core`` TilerFactory) behind Mangum, same tiles.
+``app.app`` against titiler (``titiler.core`` TilerFactory) behind Mangum, same tiles; and
+PNG tiles through the handler against rio-tiler's ``Reader.tile`` + ``render`` alone (no
+HTTP layer on its side) over every benchmark file, with the bytes of both.
 
-Both answer in this process, called as Lambda calls them, with a warm dataset cache.
+All answer in this process, called as Lambda calls them, with a warm dataset cache.
 
     .venv/bin/python bench/handler.py [--per-zoom N]
 """
 
+import base64
 import statistics
 
 import common
+from warm_tiles import STYLE
 
 FILES = {  # name -> extra query (the same on both sides)
     "RGB.byte.tif": {},
@@ -85,7 +89,62 @@ def main() -> None:
             rows.append(common.compare(name, fmt, tiles, ours, theirs, "titiler"))
     overall = statistics.geometric_mean(r["ratio"] for r in rows)
     print(f"geometric mean of median ratios (cogtiler / titiler+Mangum): {overall:.2f}")
-    common.save("handler", {"rows": rows, "ratio": overall, "target": 0.7})
+    png = against_rio_tiler(cogtiler, context, args.per_zoom)
+    common.save("handler", {"rows": rows, "ratio": overall, "target": 0.7, **png})
+
+
+def against_rio_tiler(cogtiler, context, per_zoom: int) -> dict:
+    """PNG tiles through cogtiler's handler against rio-tiler's Reader.tile + render (PNG,
+    the same rescale and colormap), every file; the time ratio and the bytes of each."""
+    from rio_tiler.colormap import cmap as rio_cmaps
+    from rio_tiler.io import Reader
+
+    rows = []
+    print(f"\n{'file':22} {'fmt':4} {'tiles':>5} {'handler p50/p90 ms':>20} "
+          f"{'rio-tiler p50/p90 ms':>21} {'ratio':>6} {'bytes ratio':>11}")
+    for name in common.REAL + common.SYNTHETIC:
+        path = str(common.path_of(name))
+        tiles = common.sample_tiles(path, per_zoom)
+        rescale, cmap_name = STYLE.get(name, (None, None))
+        query = {"url": path}
+        if rescale:
+            query["rescale"] = f"{rescale[0]},{rescale[1]}"
+        if cmap_name:
+            query["colormap_name"] = cmap_name
+        reference = Reader(path)
+        palette = rio_cmaps.get(cmap_name) if cmap_name else reference.colormap
+        sizes = {"cogtiler": 0, "rio_tiler": 0}
+
+        def ours(t):
+            last = f"{t.y}.png"
+            response = cogtiler(event(f"/cog/tiles/{t.z}/{t.x}/{last}", "/cog/tiles/{z}/{x}/{y}",
+                                      {"z": str(t.z), "x": str(t.x), "y": last}, query), context)
+            assert response["statusCode"] == 200, response
+            return len(base64.b64decode(response["body"]))
+
+        def theirs(t):
+            image = reference.tile(t.x, t.y, t.z)
+            if rescale:
+                image.rescale(in_range=(rescale,))
+            return len(image.render(img_format="PNG", colormap=palette))
+
+        for t in tiles:  # bytes once per tile, outside the timing
+            sizes["cogtiler"] += ours(t)
+            sizes["rio_tiler"] += theirs(t)
+        row = common.compare(name, "png", tiles, ours, theirs, "rio_tiler", end="")
+        row["bytes"] = sizes
+        row["bytes_ratio"] = sizes["cogtiler"] / sizes["rio_tiler"]
+        print(f" {row['bytes_ratio']:11.3f}")
+        rows.append(row)
+        reference.close()
+    real = [r for r in rows if r["file"] in common.REAL]
+    ratio = statistics.geometric_mean(r["ratio"] for r in real)
+    size = sum(r["bytes"]["cogtiler"] for r in real) / sum(r["bytes"]["rio_tiler"] for r in real)
+    print(f"PNG through the handler / rio-tiler, geometric mean over the real COGs: {ratio:.2f} "
+          f"(every file: {statistics.geometric_mean(r['ratio'] for r in rows):.2f}); "
+          f"bytes {size:.3f} x")
+    return {"png_rows": rows, "png_ratio": ratio, "png_target": 0.5, "png_bytes_ratio": size,
+            "png_bytes_target": 1.05}
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ def main() -> None:
     rows = []
     print(f"{'file':22} {'fmt':4} {'tiles':>5} {'cogtiler p50/p90 ms':>20} "
           f"{'rio-tiler p50/p90 ms':>21} {'ratio':>6}")
-    for name in common.REAL + common.SYNTHETIC:
+    for name in args.files or common.REAL + common.SYNTHETIC:
         path = str(common.path_of(name))
         tiles = common.sample_tiles(path, args.per_zoom)
         rescale, cmap_name = STYLE.get(name, (None, None))
