@@ -19,6 +19,7 @@ import deflate
 import numpy as np
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
+from rasterio.transform import from_bounds
 
 # PNG/JPEG/WEBP carry no georeferencing; rasterio warns about that on every write.
 warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
@@ -34,8 +35,9 @@ class Options:
 
     zlevel: int = 6
     quality: int | None = None
-    transform: object = None  # affine transform of the pixels (GeoTIFF)
-    crs: object = None        # their CRS (GeoTIFF)
+    bounds: tuple | None = None  # (left, bottom, right, top) of the pixels (GeoTIFF)
+    palette: np.ndarray | None = None  # (256, 4) RGBA: ``data`` holds its indices (PNG)
+    crs: object = None           # their CRS (GeoTIFF)
 
 
 def _gdal(driver: str, data: np.ndarray, **options) -> bytes:
@@ -61,23 +63,61 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
             + struct.pack(">I", zlib.crc32(body, zlib.crc32(kind))))
 
 
+def _png(planes: np.ndarray, colour_type: int, zlevel: int, filtered_rows: bool = True,
+         extra: tuple[bytes, ...] = ()) -> bytes:
+    count, height, width = planes.shape
+    rows = np.moveaxis(planes, 0, -1).reshape(height, width * count)  # interleaved
+    filtered = np.empty((height, width * count + 1), np.uint8)
+    if filtered_rows:
+        filtered[:, 0] = 2  # filter type "Up" (the first row's "above" is zeros)
+        filtered[0, 1:] = rows[0]
+        np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
+    else:  # filter type "None": palette indices are not quantities
+        filtered[:, 0] = 0
+        filtered[:, 1:] = rows
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
+    return b"".join((_PNG_SIGNATURE, _chunk(b"IHDR", header), *extra,
+                     _chunk(b"IDAT", deflate.zlib_compress(filtered.tobytes(), zlevel)),
+                     _chunk(b"IEND", b"")))
+
+
 def png(data: np.ndarray, alpha: np.ndarray | None, options: Options) -> bytes:
     """An 8-bit PNG written here, not by GDAL: every row "Up"-filtered at once with numpy (a
     row minus the one above, modulo 256), compressed with libdeflate at ``zlevel``. Same
     bytes as GDAL's encoder to within 1% on the real tiles, about 5 times faster (see
     docs/performance.md). ``data`` is what rendering makes: uint8, 1 to 3 bands (the
-    tiler refuses other data for PNG before it gets here)."""
-    planes = _with_alpha(data, alpha)
-    count, height, width = planes.shape
-    rows = np.moveaxis(planes, 0, -1).reshape(height, width * count)  # interleaved
-    filtered = np.empty((height, width * count + 1), np.uint8)
-    filtered[:, 0] = 2  # filter type "Up" (the first row's "above" is zeros)
-    filtered[0, 1:] = rows[0]
-    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
-    header = struct.pack(">IIBBBBB", width, height, 8, _PNG_COLOUR[count], 0, 0, 0)
-    return b"".join((_PNG_SIGNATURE, _chunk(b"IHDR", header),
-                     _chunk(b"IDAT", deflate.zlib_compress(filtered.tobytes(), options.zlevel)),
-                     _chunk(b"IEND", b"")))
+    tiler refuses other data for PNG before it gets here), or with ``options.palette`` one
+    band of indices into it (see :func:`_paletted_png`)."""
+    if options.palette is not None:
+        return _paletted_png(data[0], alpha, options)
+    return _png(_with_alpha(data, alpha), _PNG_COLOUR[data.shape[0] + (alpha is not None)],
+                options.zlevel)
+
+
+def _paletted_png(indices: np.ndarray, alpha: np.ndarray | None, options: Options) -> bytes:
+    """A paletted PNG (colour type 3: PLTE, and tRNS for transparent entries): one byte a
+    pixel instead of three or four, so smaller and faster to compress. Pixels made
+    transparent by the mask point to an entry no visible pixel uses, made transparent; when
+    all 256 are used, RGBA instead."""
+    table = options.palette
+    if alpha is None:
+        table = np.concatenate([table[:, :3], np.full((len(table), 1), 255, np.uint8)], axis=1)
+    else:
+        hidden = (alpha == 0) & (table[indices, 3] != 0)  # masked, though its entry is not
+        if hidden.any():
+            unused = np.flatnonzero(np.bincount(indices[~hidden], minlength=256) == 0)
+            if not len(unused):
+                rgba = np.moveaxis(table[indices], -1, 0)
+                return _png(np.concatenate([rgba[:3], alpha[None]]), 6, options.zlevel)
+            table = table.copy()
+            table[unused[0]] = 0
+            indices = np.where(hidden, np.uint8(unused[0]), indices)
+    used = int(indices.max()) + 1  # entries beyond the largest index are not written
+    chunks = [_chunk(b"PLTE", table[:used, :3].tobytes())]
+    opaque = np.flatnonzero(table[:used, 3] != 255)
+    if len(opaque):  # alphas up to the last transparent entry
+        chunks.append(_chunk(b"tRNS", table[:opaque[-1] + 1, 3].tobytes()))
+    return _png(indices[None], 3, options.zlevel, filtered_rows=False, extra=tuple(chunks))
 
 
 def jpeg(data: np.ndarray, alpha: np.ndarray | None, options: Options) -> bytes:
@@ -93,9 +133,10 @@ def webp(data: np.ndarray, alpha: np.ndarray | None, options: Options) -> bytes:
 def geotiff(data: np.ndarray, alpha: np.ndarray | None, options: Options) -> bytes:
     """A georeferenced GeoTIFF; ``alpha`` becomes its internal mask."""
     count, height, width = data.shape
+    transform = from_bounds(*options.bounds, width, height) if options.bounds else None
     with MemoryFile() as memfile:
         with memfile.open(driver="GTiff", width=width, height=height, count=count,
-                          dtype=data.dtype.name, transform=options.transform, crs=options.crs,
+                          dtype=data.dtype.name, transform=transform, crs=options.crs,
                           compress="deflate", tiled=width >= 256 and height >= 256) as dst:
             dst.write(data)
             if alpha is not None:

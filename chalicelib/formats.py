@@ -20,6 +20,8 @@ class ImageFormat:
     colours (GeoTIFF, NPY); otherwise the pixels must be 8-bit colours.
     ``alpha``: what becomes of the mask: ``"always"`` kept (as an alpha band or mask),
     ``"when_masked"`` kept only when some pixel is masked, ``"never"``.
+    ``paletted``: the encoder takes pixels coloured by a lookup table as the table's indices
+    and the table (``Options.palette``), rather than as RGB.
     """
 
     name: str
@@ -30,10 +32,12 @@ class ImageFormat:
     aliases: tuple[str, ...] = ()
     raw: bool = False
     alpha: str = "when_masked"
+    paletted: bool = False
 
 
 FORMATS: tuple[ImageFormat, ...] = (
-    ImageFormat("png", "png", "image/png", encode.png, "PNG, lossless, with alpha"),
+    ImageFormat("png", "png", "image/png", encode.png, "PNG, lossless, with alpha",
+                paletted=True),
     ImageFormat("jpeg", "jpg", "image/jpeg", encode.jpeg, "JPEG, lossy, no alpha",
                 aliases=("jpg",), alpha="never"),
     ImageFormat("webp", "webp", "image/webp", encode.webp, "WEBP, lossy, with alpha"),

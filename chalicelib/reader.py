@@ -4,9 +4,10 @@ One read path serves tiles, bbox parts and previews: a ``WarpedVRT`` over the re
 bounds in the output CRS, at the finest resolution the area needs anywhere in it (measured
 on a grid of points: near a pole a web mercator pixel needs far finer data than at the
 equator), or the output's when zoomed in past the data, read with ``out_shape`` so that GDAL
-picks the overview level from it and reads only the blocks the output needs. Validity comes from, in order: the nodata value (the
-user's override, else the file's), the alpha band, else the warper's alpha (which carries
-the file's mask band and marks everything outside the footprint).
+picks the overview level from it and reads only the blocks the output needs. Validity comes
+from, in order: the nodata value (the user's override, else the file's), the alpha band,
+else the warper's alpha (which carries the file's mask band and marks everything outside
+the footprint).
 
 Callers hold ``datasets.reading(dataset)`` around these functions.
 """
@@ -16,6 +17,7 @@ import math
 import numpy as np
 from rasterio._err import CPLE_BaseError
 from rasterio.dtypes import in_dtype_range
+from rasterio.enums import MaskFlags
 from rasterio.errors import RasterioError
 from rasterio.transform import from_bounds as transform_from_bounds
 from rasterio.transform import rowcol
@@ -115,7 +117,12 @@ def part(dataset: OpenDataset, bounds, crs, width: int, height: int,
     scale = read_scale(dataset, bounds, crs, width, height, selection)
     nodata = _nodata(dataset, selection)
     if crs == src.crs and not (src.transform.b or src.transform.d):  # rotated: warp below
-        window = from_bounds(*bounds, transform=src.transform)
+        t = src.transform
+        if t.a > 0 > t.e:  # north up: the window directly, not by rasterio's general solver
+            window = Window((bounds[0] - t.c) / t.a, (bounds[3] - t.f) / t.e,
+                            (bounds[2] - bounds[0]) / t.a, (bounds[1] - bounds[3]) / t.e)
+        else:
+            window = from_bounds(*bounds, transform=t)
         if _inside(window, src):  # already in the output CRS: a plain windowed read
             return _read_window(dataset, selection, window, width, height, indexes, nodata,
                                 bounds, crs)
@@ -323,9 +330,19 @@ def _read_window(dataset: OpenDataset, selection: Selection, window, width: int,
                     resampling=selection.resampling)
     if extra or nodata is not None:
         data, mask = _split_alpha(data, bool(extra), nodata)
+    elif _all_valid(dataset):  # (the window is inside the file)
+        mask = np.ones((height, width), dtype=bool)
     else:
         mask = src.dataset_mask(window=window, out_shape=(height, width)) > 0
     return _finish(dataset, selection, data, mask, indexes, bounds, crs)
+
+
+def _all_valid(dataset: OpenDataset) -> bool:
+    """Whether the file has neither nodata nor a mask nor alpha: every pixel valid."""
+    if "all_valid" not in dataset.memo:
+        dataset.memo["all_valid"] = all(MaskFlags.all_valid in flags
+                                        for flags in dataset.src.mask_flag_enums)
+    return dataset.memo["all_valid"]
 
 
 def _same_crs(dataset: OpenDataset, tms: TileMatrixSet) -> bool:

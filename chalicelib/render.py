@@ -22,12 +22,29 @@ from .models import ImageData, Style
 
 
 @dataclass
+class Paletted:
+    """Pixels as indices into a colour table: ``indices`` (h, w) uint8, ``table`` (256, 4)
+    uint8 RGBA."""
+
+    indices: np.ndarray
+    table: np.ndarray
+
+
 class Rendered:
     """Display-ready pixels: ``data`` (1 or 3 bands, or raw bands for GeoTIFF/NPY) and
-    ``alpha`` (h, w) uint8, 0 where transparent."""
+    ``alpha`` (h, w) uint8, 0 where transparent. A lookup-table colormap also keeps its
+    ``paletted`` form (PNG writes it as is, 1 byte a pixel); ``data`` is then made from it
+    only when a format asks for RGB."""
 
-    data: np.ndarray
-    alpha: np.ndarray
+    def __init__(self, data: np.ndarray | None, alpha: np.ndarray,
+                 paletted: Paletted | None = None):
+        self._data, self.alpha, self.paletted = data, alpha, paletted
+
+    @property
+    def data(self) -> np.ndarray:
+        if self._data is None:
+            self._data = np.moveaxis(self.paletted.table[self.paletted.indices, :3], -1, 0)
+        return self._data
 
     @property
     def fully_opaque(self) -> bool:
@@ -94,5 +111,8 @@ def apply_style(image: ImageData, style: Style, palette=None, stretch=None,
                 values = values[:3]
             return Rendered(values, alpha)
         values = values[0]
+    if isinstance(cmap, np.ndarray) and len(cmap) == 256 and values.dtype == np.uint8:
+        # a lookup table: the values are its indices (PNG writes them with the table)
+        return Rendered(None, np.minimum(alpha, cmap[values, 3]), Paletted(values, cmap))
     rgba, _ = colormaps.apply(values, cmap)
     return Rendered(rgba[:3], np.minimum(alpha, rgba[3]))

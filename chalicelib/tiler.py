@@ -7,10 +7,10 @@ read -> render -> encode, and returns plain data (or an
 :class:`~chalicelib.errors.TilerError`.
 """
 
+from dataclasses import replace
 from urllib.parse import urlencode
 
 import numpy as np
-from rasterio.transform import from_bounds
 
 from . import formats, render, sources
 from .datasets import MAX_LAT
@@ -76,8 +76,13 @@ def _encode(image: ImageData, style: Style, fmt: ImageFormat | None, palette,
     if not style.return_mask or fmt.alpha == "never" or (
             fmt.alpha == "when_masked" and styled.fully_opaque):
         alpha = None
-    body = fmt.encoder(styled.data, alpha, Options(zlevel=style.png_zlevel, quality=style.quality,
-                                                   transform=image.transform, crs=image.crs))
+    options = Options(zlevel=style.png_zlevel, quality=style.quality, bounds=image.bounds,
+                      crs=image.crs)
+    if fmt.paletted and styled.paletted is not None:
+        body = fmt.encoder(styled.paletted.indices[None], alpha,
+                           replace(options, palette=styled.paletted.table))
+    else:
+        body = fmt.encoder(styled.data, alpha, options)
     if len(body) > MAX_BODY_BYTES:
         raise TooLarge(f"the image is {len(body) / 1e6:.1f} MB, above the response limit "
                        f"({MAX_BODY_BYTES / 1e6:.1f} MB: Lambda's 6 MB once base64-encoded): "
@@ -107,8 +112,7 @@ def _outside_tile(address: TileAddress, style: Style) -> EncodedImage:
     bounds = address.tms.xy_bounds(address.z, address.x, address.y)
     alpha = None if fmt.alpha == "never" or not style.return_mask else np.zeros(shape, np.uint8)
     body = fmt.encoder(np.zeros((1, *shape), np.uint8), alpha, Options(
-        zlevel=style.png_zlevel, quality=style.quality, crs=address.tms.crs,
-        transform=from_bounds(*bounds, address.width, address.height)))
+        zlevel=style.png_zlevel, quality=style.quality, crs=address.tms.crs, bounds=bounds))
     return EncodedImage(body, fmt.media_type, fmt.extension, empty=True,
                         headers=_tile_headers(address, bounds))
 

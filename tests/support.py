@@ -55,8 +55,11 @@ def pattern(height=256, width=256, bands=1, dtype="uint8") -> np.ndarray:
 
 
 def decode(body: bytes) -> np.ndarray:
-    """Decode an image response into (bands, h, w) with Pillow (independent of GDAL)."""
+    """Decode an image response into (bands, h, w) with Pillow (independent of GDAL); a
+    paletted PNG into the colours it shows (RGBA when it has transparent entries)."""
     image = Image.open(io.BytesIO(body))
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     array = np.asarray(image)
     return array[None] if array.ndim == 2 else np.moveaxis(array, -1, 0)
 
