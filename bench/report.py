@@ -37,6 +37,9 @@ def plot(warm, handler, cold, requests, memory) -> None:
     if handler:
         pairs.append(("warm tile via\nLambda handler\n(vs titiler+Mangum)", handler["ratio"],
                       handler["target"]))
+    if handler and "png_ratio" in handler:
+        pairs.append(("warm PNG via\nLambda handler\n(vs rio-tiler)", handler["png_ratio"],
+                      handler["png_target"]))
     if cold:
         pairs.append(("cold start\n(vs titiler+Mangum)", cold["ratio"], cold["target"]))
     if pairs:
@@ -45,7 +48,7 @@ def plot(warm, handler, cold, requests, memory) -> None:
                         s=2000, label="target")
         axes[1].set_xticks(range(len(pairs)), [p[0] for p in pairs], fontsize=8)
         axes[1].axhline(1.0, color="black", lw=0.8)
-        axes[1].set_title("cogtiler / titiler (lower is better)")
+        axes[1].set_title("cogtiler / reference (lower is better)")
         axes[1].legend(fontsize=7, loc="upper right")
     if memory:
         for impl, colour in (("cogtiler", "#2b8cbe"), ("titiler", "#e34a33")):
@@ -134,6 +137,24 @@ def main() -> None:
                 "TilerFactory behind Mangum, both in this process.", ""]
         out += ratio_table(handler["rows"], "titiler", "titiler")
         out += ["", f"**Geometric mean: {handler['ratio']:.2f}.**", ""]
+    if handler and "png_rows" in handler:
+        out += [f"### PNG through the handler against rio-tiler (target: ≤ "
+                f"{handler['png_target']} × rio-tiler, bytes ≤ {handler['png_bytes_target']} ×)",
+                "", "The same events into `app.app` (PNG), against rio-tiler's `Reader.tile` + "
+                "`render` alone (no HTTP layer on its side), with the same rescale and "
+                "colormaps as section 1; the bytes of every tile summed on both sides.", "",
+                "| file | tiles | handler p50 / p90 ms | rio-tiler p50 / p90 ms | ratio | "
+                "bytes (KB) | rio-tiler bytes (KB) | bytes ratio |",
+                "|---|---|---|---|---|---|---|---|"]
+        for r in handler["png_rows"]:
+            out.append(f"| {r['file']} | {r['tiles']} | {r['cogtiler']['median_ms']:.1f} / "
+                       f"{r['cogtiler']['p90_ms']:.1f} | {r['rio_tiler']['median_ms']:.1f} / "
+                       f"{r['rio_tiler']['p90_ms']:.1f} | {r['ratio']:.2f} | "
+                       f"{r['bytes']['cogtiler'] / 1024:.0f} | "
+                       f"{r['bytes']['rio_tiler'] / 1024:.0f} | {r['bytes_ratio']:.3f} |")
+        out += ["", f"**Geometric mean over the real COGs ({', '.join(common.REAL)}): "
+                f"{handler['png_ratio']:.2f}; their bytes {handler['png_bytes_ratio']:.3f} × "
+                "rio-tiler's.**", ""]
     if cold:
         runs = len(cold["cogtiler_s"])
         out += ["## 3. Cold start (target: ≤ 0.5 × titiler)", "",
