@@ -116,7 +116,7 @@ def part(dataset: OpenDataset, bounds, crs, width: int, height: int,
     check_expression_memory(selection, width, height)
     scale = read_scale(dataset, bounds, crs, width, height, selection)
     nodata = _nodata(dataset, selection)
-    if crs == src.crs and not (src.transform.b or src.transform.d):  # rotated: warp below
+    if _own_crs(dataset, crs) and not (src.transform.b or src.transform.d):  # rotated: warp
         t = src.transform
         if t.a > 0 > t.e:  # north up: the window directly, not by rasterio's general solver
             window = Window((bounds[0] - t.c) / t.a, (bounds[3] - t.f) / t.e,
@@ -268,7 +268,7 @@ def read_scale(dataset: OpenDataset, bounds, crs, width: int, height: int,
     left, bottom, right, top = bounds
     resolution = dataset.native_resolution(crs)
     average = min((right - left) / resolution / width, (top - bottom) / resolution / height)
-    scale = None if crs == src.crs else _finest_scale(dataset, bounds, crs, width, height)
+    scale = None if _own_crs(dataset, crs) else _finest_scale(dataset, bounds, crs, width, height)
     if scale is None:
         scale = average if math.isfinite(average) else 1.0
     cost = read_cost(dataset, bounds, crs, width, height, selection, scale)
@@ -335,6 +335,14 @@ def _read_window(dataset: OpenDataset, selection: Selection, window, width: int,
     else:
         mask = src.dataset_mask(window=window, out_shape=(height, width)) > 0
     return _finish(dataset, selection, data, mask, indexes, bounds, crs)
+
+
+def _own_crs(dataset: OpenDataset, crs) -> bool:
+    """Whether ``crs`` is the file's own (memoised: rasterio compares CRSs in 6 us)."""
+    key = ("own_crs", crs.to_string())
+    if key not in dataset.memo:
+        dataset.memo[key] = crs == dataset.src.crs
+    return dataset.memo[key]
 
 
 def _all_valid(dataset: OpenDataset) -> bool:

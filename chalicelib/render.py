@@ -32,13 +32,14 @@ class Paletted:
 
 class Rendered:
     """Display-ready pixels: ``data`` (1 or 3 bands, or raw bands for GeoTIFF/NPY) and
-    ``alpha`` (h, w) uint8, 0 where transparent. A lookup-table colormap also keeps its
-    ``paletted`` form (PNG writes it as is, 1 byte a pixel); ``data`` is then made from it
-    only when a format asks for RGB."""
+    ``alpha`` (h, w) uint8, 0 where transparent (made from the image's ``mask`` only when
+    asked: JPEG never needs it). A lookup-table colormap also keeps its ``paletted`` form
+    (PNG writes it as is, 1 byte a pixel); ``data`` is then made from it only when a format
+    asks for RGB."""
 
-    def __init__(self, data: np.ndarray | None, alpha: np.ndarray,
-                 paletted: Paletted | None = None):
-        self._data, self.alpha, self.paletted = data, alpha, paletted
+    def __init__(self, data: np.ndarray | None, alpha: np.ndarray | None = None,
+                 paletted: Paletted | None = None, mask: np.ndarray | None = None):
+        self._data, self._alpha, self.paletted, self._mask = data, alpha, paletted, mask
 
     @property
     def data(self) -> np.ndarray:
@@ -47,8 +48,19 @@ class Rendered:
         return self._data
 
     @property
+    def alpha(self) -> np.ndarray:
+        if self._alpha is None:
+            self._alpha = np.where(self._mask, np.uint8(255), np.uint8(0))
+        return self._alpha
+
+    @property
     def fully_opaque(self) -> bool:
-        return bool(self.alpha.min() == 255)
+        return bool(self._mask.all() if self._alpha is None else self.alpha.min() == 255)
+
+    @property
+    def visible(self) -> bool:
+        """Whether any pixel shows."""
+        return bool(self._mask.any() if self._alpha is None else self.alpha.any())
 
 
 def needs_stretch(image: ImageData, style: Style, raw_format: bool = False) -> bool:
@@ -83,13 +95,12 @@ def apply_style(image: ImageData, style: Style, palette=None, stretch=None,
     ``stretch`` the dataset ranges (required when :func:`needs_stretch`); ``raw_format``
     keeps the raw values when nothing asks for rendering (GeoTIFF and NPY output)."""
     data, mask = image.data, image.mask
-    alpha = np.where(mask, np.uint8(255), np.uint8(0))
     cmap = style.colormap
     if cmap is None and palette is not None and style.rescale is None \
             and data.dtype == np.uint8 and data.shape[0] == 1:
         cmap = palette
     if raw_format and cmap is None and style.rescale is None:
-        return Rendered(data, alpha)
+        return Rendered(data, mask=mask)
     if cmap is not None and data.shape[0] != 1:
         raise BadRequest(f"a colormap colours one band, but the output has {data.shape[0]}: "
                          "choose one with bidx= or an expression")
@@ -109,10 +120,11 @@ def apply_style(image: ImageData, style: Style, palette=None, stretch=None,
                 values = values[:1]
             elif values.shape[0] > 3:
                 values = values[:3]
-            return Rendered(values, alpha)
+            return Rendered(values, mask=mask)
         values = values[0]
     if isinstance(cmap, np.ndarray) and len(cmap) == 256 and values.dtype == np.uint8:
         # a lookup table: the values are its indices (PNG writes them with the table)
-        return Rendered(None, np.minimum(alpha, cmap[values, 3]), Paletted(values, cmap))
+        return Rendered(None, np.where(mask, cmap[values, 3], np.uint8(0)),
+                        Paletted(values, cmap))
     rgba, _ = colormaps.apply(values, cmap)
-    return Rendered(rgba[:3], np.minimum(alpha, rgba[3]))
+    return Rendered(rgba[:3], np.where(mask, rgba[3], np.uint8(0)))

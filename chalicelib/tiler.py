@@ -72,10 +72,10 @@ def _encode(image: ImageData, style: Style, fmt: ImageFormat | None, palette,
     if not fmt.raw and styled.data.dtype != np.uint8:
         raise BadRequest(f"{fmt.name.upper()} holds 8-bit data; add rescale=min,max or use "
                          "a raw format (tif, npy)")
-    alpha = styled.alpha
-    if not style.return_mask or fmt.alpha == "never" or (
+    alpha = None
+    if style.return_mask and fmt.alpha != "never" and not (
             fmt.alpha == "when_masked" and styled.fully_opaque):
-        alpha = None
+        alpha = styled.alpha
     options = Options(zlevel=style.png_zlevel, quality=style.quality, bounds=image.bounds,
                       crs=image.crs)
     if fmt.paletted and styled.paletted is not None:
@@ -87,7 +87,7 @@ def _encode(image: ImageData, style: Style, fmt: ImageFormat | None, palette,
         raise TooLarge(f"the image is {len(body) / 1e6:.1f} MB, above the response limit "
                        f"({MAX_BODY_BYTES / 1e6:.1f} MB: Lambda's 6 MB once base64-encoded): "
                        "ask for fewer pixels (max_size, width, height) or jpg/webp")
-    return EncodedImage(body, fmt.media_type, fmt.extension, empty=not styled.alpha.any())
+    return EncodedImage(body, fmt.media_type, fmt.extension, empty=not styled.visible)
 
 
 def _styled(source: Reader, image: ImageData, selection: Selection, style: Style,
