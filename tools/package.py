@@ -58,6 +58,39 @@ def check_vendor(vendor: Path) -> None:
         raise PackageError("vendor/ holds no rasterio/numpy build: run `make vendor` first")
 
 
+#: ELF e_machine of the shared libraries Lambda can load, per lambda_architecture.
+ELF_MACHINE = {"x86_64": 62, "arm64": 183}
+
+
+def stage_architecture(stage: str, config: dict) -> str:
+    """The stage's lambda_architecture (the stage's own, else the top level's, else x86_64)."""
+    return config.get("stages", {}).get(stage, {}).get(
+        "lambda_architecture", config.get("lambda_architecture", "x86_64"))
+
+
+def vendor_architecture(vendor: Path) -> str | None:
+    """What vendor/'s shared libraries are built for (None: no ELF file found)."""
+    for path in vendor.rglob("*.so*"):
+        if path.is_file() and not path.is_symlink():
+            with open(path, "rb") as file:
+                header = file.read(20)
+            if header[:4] == b"\x7fELF":
+                machine = int.from_bytes(header[18:20], "little")
+                return next((a for a, m in ELF_MACHINE.items() if m == machine),
+                            f"ELF machine {machine}")
+    return None
+
+
+def check_architecture(stage: str, config: dict, vendor: Path) -> None:
+    """Refuse to package a vendor/ built for another architecture than the stage's: Lambda
+    would fail at the first import ("cannot open shared object file" / "wrong ELF class")."""
+    wanted, built = stage_architecture(stage, config), vendor_architecture(vendor)
+    if built is not None and built != wanted:
+        raise PackageError(f"vendor/ holds {built} libraries, but the {stage} stage's "
+                           f"lambda_architecture is {wanted}: run `make vendor ARCH={wanted}`, "
+                           f"or set lambda_architecture to {built} for the stage")
+
+
 def check_output(text: str) -> None:
     if any(marker in text for marker in MISSING_MARKERS):
         raise PackageError("chalice left dependencies out of the package (it exits 0 when "
@@ -183,6 +216,7 @@ def package(stage: str, out: Path, project: Path = ROOT) -> list[ZipReport]:
     check_vendor(project / "vendor")
     policy_path = project / ".chalice" / f"policy-{stage}.json"
     config = json.loads((project / ".chalice" / "config.json").read_text())
+    check_architecture(stage, config, project / "vendor")
     if config.get("stages", {}).get(stage, {}).get("autogen_policy") is False:
         if not policy_path.exists() or policy_path.read_text() != policy.render(stage, config):
             raise PackageError(f"{policy_path.name} does not match the {stage} stage's "

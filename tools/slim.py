@@ -101,24 +101,107 @@ def step_unused_modules(root: str) -> int:
     return _remove([os.path.join(root, m) for m in UNUSED_MODULES])
 
 
+#: ELF e_machine -> (name, binutils' strip for it on another machine, the package holding it)
+ELF_MACHINES = {62: ("x86_64", "x86_64-linux-gnu-strip", "binutils-x86-64-linux-gnu"),
+                183: ("aarch64", "aarch64-linux-gnu-strip", "binutils-aarch64-linux-gnu")}
+#: Package managers that can install binutils' cross strip (Debian's and Fedora's names).
+PACKAGE_MANAGERS = ("apt-get", "dnf")
+
+
+def elf_machine(path: str) -> int | None:
+    """The ELF e_machine of ``path`` (None if it is not an ELF file)."""
+    with open(path, "rb") as file:
+        header = file.read(20)
+    return int.from_bytes(header[18:20], "little") if header[:4] == b"\x7fELF" else None
+
+
+def misaligned_segments(path: str) -> int:
+    """How many PT_LOAD segments of a 64-bit little-endian ELF file break the loader's rule
+    that a segment's file offset and address agree modulo its alignment (such a library
+    fails to load: "ELF load command address/offset not properly aligned")."""
+    with open(path, "rb") as file:
+        data = file.read(64)
+        if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+            return 0
+        phoff = int.from_bytes(data[0x20:0x28], "little")
+        size, count = (int.from_bytes(data[0x36:0x38], "little"),
+                       int.from_bytes(data[0x38:0x3A], "little"))
+        file.seek(phoff)
+        table = file.read(size * count)
+    bad = 0
+    for i in range(count):
+        entry = table[i * size:(i + 1) * size]
+        if int.from_bytes(entry[0:4], "little") != 1:  # PT_LOAD
+            continue
+        offset, address = int.from_bytes(entry[8:16], "little"), int.from_bytes(entry[16:24],
+                                                                                "little")
+        align = int.from_bytes(entry[48:56], "little")
+        if align > 1 and offset % align != address % align:
+            bad += 1
+    return bad
+
+
+def find_strip(machine: int, install: bool = True) -> str:
+    """A strip for ELF files of ``machine``: the host's own ``strip`` for its own machine,
+    else binutils' cross strip (``aarch64-linux-gnu-strip``). llvm-strip is not used: on
+    auditwheel-repaired libraries (rasterio.libs) it leaves the segments patchelf added
+    misaligned, and they would not load (43 of rasterio's 48 aarch64 libraries, checked).
+    When none is found and ``install``, installs binutils' cross strip with the system's
+    package manager (as root), saying so; SystemExit naming the package otherwise."""
+    name, cross, package = ELF_MACHINES.get(machine, (f"machine {machine}", None, None))
+    host = {"arm64": "aarch64"}.get(os.uname().machine, os.uname().machine)
+    if host == name and shutil.which("strip"):
+        return shutil.which("strip")
+    if cross and shutil.which(cross):
+        return shutil.which(cross)
+    manager = next((m for m in PACKAGE_MANAGERS if shutil.which(m)), None)
+    if install and package and manager and os.geteuid() == 0:
+        print(f"  (no strip for {name} libraries on this {host} machine: installing {package} "
+              f"with {manager})")
+        if manager == "apt-get":
+            subprocess.run(["apt-get", "update", "-qq"], check=False)
+        subprocess.run([manager, "install", "-y", "-q", package], check=False)
+        return find_strip(machine, install=False)
+    raise SystemExit(f"slim: no strip for {name} libraries on this {host} machine: install "
+                     f"binutils' {cross or 'cross strip'} (Debian/Ubuntu and Fedora: "
+                     f"`{package or 'binutils-<arch>-linux-gnu'}`), or build with Docker "
+                     "(VENDOR_MODE=docker), then build again")
+
+
 def step_strip(root: str) -> int:
-    strip = shutil.which("strip")
-    if strip is None:
-        print("  (no `strip` found: shared libraries left as they are)")
-        return 0
-    before = 0
-    after = 0
+    libraries = []
     for path in _walk_files(root):
         name = os.path.basename(path)
         relative = os.path.relpath(path, root)
         if os.path.islink(path) or relative.split(os.sep)[0] in NEVER_STRIP:
             continue
-        if not (name.endswith(".so") or ".so." in name):
-            continue
+        if (name.endswith(".so") or ".so." in name) and elf_machine(path) is not None:
+            libraries.append(path)
+    if not libraries:
+        return 0
+    machines = {elf_machine(path) for path in libraries}
+    if len(machines) > 1:
+        raise SystemExit(f"slim: the tree mixes ELF machines {sorted(machines)}")
+    strip = find_strip(machines.pop())
+    print(f"  (stripping with {strip})")
+    before = after = 0
+    failed = []
+    for path in libraries:
         size = os.path.getsize(path)
         result = subprocess.run([strip, "--strip-unneeded", path], capture_output=True)
         if result.returncode == 0:
             before, after = before + size, after + os.path.getsize(path)
+        else:
+            failed.append(os.path.relpath(path, root))
+    if failed and len(failed) == len(libraries):  # the wrong tool, not one odd file
+        raise SystemExit(f"slim: {strip} could not strip any of the {len(failed)} libraries")
+    if failed:
+        print(f"  ({len(failed)} libraries left unstripped, {strip} refused them: "
+              f"{', '.join(failed[:5])})")
+    broken = [os.path.relpath(p, root) for p in libraries if misaligned_segments(p)]
+    if broken:
+        raise SystemExit(f"slim: after {strip}, {len(broken)} libraries have misaligned "
+                         f"segments and would not load, e.g. {broken[:3]}")
     return before - after
 
 

@@ -101,8 +101,9 @@ def build_with_docker(target: Path, arch: str) -> None:
 
 
 def check_architecture(root: Path, arch: str) -> None:
-    """Every shared library must be an ELF for the target machine and Python 3.12."""
-    wrong = []
+    """Every shared library must be an ELF for the target machine and Python 3.12, with
+    segments the loader accepts (what can be checked of an arm64 build without running it)."""
+    wrong, misaligned = [], []
     for path in root.rglob("*"):
         name = path.name
         if path.is_symlink() or not path.is_file() or not (name.endswith(".so") or ".so." in name):
@@ -113,6 +114,11 @@ def check_architecture(root: Path, arch: str) -> None:
             wrong.append(str(path.relative_to(root)))
         elif ".cpython-" in name and ".cpython-312-" not in name:
             wrong.append(str(path.relative_to(root)))
+        elif slim.misaligned_segments(str(path)):
+            misaligned.append(str(path.relative_to(root)))
+    if misaligned:
+        raise SystemExit(f"vendor/ has {len(misaligned)} libraries whose segments are "
+                         f"misaligned (they would not load), e.g. {misaligned[:3]}")
     if wrong:
         raise SystemExit(f"vendor/ has {len(wrong)} libraries not built for {arch} / "
                          f"CPython 3.12, e.g. {wrong[:3]}")
