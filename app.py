@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from chalice import Chalice, Response
+from chalice import Chalice, CORSConfig, Response
 from chalice.app import CaseInsensitiveMapping
 
 from chalicelib import (cogify, colormaps, formats, settings, tilecache, tiler, tilematrixsets,
@@ -23,15 +23,20 @@ from chalicelib.params import (BBOX, COLORMAP_ID, COLORMAP_IMAGE, DOCUMENT_ONLY,
                                STATISTICS, STYLE, TILE, TILEJSON, TMS_ID, URL, WMTS, Param)
 from chalicelib.params import (image_size, selection, statistics_options, style,
                                tile_address, tile_matrix_set_of)
-from chalicelib.routes import SIMPLE_ERRORS, Page, Request, Returns, RouteTable
+from chalicelib.routes import (SIMPLE_ERRORS, Page, Request, Returns, RouteTable,
+                               preflight_origin)
 
 logger = logging.getLogger("cogtiler")
 
 app = Chalice(app_name="cogtiler")
 app.api.binary_types = ["*/*"]
-app.api.cors = True
 app.debug = False  # never send tracebacks to clients
-api = RouteTable(app, Response)
+# Loaded with the stage's environment (chalice deploy/package/local too): API keys and CORS
+# origins are decided per stage, here.
+_loaded_with = settings.current()
+_origin = preflight_origin(_loaded_with.cors_origins)
+app.api.cors = CORSConfig(allow_origin=_origin, max_age=600) if _origin else False
+api = RouteTable(app, Response, _loaded_with)
 
 JSON = Returns(("application/json",), "JSON")
 IMAGE_OUT = Returns(formats.MEDIA_TYPES, "The image", headers=("Cache-Control",))

@@ -113,6 +113,8 @@ def _build(routes: tuple[Route, ...], config: Settings) -> dict:
             operation["description"] = route.description
         if route.tag:
             operation["tags"] = [route.tag]
+        if config.api_key_required and route.reads_sources:
+            operation["security"] = [{"api_key": []}]
         paths[route.path] = {"get": operation}
     return {
         "openapi": "3.0.3",
@@ -128,6 +130,10 @@ def _build(routes: tuple[Route, ...], config: Settings) -> dict:
                 "description": text,
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
             } for status, text in _ERRORS.items()},
+            **({"securitySchemes": {"api_key": {
+                "type": "apiKey", "in": "header", "name": "x-api-key",
+                "description": "A key of the stage's API Gateway usage plan (API_KEY_REQUIRED)"}}}
+               if config.api_key_required else {}),
         },
     }
 

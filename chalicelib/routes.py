@@ -83,6 +83,11 @@ class Route:
     tag: str = ""
     listed: bool = True  # in the OpenAPI document
 
+    @property
+    def reads_sources(self) -> bool:
+        """Whether the route opens a source (it takes ``url``): what an API key guards."""
+        return any(p.name == "url" for p in self.params)
+
 
 def error_response(response_class, status: int, code: str, message: str, headers=None):
     return response_class(body=json.dumps({"Code": code, "Message": message}).encode(),
@@ -135,13 +140,35 @@ def _prefix(template: str, uri_params: dict | None, context_path: str) -> str:
     return ""
 
 
+def preflight_origin(origins: tuple[str, ...]) -> str | None:
+    """The origin API Gateway's CORS preflight (OPTIONS) answers with: one fixed value, so
+    the only allowed origin, or "*" when any or several are (each response then names the
+    caller's, see :func:`_cors`); None when no origin is allowed (no CORS at all)."""
+    if not origins:
+        return None
+    return origins[0] if len(origins) == 1 and origins != ("*",) else "*"
+
+
+def _cors(response, origin: str | None, origins: tuple[str, ...]) -> None:
+    """With a list of allowed origins, a response names the caller's origin when it is on it
+    (else the first, which the browser then refuses); any origin ("*") and none are left to
+    Chalice's CORS headers."""
+    if origins in ((), ("*",)):
+        return
+    response.headers["Access-Control-Allow-Origin"] = origin if origin in origins else origins[0]
+    response.headers["Vary"] = "Origin"
+
+
 class RouteTable:
     """The API's routes, registered on a Chalice app as they are declared."""
 
-    def __init__(self, app, response_class):
+    def __init__(self, app, response_class, config: Settings):
+        """``config``: the settings the app is loaded with (a deployed stage's), which decide
+        whether routes need an API key and which origins CORS admits."""
         self.app = app
         self.response_class = response_class
         self.routes: list[Route] = []
+        self.api_key_required = config.api_key_required
 
     def get(self, path: str, summary: str, *, params: tuple[Param, ...] = (),
             returns: Returns, errors: tuple[int, ...] = DATA_ERRORS, description: str = "",
@@ -153,7 +180,9 @@ class RouteTable:
             self.routes.append(route)
             handler = self._handler(route)
             handler.__name__ = "route" + re.sub(r"\W+", "_", path).rstrip("_")
-            self.app.route(path, methods=METHODS, content_types=["*/*"])(handler)
+            self.app.route(path, methods=METHODS, content_types=["*/*"],
+                           api_key_required=self.api_key_required and route.reads_sources)(
+                handler)
             return view
         return register
 
@@ -190,6 +219,8 @@ class RouteTable:
                                           "Please report it with the request URL")
             if method == "HEAD":
                 response.body = b""
+            _cors(response, self.app.current_request.headers.get("origin"),
+                  settings.current().cors_origins)
             return response
         return handler
 

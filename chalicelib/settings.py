@@ -31,6 +31,13 @@ def _int(name: str, default: int, env) -> int:
             from None
 
 
+def _flag(name: str, env) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw not in ("", "0", "1", "true", "false", "yes", "no"):
+        raise RuntimeError(f"environment variable {name} must be true or false, got {raw!r}")
+    return raw in ("1", "true", "yes")
+
+
 #: Default largest side of a preview/bbox image (MAX_IMAGE_SIZE).
 MAX_IMAGE_SIZE = 4096
 
@@ -48,6 +55,14 @@ class Settings:
     dataset_cache_size: int = 32
     #: Largest side in pixels of any rendered image (preview, bbox, tile).
     max_image_size: int = MAX_IMAGE_SIZE
+    #: Deepest zoom served (tiles, TileJSON, WMTS); None: the tile matrix set's deepest.
+    max_zoom: int | None = None
+    #: Who may call the API. ``api_key_required``: routes that read a source need API
+    #: Gateway's ``x-api-key`` (a usage plan's key); read when the app is loaded, i.e. per
+    #: deployed stage. ``cors_origins``: origins whose scripts may read the responses
+    #: ("*": any; empty: none).
+    api_key_required: bool = False
+    cors_origins: tuple[str, ...] = ("*",)
     #: The pure functions (all optional; a function whose names are missing is not deployed).
     #: cogify: uploads under s3://UPLOAD_BUCKET/UPLOAD_PREFIX become COGs under
     #: s3://COG_BUCKET/COG_PREFIX (COG_BUCKET defaults to UPLOAD_BUCKET).
@@ -108,6 +123,9 @@ def from_environ(env=None) -> Settings:
         cache_max_age=_int("CACHE_MAX_AGE", 3600, env),
         dataset_cache_size=max(1, _int("DATASET_CACHE_SIZE", 32, env)),
         max_image_size=_int("MAX_IMAGE_SIZE", MAX_IMAGE_SIZE, env),
+        max_zoom=_int("MAX_ZOOM", -1, env) if env.get("MAX_ZOOM", "").strip() else None,
+        api_key_required=_flag("API_KEY_REQUIRED", env),
+        cors_origins=_split(env.get("CORS_ORIGINS", "*")),
         upload_bucket=env.get("UPLOAD_BUCKET", "").strip(),
         upload_prefix=env.get("UPLOAD_PREFIX", "uploads/").strip(),
         cog_bucket=(env.get("COG_BUCKET", "") or env.get("UPLOAD_BUCKET", "")).strip(),

@@ -117,8 +117,14 @@ def _outside_tile(address: TileAddress, style: Style) -> EncodedImage:
                         headers=_tile_headers(address, bounds))
 
 
+def _check_zoom(z: int, config: Settings) -> None:
+    if config.max_zoom is not None and z > config.max_zoom:
+        raise BadRequest(f"zoom {z} is deeper than this server serves (MAX_ZOOM={config.max_zoom})")
+
+
 def tile(source: Reader, address: TileAddress, selection: Selection,
          style: Style) -> EncodedImage:
+    _check_zoom(address.z, source.config)
     try:
         image = source.tile(address, selection)
     except TileOutsideBounds:
@@ -200,6 +206,8 @@ def zooms(source: Reader, tms: TileMatrixSet, minzoom: int | None,
     low, high = source.zoom_range(tms)
     low = low if minzoom is None else max(minzoom, tms.minzoom)
     high = high if maxzoom is None else min(maxzoom, tms.deepest)
+    if source.config.max_zoom is not None:  # the server's limit (MAX_ZOOM)
+        high, low = min(high, source.config.max_zoom), min(low, source.config.max_zoom)
     if low > high:
         raise BadRequest(f"minzoom ({low}) is above maxzoom ({high})")
     return low, high
