@@ -11,7 +11,8 @@ STAGE  ?= dev
 # worker, so the Lambda package (tests/test_lambda_package.py) is built once.
 WORKERS ?= 2
 
-.PHONY: setup run test screenshots fuzz mosaic bench vendor package verify-package policy deploy delete clean
+.PHONY: setup run test screenshots fuzz mosaic bench vendor package verify-package policy deploy delete \
+        deploy-rehearsal clean
 
 $(VENV)/.installed: requirements-runtime.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 12), \
@@ -72,6 +73,10 @@ deploy: setup
 
 delete: setup
 	$(BIN)/chalice delete --stage $(STAGE)
+
+## deploy-rehearsal: chalice deploy/delete --stage prod against moto on 127.0.0.1, checked
+deploy-rehearsal: setup
+	$(BIN)/python -m pytest -v -p no:cacheprovider tests/test_rehearsal.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .chalice/deployments

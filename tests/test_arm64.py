@@ -38,14 +38,7 @@ def _elf(path, machine: int):
 def project():
     """A copy of the project whose stages run on arm64, with vendor/ built for aarch64."""
     shutil.rmtree(SCRATCH, ignore_errors=True)
-    copy = SCRATCH / "project"
-    copy.mkdir(parents=True)
-    shutil.copy(ROOT / "app.py", copy)
-    shutil.copy(ROOT / "requirements.txt", copy)
-    shutil.copytree(ROOT / "chalicelib", copy / "chalicelib",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / ".chalice", copy / ".chalice",
-                    ignore=shutil.ignore_patterns("deployments", "deployed"))
+    copy = packaging.copy_project(SCRATCH / "project")
     config_path = copy / ".chalice" / "config.json"
     config = json.loads(config_path.read_text())
     config["lambda_architecture"] = "arm64"

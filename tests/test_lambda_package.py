@@ -28,14 +28,7 @@ SCRATCH = ROOT / "build" / "test-package"
 def project():
     """A copy of the project with a freshly built vendor/ (pip mode, no Docker)."""
     shutil.rmtree(SCRATCH, ignore_errors=True)
-    copy = SCRATCH / "project"
-    copy.mkdir(parents=True)
-    shutil.copy(ROOT / "app.py", copy)
-    shutil.copy(ROOT / "requirements.txt", copy)
-    shutil.copytree(ROOT / "chalicelib", copy / "chalicelib",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / ".chalice", copy / ".chalice",
-                    ignore=shutil.ignore_patterns("deployments", "deployed"))
+    copy = packaging.copy_project(SCRATCH / "project")
     result = subprocess.run([sys.executable, str(ROOT / "tools" / "vendor.py"), "--mode", "pip",
                              "--out", str(copy / "vendor")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -47,6 +47,21 @@ class ZipReport:
     entries: int
 
 
+def copy_project(target: Path) -> Path:
+    """A fresh copy of what Chalice packages (app.py, requirements.txt, chalicelib/, the
+    .chalice config without deployment state) at ``target``, for builds, packages and
+    rehearsals that must not touch the checkout; vendor/ is the caller's to add."""
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for name in ("app.py", "requirements.txt"):
+        shutil.copy(ROOT / name, target)
+    shutil.copytree(ROOT / "chalicelib", target / "chalicelib",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / ".chalice", target / ".chalice",
+                    ignore=shutil.ignore_patterns("deployments", "deployed"))
+    return target
+
+
 def check_interpreter(version=sys.version_info) -> None:
     if tuple(version[:2]) != (3, 12):
         raise PackageError(f"chalice targets the Lambda runtime of the Python running it: "

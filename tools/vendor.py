@@ -136,7 +136,7 @@ def check_limits(unzipped: int, zipped: int) -> None:
 
 def install(built: Path, out: Path) -> None:
     """Replace ``out``'s contents with ``built``'s (keeping vendor/README.md)."""
-    out.mkdir(exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     for entry in out.iterdir():
         if entry.name in KEEP_IN_VENDOR:
             continue
@@ -162,7 +162,9 @@ def main() -> None:
         raise SystemExit("vendor: --mode docker, but no Docker engine answers (`docker info`)")
     print(f"vendor: building for python3.12 on {arch} with {mode}")
     started = time.monotonic()
-    staging = BUILD / f"vendor-{mode}-{arch}"
+    # one staging folder per destination: builds for different destinations may run at once
+    tag = hashlib.sha256(str(Path(args.out).resolve()).encode()).hexdigest()[:8]
+    staging = BUILD / f"vendor-{mode}-{arch}-{tag}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     (build_with_docker if mode == "docker" else build_with_pip)(staging, arch)

@@ -1,0 +1,97 @@
+"""The deploy rehearsal (tools/rehearse.py, `make deploy-rehearsal`): the real `chalice deploy
+--stage prod` and `chalice delete --stage prod` against moto's AWS on 127.0.0.1, on a copy of
+the project whose prod stage also deploys cogify (an upload bucket) and render (a tile queue).
+Everything below is read back from the account, as AWS would hold it."""
+
+import json
+import sys
+
+import pytest
+
+from tests.support import ROOT
+
+sys.path.insert(0, str(ROOT / "tools"))
+import rehearse  # noqa: E402
+
+ACCOUNT = "123456789012"  # moto's
+ARN = f"arn:aws:lambda:{rehearse.REGION}:{ACCOUNT}"
+
+
+@pytest.fixture(scope="module")
+def rehearsal():
+    return rehearse.run(ROOT / "build" / "rehearsal")
+
+
+def test_the_functions_are_deployed_as_configured(rehearsal):
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    functions = rehearsal["deployed"]["functions"]
+    assert set(functions) == {"cogtiler-prod", "cogtiler-prod-seed", "cogtiler-prod-cogify",
+                              "cogtiler-prod-render"}
+    layer = f"{ARN}:layer:cogtiler-prod-managed-layer:1"
+    for name, function in functions.items():
+        assert function["Runtime"] == "python3.12", name
+        assert [x["Arn"] for x in function["Layers"]] == [layer], name  # dependencies
+    api = functions["cogtiler-prod"]
+    assert api["MemorySize"] == config["lambda_memory_size"]
+    assert api["Timeout"] == config["lambda_timeout"] <= 29
+    variables = api["Environment"]["Variables"]
+    assert variables["GDAL_DISABLE_READDIR_ON_OPEN"] == "EMPTY_DIR"
+    assert variables["ALLOWED_SOURCES"] == f"s3://{rehearse.UPLOAD_BUCKET}/cogs/"
+    for short in ("cogify", "seed", "render"):
+        expected = config["lambda_functions"][short]
+        function = functions[f"cogtiler-prod-{short}"]
+        assert (function["MemorySize"], function["Timeout"]) == (
+            expected["lambda_memory_size"], expected["lambda_timeout"])
+
+
+def test_uploads_notify_cogify_and_the_queue_feeds_render(rehearsal):
+    deployed = rehearsal["deployed"]
+    [notification] = deployed["notifications"]
+    assert notification["LambdaFunctionArn"] == f"{ARN}:function:cogtiler-prod-cogify"
+    assert notification["Events"] == ["s3:ObjectCreated:*"]
+    rules = {r["Name"].lower(): r["Value"] for r in notification["Filter"]["Key"]["FilterRules"]}
+    assert rules == {"prefix": "uploads/"}
+    [mapping] = deployed["mappings"]
+    assert mapping["FunctionArn"] == f"{ARN}:function:cogtiler-prod-render"
+    assert mapping["EventSourceArn"].endswith(f":{rehearse.TILE_QUEUE}")
+
+
+def test_the_rest_api_serves_every_route_through_the_function(rehearsal):
+    """Binary media types as the app declares them, and every route of the app a Lambda proxy
+    integration to the API function, in what API Gateway holds and in what Chalice sent."""
+    from app import app
+    api = rehearsal["api"]
+    assert api["binaryMediaTypes"] == ["*/*"]
+    handler = f"{ARN}:function:cogtiler-prod"
+    for path in app.routes:
+        methods = api["routes"][path]
+        assert "GET" in methods, path
+        integration = methods["GET"]
+        # (Chalice writes "aws_proxy"; API Gateway upper-cases it, moto keeps it as sent)
+        assert integration["type"].upper() == "AWS_PROXY", path
+        assert handler in integration["uri"], path
+    sent = api["sent"]
+    assert sent["swagger"] == "2.0" and set(sent["paths"]) == set(app.routes)
+    assert sent["x-amazon-apigateway-binary-media-types"] == ["*/*"]
+
+
+def test_api_keys_and_cors_origin_reach_api_gateway(rehearsal):
+    """The stage requires API keys from one origin: the document Chalice sent declares the
+    x-api-key scheme on the routes that read sources (not on the viewer or the docs), and
+    the CORS preflight answers with that origin."""
+    sent = rehearsal["api"]["sent"]
+    assert sent["securityDefinitions"]["api_key"]["name"] == "x-api-key"
+    assert sent["paths"]["/cog/tiles/{z}/{x}/{y}"]["get"]["security"] == [{"api_key": []}]
+    assert "security" not in sent["paths"]["/"]["get"]
+    assert "security" not in sent["paths"]["/openapi.json"]["get"]
+    preflight = sent["paths"]["/cog/tiles/{z}/{x}/{y}"]["options"][
+        "x-amazon-apigateway-integration"]["responses"]["default"]["responseParameters"]
+    origin = rehearse.ACCESS["CORS_ORIGINS"]
+    assert preflight["method.response.header.Access-Control-Allow-Origin"] == f"'{origin}'"
+
+
+def test_delete_leaves_nothing_behind(rehearsal):
+    assert "Deleting Rest API" in rehearsal["delete_output"]
+    left = rehearsal["left"]
+    assert left == {"functions": {}, "layers": {}, "apis": [], "roles": [],
+                    "notifications": [], "mappings": []}

@@ -1,0 +1,230 @@
+"""A deploy rehearsal: the real `chalice deploy --stage prod`, against moto's AWS on 127.0.0.1.
+
+A copy of the project (vendor/ built for Lambda) whose prod stage also names an upload bucket
+and a tile queue, and requires API keys from one CORS origin, is deployed with
+``AWS_ENDPOINT_URL`` pointing at an in-process moto server; then what an account would hold is
+checked (tests/test_rehearsal.py): the functions (runtime, memory, timeout, environment,
+layer), the S3 notification to cogify with its prefix, the SQS event source mapping to
+render, the REST API Chalice sent (binary media types, a Lambda proxy integration on every
+route, the API key requirement, the CORS origin); then `chalice delete --stage prod` must
+leave nothing behind.
+
+Where moto differs from AWS it is adapted here (``adapt_moto``), never the app.
+
+    python tools/rehearse.py      (prints what was deployed; `make deploy-rehearsal` runs the
+                                   checks, tests/test_rehearsal.py)
+"""
+
+import copy
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import package  # noqa: E402
+import policy  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "build" / "rehearsal"
+REGION = "us-east-1"
+UPLOAD_BUCKET, TILE_QUEUE, TILE_BUCKET = "rehearsal-uploads", "rehearsal-tiles", "rehearsal-cache"
+#: The access options an operator would set on a public stage (README "Who may call the API").
+ACCESS = {"API_KEY_REQUIRED": "true", "CORS_ORIGINS": "https://maps.example.org"}
+
+
+def adapt_moto() -> None:
+    """Make moto accept what API Gateway accepts from Chalice.
+
+    moto's ImportRestApi/PutRestApi take only (a subset of) OpenAPI 3, and need an
+    integration URI even on MOCK integrations; API Gateway imports the Swagger 2.0 document
+    Chalice sends, CORS preflight MOCKs included. The document as sent is kept on the API
+    (``sent_document``) for the checks, its binary media types applied as API Gateway does.
+    """
+    from moto.apigateway import models
+
+    if getattr(models.APIGatewayBackend, "_rehearsal", False):
+        return
+    put, imported = models.APIGatewayBackend.put_rest_api, models.APIGatewayBackend.import_rest_api
+
+    def put_rest_api(self, function_id, api_doc, fail_on_warnings, mode="merge"):
+        if "swagger" in api_doc:
+            api = self.get_rest_api(function_id)
+            api.sent_document = api_doc
+            api.binaryMediaTypes = list(api_doc.get("x-amazon-apigateway-binary-media-types", []))
+            api_doc = copy.deepcopy({k: v for k, v in api_doc.items() if k != "swagger"})
+            api_doc["openapi"] = "3.0.0"
+            for methods in api_doc["paths"].values():
+                for method in methods.values():
+                    integration = method.get("x-amazon-apigateway-integration", {})
+                    integration.setdefault("uri", "")
+                    integration.setdefault("httpMethod", "POST")
+            fail_on_warnings = False
+        return put(self, function_id, api_doc, fail_on_warnings, mode)
+
+    def import_rest_api(self, api_doc, fail_on_warnings):
+        api_doc = {**api_doc, "info": {"description": "", **api_doc.get("info", {})}}
+        return imported(self, api_doc, False)
+
+    models.APIGatewayBackend.put_rest_api = put_rest_api
+    models.APIGatewayBackend.import_rest_api = import_rest_api
+    models.APIGatewayBackend._rehearsal = True
+
+    # S3 takes notification filter rule names in any case (Chalice sends "Prefix"); moto
+    # asserts lower case.
+    from moto.s3 import responses
+    parse = responses.S3Response._notification_config_from_body
+
+    def notification_config_from_body(self):
+        body = self.body.decode() if isinstance(self.body, bytes) else self.body
+        self.body = re.sub(r"<Name>(Prefix|Suffix)</Name>",
+                           lambda m: f"<Name>{m.group(1).lower()}</Name>", body)
+        return parse(self)
+
+    responses.S3Response._notification_config_from_body = notification_config_from_body
+
+
+@dataclass
+class Rehearsal:
+    endpoint: str
+    project: Path
+    outputs: list[str] = field(default_factory=list)
+
+    def env(self) -> dict:
+        """A clean environment: what the stage configures decides what is deployed (chalice
+        loads the app with this environment plus the stage's), never the caller's."""
+        keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+        return {**keep, "AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": "rehearsal",
+                "AWS_SECRET_ACCESS_KEY": "rehearsal", "AWS_DEFAULT_REGION": REGION,
+                "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
+
+    def client(self, service: str):
+        import boto3
+        return boto3.session.Session(aws_access_key_id="rehearsal",
+                                     aws_secret_access_key="rehearsal",
+                                     region_name=REGION).client(service,
+                                                                endpoint_url=self.endpoint)
+
+    def chalice(self, *args: str) -> str:
+        chalice = Path(sys.executable).parent / "chalice"
+        result = subprocess.run([str(chalice), *args], cwd=self.project, env=self.env(),
+                                capture_output=True, text=True, timeout=900)
+        output = result.stdout + result.stderr
+        self.outputs.append(output)
+        if result.returncode != 0:
+            raise SystemExit(f"chalice {' '.join(args)} failed:\n{output[-4000:]}")
+        return output
+
+
+def copy_project(target: Path, vendor: Path) -> Path:
+    """The project with ``vendor`` as its vendor/, its prod stage also deploying cogify
+    (UPLOAD_BUCKET) and render (TILE_QUEUE, TILE_BUCKET)."""
+    package.copy_project(target)
+    shutil.copytree(vendor, target / "vendor", ignore=shutil.ignore_patterns("README.md"))
+    config_path = target / ".chalice" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["stages"]["prod"]["environment_variables"].update(
+        {"ALLOWED_SOURCES": f"s3://{UPLOAD_BUCKET}/cogs/", "UPLOAD_BUCKET": UPLOAD_BUCKET,
+         "TILE_QUEUE": TILE_QUEUE, "TILE_BUCKET": TILE_BUCKET, **ACCESS})
+    config_path.write_text(json.dumps(config, indent=2))
+    (target / ".chalice" / "policy-prod.json").write_text(policy.render("prod", config))
+    return target
+
+
+def build_vendor(out: Path) -> Path:
+    """vendor/ for Lambda (pip mode, from the wheels cache) unless ``out`` already holds one."""
+    if not (out / "rasterio").is_dir():
+        result = subprocess.run([sys.executable, str(ROOT / "tools" / "vendor.py"), "--mode",
+                                 "pip", "--out", str(out)], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise SystemExit(f"building vendor/ failed:\n{(result.stdout + result.stderr)[-3000:]}")
+    return out
+
+
+def account(r: Rehearsal) -> dict:
+    """What the account holds: functions, layers, REST APIs, roles, notifications, mappings."""
+    lam, apigw = r.client("lambda"), r.client("apigateway")
+    iam, s3 = r.client("iam"), r.client("s3")
+    functions = {f["FunctionName"]: f for f in lam.list_functions()["Functions"]}
+    layers = {layer["LayerName"]: [v["Version"] for v in lam.list_layer_versions(
+        LayerName=layer["LayerName"])["LayerVersions"]] for layer in lam.list_layers()["Layers"]}
+    apis = apigw.get_rest_apis()["items"]
+    roles = [role["RoleName"] for role in iam.list_roles()["Roles"]]
+    notifications = s3.get_bucket_notification_configuration(Bucket=UPLOAD_BUCKET)
+    mappings = lam.list_event_source_mappings()["EventSourceMappings"]
+    return {"functions": functions, "layers": layers, "apis": apis, "roles": roles,
+            "notifications": notifications.get("LambdaFunctionConfigurations", []),
+            "mappings": mappings}
+
+
+def rest_api(r: Rehearsal, api_id: str) -> dict:
+    """The REST API as API Gateway holds it: binary media types, and per route and method
+    its integration."""
+    apigw = r.client("apigateway")
+    api = apigw.get_rest_api(restApiId=api_id)
+    routes = {}
+    for resource in apigw.get_resources(restApiId=api_id, limit=500)["items"]:
+        for method in resource.get("resourceMethods", {}):
+            integration = apigw.get_integration(restApiId=api_id, resourceId=resource["id"],
+                                                httpMethod=method)
+            routes.setdefault(resource["path"], {})[method] = integration
+    from moto.apigateway.models import apigateway_backends
+    backend = apigateway_backends["123456789012"][REGION]
+    return {"binaryMediaTypes": api.get("binaryMediaTypes", []), "routes": routes,
+            "sent": getattr(backend.apis[api_id], "sent_document", None)}
+
+
+def start_moto():
+    """moto in server mode on 127.0.0.1 (adapted, see :func:`adapt_moto`): (server, url)."""
+    from moto.server import ThreadedMotoServer
+    adapt_moto()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    return server, f"http://{host}:{port}"
+
+
+def run(work: Path = WORK, vendor: Path | None = None) -> dict:
+    """Deploy the prod stage to moto, read the account, delete the stage, read it again."""
+    vendor = vendor or build_vendor(work / "vendor")
+    server, endpoint = start_moto()
+    try:
+        r = Rehearsal(endpoint, copy_project(work / "project", vendor))
+        r.client("s3").create_bucket(Bucket=UPLOAD_BUCKET)
+        r.client("s3").create_bucket(Bucket=TILE_BUCKET)
+        r.client("sqs").create_queue(QueueName=TILE_QUEUE)
+        deploy_output = r.chalice("deploy", "--stage", "prod")
+        deployed = account(r)
+        api = rest_api(r, deployed["apis"][0]["id"]) if deployed["apis"] else None
+        delete_output = r.chalice("delete", "--stage", "prod")
+        left = account(r)
+        return {"deploy_output": deploy_output, "deployed": deployed, "api": api,
+                "delete_output": delete_output, "left": left}
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    report = run()
+    deployed, left, api = report["deployed"], report["left"], report["api"]
+    print(report["deploy_output"])
+    for name, function in sorted(deployed["functions"].items()):
+        print(f"  {name}: {function['Runtime']}, {function['MemorySize']} MB, "
+              f"{function['Timeout']} s, layers {[x['Arn'] for x in function.get('Layers', [])]}")
+    print(f"  layers: {deployed['layers']}")
+    print(f"  S3 notifications: {json.dumps(deployed['notifications'])}")
+    print(f"  SQS mappings: {[m['FunctionArn'] for m in deployed['mappings']]}")
+    if api:
+        print(f"  REST API: binary media types {api['binaryMediaTypes']}, "
+              f"{len(api['routes'])} resources")
+    print(report["delete_output"])
+    remaining = {k: list(v) if isinstance(v, dict) else v for k, v in left.items()}
+    print(f"left after delete: {json.dumps(remaining, default=str)[:2000]}")
+
+
+if __name__ == "__main__":
+    main()
