@@ -11,8 +11,8 @@ STAGE  ?= dev
 # worker, so the Lambda package (tests/test_lambda_package.py) is built once.
 WORKERS ?= 2
 
-.PHONY: setup run test screenshots fuzz mosaic bench vendor package verify-package policy deploy delete \
-        deploy-rehearsal clean
+.PHONY: setup run test screenshots fuzz mosaic bench vendor package verify-package policy deploy layer \
+        delete deploy-rehearsal clean
 
 $(VENV)/.installed: requirements-runtime.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 12), \
@@ -66,13 +66,19 @@ verify-package: setup
 policy: setup
 	$(BIN)/python tools/policy.py --stage $(STAGE)
 
-## deploy / delete: chalice deploy --stage $(STAGE) (needs AWS credentials and a built vendor/)
+## deploy: package checks, the dependency layer if vendor/ changed, then chalice deploy --stage
+##         $(STAGE) of the app alone (needs AWS credentials and a built vendor/)
 deploy: setup
 	$(BIN)/python tools/package.py --stage $(STAGE) --out build/package/$(STAGE)-predeploy
-	$(BIN)/chalice deploy --stage $(STAGE)
+	$(BIN)/python tools/deploy.py deploy --stage $(STAGE)
 
+## layer: publish the stage's dependency layer from vendor/, only if its content hash is new
+layer: setup
+	$(BIN)/python tools/deploy.py layer --stage $(STAGE)
+
+## delete: chalice delete --stage $(STAGE), then the stage's dependency layer versions
 delete: setup
-	$(BIN)/chalice delete --stage $(STAGE)
+	$(BIN)/python tools/deploy.py delete --stage $(STAGE)
 
 ## deploy-rehearsal: chalice deploy/delete --stage prod against moto on 127.0.0.1, checked
 deploy-rehearsal: setup

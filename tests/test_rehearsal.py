@@ -1,7 +1,9 @@
-"""The deploy rehearsal (tools/rehearse.py, `make deploy-rehearsal`): the real `chalice deploy
---stage prod` and `chalice delete --stage prod` against moto's AWS on 127.0.0.1, on a copy of
-the project whose prod stage also deploys cogify (an upload bucket) and render (a tile queue).
-Everything below is read back from the account, as AWS would hold it."""
+"""The deploy rehearsal (tools/rehearse.py, `make deploy-rehearsal`): `make deploy` and `make
+delete` for the prod stage (tools/deploy.py: the dependency layer when it changed, then the
+real `chalice deploy --stage prod`), against moto's AWS on 127.0.0.1, on a copy of the
+project whose prod stage also deploys cogify (an upload bucket) and render (a tile queue);
+then a code-only change deployed again. Everything is read back from the account, as AWS
+would hold it."""
 
 import json
 import sys
@@ -27,7 +29,7 @@ def test_the_functions_are_deployed_as_configured(rehearsal):
     functions = rehearsal["deployed"]["functions"]
     assert set(functions) == {"cogtiler-prod", "cogtiler-prod-seed", "cogtiler-prod-cogify",
                               "cogtiler-prod-render"}
-    layer = f"{ARN}:layer:cogtiler-prod-managed-layer:1"
+    layer = f"{ARN}:layer:cogtiler-prod-dependencies:1"  # published by tools/deploy.py
     for name, function in functions.items():
         assert function["Runtime"] == "python3.12", name
         assert [x["Arn"] for x in function["Layers"]] == [layer], name  # dependencies
@@ -90,8 +92,26 @@ def test_api_keys_and_cors_origin_reach_api_gateway(rehearsal):
     assert preflight["method.response.header.Access-Control-Allow-Origin"] == f"'{origin}'"
 
 
+def test_a_code_only_redeploy_uploads_the_app_alone(rehearsal):
+    """app.py changed, vendor/ did not: no new layer version, every function's code a zip of
+    the app alone (< 1 MB), its new code in place, and a small fraction of the first
+    deploy's bytes sent to AWS (the four functions each get the app zip)."""
+    first, second = rehearsal["first"], rehearsal["second"]
+    assert first["layer"]["published"] and first["layer"]["uploaded"] > 30e6
+    assert not second["layer"]["published"] and second["layer"]["uploaded"] == 0
+    assert rehearsal["redeployed"]["layers"] == {"cogtiler-prod-dependencies": [1]}
+    before, after = rehearsal["deployed"]["functions"], rehearsal["redeployed"]["functions"]
+    for name, function in after.items():
+        assert function["CodeSize"] < 1e6, name
+        assert function["CodeSha256"] != before[name]["CodeSha256"], name  # the new app.py
+        assert [x["Arn"] for x in function["Layers"]] == [first["layer"]["arn"]], name
+    assert second["app_zip"] < 1e6
+    assert second["received"] < 5e6 and second["received"] < first["received"] / 8
+
+
 def test_delete_leaves_nothing_behind(rehearsal):
     assert "Deleting Rest API" in rehearsal["delete_output"]
+    assert "Deleting layer version" in rehearsal["delete_output"]
     left = rehearsal["left"]
     assert left == {"functions": {}, "layers": {}, "apis": [], "roles": [],
                     "notifications": [], "mappings": []}

@@ -47,17 +47,18 @@ class ZipReport:
     entries: int
 
 
-def copy_project(target: Path) -> Path:
+def copy_project(target: Path, source: Path = ROOT) -> Path:
     """A fresh copy of what Chalice packages (app.py, requirements.txt, chalicelib/, the
-    .chalice config without deployment state) at ``target``, for builds, packages and
-    rehearsals that must not touch the checkout; vendor/ is the caller's to add."""
+    .chalice config without deployment state) from ``source`` at ``target``, for builds,
+    packages, deploys and rehearsals that must not touch the checkout; vendor/ is the
+    caller's to add."""
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     for name in ("app.py", "requirements.txt"):
-        shutil.copy(ROOT / name, target)
-    shutil.copytree(ROOT / "chalicelib", target / "chalicelib",
+        shutil.copy(source / name, target)
+    shutil.copytree(source / "chalicelib", target / "chalicelib",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / ".chalice", target / ".chalice",
+    shutil.copytree(source / ".chalice", target / ".chalice",
                     ignore=shutil.ignore_patterns("deployments", "deployed"))
     return target
 

@@ -1,4 +1,5 @@
-"""A deploy rehearsal: the real `chalice deploy --stage prod`, against moto's AWS on 127.0.0.1.
+"""A deploy rehearsal: `make deploy` (tools/deploy.py, the real `chalice deploy --stage prod`)
+against moto's AWS on 127.0.0.1, a code-only redeploy, and `make delete`.
 
 A copy of the project (vendor/ built for Lambda) whose prod stage also names an upload bucket
 and a tile queue, and requires API keys from one CORS origin, is deployed with
@@ -6,8 +7,8 @@ and a tile queue, and requires API keys from one CORS origin, is deployed with
 checked (tests/test_rehearsal.py): the functions (runtime, memory, timeout, environment,
 layer), the S3 notification to cogify with its prefix, the SQS event source mapping to
 render, the REST API Chalice sent (binary media types, a Lambda proxy integration on every
-route, the API key requirement, the CORS origin); then `chalice delete --stage prod` must
-leave nothing behind.
+route, the API key requirement, the CORS origin); then app.py changes and is deployed again
+(what is uploaded, no new layer version); then the stage is deleted, leaving nothing behind.
 
 Where moto differs from AWS it is adapted here (``adapt_moto``), never the app.
 
@@ -22,10 +23,11 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import deploy  # noqa: E402
 import package  # noqa: E402
 import policy  # noqa: E402
 
@@ -92,7 +94,6 @@ def adapt_moto() -> None:
 class Rehearsal:
     endpoint: str
     project: Path
-    outputs: list[str] = field(default_factory=list)
 
     def env(self) -> dict:
         """A clean environment: what the stage configures decides what is deployed (chalice
@@ -108,16 +109,6 @@ class Rehearsal:
                                      aws_secret_access_key="rehearsal",
                                      region_name=REGION).client(service,
                                                                 endpoint_url=self.endpoint)
-
-    def chalice(self, *args: str) -> str:
-        chalice = Path(sys.executable).parent / "chalice"
-        result = subprocess.run([str(chalice), *args], cwd=self.project, env=self.env(),
-                                capture_output=True, text=True, timeout=900)
-        output = result.stdout + result.stderr
-        self.outputs.append(output)
-        if result.returncode != 0:
-            raise SystemExit(f"chalice {' '.join(args)} failed:\n{output[-4000:]}")
-        return output
 
 
 def copy_project(target: Path, vendor: Path) -> Path:
@@ -188,22 +179,54 @@ def start_moto():
     return server, f"http://{host}:{port}"
 
 
+#: Bytes received by the moto server (request bodies), to measure what a deploy uploads.
+RECEIVED = [0]
+
+
+def _count_uploads() -> None:
+    from moto.moto_server import werkzeug_app
+
+    app = werkzeug_app.DomainDispatcherApplication
+    if getattr(app, "_counting", False):
+        return
+    call = app.__call__
+
+    def counted(self, environ, start_response):
+        RECEIVED[0] += int(environ.get("CONTENT_LENGTH") or 0)
+        return call(self, environ, start_response)
+
+    app.__call__ = counted
+    app._counting = True
+
+
 def run(work: Path = WORK, vendor: Path | None = None) -> dict:
-    """Deploy the prod stage to moto, read the account, delete the stage, read it again."""
+    """Deploy the prod stage to moto as `make deploy` does, read the account; change app.py
+    and deploy again (a code-only deploy), read it again with what was uploaded; delete the
+    stage as `make delete` does, read what is left."""
     vendor = vendor or build_vendor(work / "vendor")
+    _count_uploads()
     server, endpoint = start_moto()
     try:
         r = Rehearsal(endpoint, copy_project(work / "project", vendor))
         r.client("s3").create_bucket(Bucket=UPLOAD_BUCKET)
         r.client("s3").create_bucket(Bucket=TILE_BUCKET)
         r.client("sqs").create_queue(QueueName=TILE_QUEUE)
-        deploy_output = r.chalice("deploy", "--stage", "prod")
+        lam = r.client("lambda")
+        RECEIVED[0] = 0
+        first = deploy.deploy("prod", r.project, env=r.env(), client=lam)
+        first["received"] = RECEIVED[0]
         deployed = account(r)
         api = rest_api(r, deployed["apis"][0]["id"]) if deployed["apis"] else None
-        delete_output = r.chalice("delete", "--stage", "prod")
+        app = r.project / "app.py"
+        app.write_text(app.read_text() + "\n# a code-only change\n")
+        RECEIVED[0] = 0
+        second = deploy.deploy("prod", r.project, env=r.env(), client=lam)
+        second["received"] = RECEIVED[0]
+        redeployed = account(r)
+        delete_output = deploy.delete("prod", r.project, env=r.env(), client=lam)
         left = account(r)
-        return {"deploy_output": deploy_output, "deployed": deployed, "api": api,
-                "delete_output": delete_output, "left": left}
+        return {"first": first, "deployed": deployed, "api": api, "second": second,
+                "redeployed": redeployed, "delete_output": delete_output, "left": left}
     finally:
         server.stop()
 
@@ -211,7 +234,7 @@ def run(work: Path = WORK, vendor: Path | None = None) -> dict:
 def main() -> None:
     report = run()
     deployed, left, api = report["deployed"], report["left"], report["api"]
-    print(report["deploy_output"])
+    print(report["first"]["output"])
     for name, function in sorted(deployed["functions"].items()):
         print(f"  {name}: {function['Runtime']}, {function['MemorySize']} MB, "
               f"{function['Timeout']} s, layers {[x['Arn'] for x in function.get('Layers', [])]}")
@@ -221,6 +244,9 @@ def main() -> None:
     if api:
         print(f"  REST API: binary media types {api['binaryMediaTypes']}, "
               f"{len(api['routes'])} resources")
+    second = report["second"]
+    print(f"code-only redeploy: {second['received'] / 1e6:.2f} MB sent, layer "
+          f"{'published' if second['layer']['published'] else 'unchanged'}")
     print(report["delete_output"])
     remaining = {k: list(v) if isinstance(v, dict) else v for k, v in left.items()}
     print(f"left after delete: {json.dumps(remaining, default=str)[:2000]}")
