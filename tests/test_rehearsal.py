@@ -92,6 +92,24 @@ def test_api_keys_and_cors_origin_reach_api_gateway(rehearsal):
     assert preflight["method.response.header.Access-Control-Allow-Origin"] == f"'{origin}'"
 
 
+def test_the_stage_is_throttled_and_its_keys_have_a_usage_plan(rehearsal):
+    """Throttling Chalice cannot configure: the stage's rate and burst on every method, and
+    (API keys required) a usage plan on the API's stage with that throttle and a daily
+    quota, for the operator's keys."""
+    access = rehearse.ACCESS
+    settings = rehearsal["api"]["method_settings"]["*/*"]
+    assert settings["throttlingRateLimit"] == float(access["THROTTLE_RATE_LIMIT"])
+    assert settings["throttlingBurstLimit"] == int(access["THROTTLE_BURST_LIMIT"])
+    [plan] = rehearsal["redeployed"]["usage_plans"]  # one plan, also after the redeploy
+    assert plan["name"] == "cogtiler-prod"
+    assert plan["apiStages"] == [{"apiId": rehearsal["deployed"]["apis"][0]["id"],
+                                  "stage": "api"}]
+    assert plan["throttle"] == {"rateLimit": float(access["THROTTLE_RATE_LIMIT"]),
+                                "burstLimit": int(access["THROTTLE_BURST_LIMIT"])}
+    assert plan["quota"]["limit"] == int(access["QUOTA_PER_DAY"])
+    assert plan["quota"]["period"] == "DAY"
+
+
 def test_a_code_only_redeploy_uploads_the_app_alone(rehearsal):
     """app.py changed, vendor/ did not: no new layer version, every function's code a zip of
     the app alone (< 1 MB), its new code in place, and a small fraction of the first
@@ -112,6 +130,7 @@ def test_a_code_only_redeploy_uploads_the_app_alone(rehearsal):
 def test_delete_leaves_nothing_behind(rehearsal):
     assert "Deleting Rest API" in rehearsal["delete_output"]
     assert "Deleting layer version" in rehearsal["delete_output"]
+    assert "Deleting usage plan" in rehearsal["delete_output"]
     left = rehearsal["left"]
     assert left == {"functions": {}, "layers": {}, "apis": [], "roles": [],
-                    "notifications": [], "mappings": []}
+                    "notifications": [], "mappings": [], "usage_plans": []}

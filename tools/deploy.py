@@ -12,8 +12,11 @@ published by us, from vendor/, only when its content hash is new:
   without vendor/, whose stage references that layer through its ``layers`` (and not
   ``automatic_layer``): the functions' zips hold only the app. Chalice's deployment record is
   kept in the project's ``.chalice/deployed/``.
-* ``delete``: ``chalice delete --stage`` the same way, then the stage's dependency layer
-  versions.
+  Then the stage's request limits, which Chalice cannot set: THROTTLE_RATE_LIMIT and
+  THROTTLE_BURST_LIMIT on the API stage's methods, and with API_KEY_REQUIRED a usage plan for
+  the stage's keys (same throttle, QUOTA_PER_DAY).
+* ``delete``: the usage plan, ``chalice delete --stage`` the same way, then the stage's
+  dependency layer versions.
 
     python tools/deploy.py deploy --stage prod     (make deploy STAGE=prod)
     python tools/deploy.py layer --stage prod      (make layer STAGE=prod)
@@ -140,18 +143,88 @@ def chalice(command: str, stage: str, copy: Path, project: Path, env=None) -> st
     return output
 
 
-def deploy(stage: str, project: Path = ROOT, env=None, client=None) -> dict:
-    """The dependency layer if it changed, then the app alone. Returns what was uploaded."""
+def _stage_variables(config: dict, stage: str) -> dict:
+    return {**config.get("environment_variables", {}),
+            **config.get("stages", {}).get(stage, {}).get("environment_variables", {})}
+
+
+def _rest_api(project: Path, stage: str) -> tuple[str, str] | None:
+    """(rest API id, API Gateway stage) from Chalice's deployment record, if deployed."""
+    path = project / ".chalice" / "deployed" / f"{stage}.json"
+    if not path.exists():
+        return None
+    for resource in json.loads(path.read_text()).get("resources", []):
+        if resource.get("resource_type") == "rest_api":
+            config = json.loads((project / ".chalice" / "config.json").read_text())
+            return resource["rest_api_id"], config.get("stages", {}).get(stage, {}).get(
+                "api_gateway_stage", "api")
+    return None
+
+
+def apply_limits(stage: str, project: Path = ROOT, apigateway=None) -> dict:
+    """The stage's request limits, which Chalice has no setting for: THROTTLE_RATE_LIMIT
+    (requests per second) and THROTTLE_BURST_LIMIT on every method of the API's stage; with
+    API_KEY_REQUIRED, a usage plan ``<app>-<stage>`` on the stage with the same throttle and
+    QUOTA_PER_DAY (if set), for the operator's keys. Returns what was applied."""
+    import boto3
+    config = json.loads((project / ".chalice" / "config.json").read_text())
+    variables = _stage_variables(config, stage)
+    api = _rest_api(project, stage)
+    if api is None:
+        return {}
+    api_id, api_stage = api
+    apigateway = apigateway or boto3.client("apigateway")
+    throttle = {}
+    if variables.get("THROTTLE_RATE_LIMIT"):
+        throttle["rateLimit"] = float(variables["THROTTLE_RATE_LIMIT"])
+    if variables.get("THROTTLE_BURST_LIMIT"):
+        throttle["burstLimit"] = int(variables["THROTTLE_BURST_LIMIT"])
+    if throttle:
+        apigateway.update_stage(restApiId=api_id, stageName=api_stage, patchOperations=[
+            {"op": "replace", "path": f"/*/*/throttling/{key}", "value": str(value)}
+            for key, value in throttle.items()])
+    applied = {"throttle": throttle}
+    if variables.get("API_KEY_REQUIRED", "").lower() in ("1", "true", "yes"):
+        name = f"{config['app_name']}-{stage}"
+        plans = [p for p in apigateway.get_usage_plans()["items"] if p["name"] == name]
+        plan = {"name": name, "description": f"keys for {name} (API_KEY_REQUIRED)",
+                "apiStages": [{"apiId": api_id, "stage": api_stage}]}
+        if throttle:
+            plan["throttle"] = throttle
+        if variables.get("QUOTA_PER_DAY"):
+            plan["quota"] = {"limit": int(variables["QUOTA_PER_DAY"]), "period": "DAY"}
+        for old in plans:  # one plan per stage, as configured now
+            apigateway.delete_usage_plan(usagePlanId=old["id"])
+        applied["usage_plan"] = apigateway.create_usage_plan(**plan)["id"]
+    return applied
+
+
+def remove_usage_plan(stage: str, project: Path, apigateway) -> list[str]:
+    config = json.loads((project / ".chalice" / "config.json").read_text())
+    name = f"{config['app_name']}-{stage}"
+    removed = []
+    for plan in apigateway.get_usage_plans()["items"]:
+        if plan["name"] == name:
+            apigateway.delete_usage_plan(usagePlanId=plan["id"])
+            removed.append(plan["id"])
+    return removed
+
+
+def deploy(stage: str, project: Path = ROOT, env=None, client=None, apigateway=None) -> dict:
+    """The dependency layer if it changed, then the app alone, then the stage's request
+    limits. Returns what was uploaded and applied."""
     layer = publish_layer(stage, project, client)
     copy = code_only_copy(stage, layer["arn"], project)
     output = chalice("deploy", stage, copy, project, env)
     zips = list((copy / ".chalice" / "deployments").glob("*.zip"))
-    return {"layer": layer, "output": output,
+    return {"layer": layer, "output": output, "limits": apply_limits(stage, project, apigateway),
             "app_zip": max((z.stat().st_size for z in zips), default=0)}
 
 
-def delete(stage: str, project: Path = ROOT, env=None, client=None) -> str:
+def delete(stage: str, project: Path = ROOT, env=None, client=None, apigateway=None) -> str:
     import boto3
+    apigateway = apigateway or boto3.client("apigateway")
+    plans = remove_usage_plan(stage, project, apigateway)
     record = record_path(project, stage)
     arn = json.loads(record.read_text())["arn"] if record.exists() else "none"
     output = chalice("delete", stage, code_only_copy(stage, arn, project), project, env)
@@ -162,7 +235,7 @@ def delete(stage: str, project: Path = ROOT, env=None, client=None) -> str:
         client.delete_layer_version(LayerName=name, VersionNumber=version["Version"])
         output += f"Deleting layer version: {version['LayerVersionArn']}\n"
     record.unlink(missing_ok=True)
-    return output
+    return output + "".join(f"Deleting usage plan: {plan}\n" for plan in plans)
 
 
 def main() -> None:

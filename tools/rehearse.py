@@ -7,8 +7,9 @@ and a tile queue, and requires API keys from one CORS origin, is deployed with
 checked (tests/test_rehearsal.py): the functions (runtime, memory, timeout, environment,
 layer), the S3 notification to cogify with its prefix, the SQS event source mapping to
 render, the REST API Chalice sent (binary media types, a Lambda proxy integration on every
-route, the API key requirement, the CORS origin); then app.py changes and is deployed again
-(what is uploaded, no new layer version); then the stage is deleted, leaving nothing behind.
+route, the API key requirement, the CORS origin), the stage's throttling and usage plan; then
+app.py changes and is deployed again (what is uploaded, no new layer version); then the stage
+is deleted, leaving nothing behind.
 
 Where moto differs from AWS it is adapted here (``adapt_moto``), never the app.
 
@@ -36,7 +37,8 @@ WORK = ROOT / "build" / "rehearsal"
 REGION = "us-east-1"
 UPLOAD_BUCKET, TILE_QUEUE, TILE_BUCKET = "rehearsal-uploads", "rehearsal-tiles", "rehearsal-cache"
 #: The access options an operator would set on a public stage (README "Who may call the API").
-ACCESS = {"API_KEY_REQUIRED": "true", "CORS_ORIGINS": "https://maps.example.org"}
+ACCESS = {"API_KEY_REQUIRED": "true", "CORS_ORIGINS": "https://maps.example.org",
+          "THROTTLE_RATE_LIMIT": "50", "THROTTLE_BURST_LIMIT": "100", "QUOTA_PER_DAY": "100000"}
 
 
 def adapt_moto() -> None:
@@ -147,9 +149,10 @@ def account(r: Rehearsal) -> dict:
     roles = [role["RoleName"] for role in iam.list_roles()["Roles"]]
     notifications = s3.get_bucket_notification_configuration(Bucket=UPLOAD_BUCKET)
     mappings = lam.list_event_source_mappings()["EventSourceMappings"]
+    plans = apigw.get_usage_plans()["items"]
     return {"functions": functions, "layers": layers, "apis": apis, "roles": roles,
             "notifications": notifications.get("LambdaFunctionConfigurations", []),
-            "mappings": mappings}
+            "mappings": mappings, "usage_plans": plans}
 
 
 def rest_api(r: Rehearsal, api_id: str) -> dict:
@@ -157,6 +160,7 @@ def rest_api(r: Rehearsal, api_id: str) -> dict:
     its integration."""
     apigw = r.client("apigateway")
     api = apigw.get_rest_api(restApiId=api_id)
+    stage = apigw.get_stage(restApiId=api_id, stageName="api")
     routes = {}
     for resource in apigw.get_resources(restApiId=api_id, limit=500)["items"]:
         for method in resource.get("resourceMethods", {}):
@@ -166,6 +170,7 @@ def rest_api(r: Rehearsal, api_id: str) -> dict:
     from moto.apigateway.models import apigateway_backends
     backend = apigateway_backends["123456789012"][REGION]
     return {"binaryMediaTypes": api.get("binaryMediaTypes", []), "routes": routes,
+            "method_settings": stage.get("methodSettings", {}),
             "sent": getattr(backend.apis[api_id], "sent_document", None)}
 
 
@@ -211,19 +216,20 @@ def run(work: Path = WORK, vendor: Path | None = None) -> dict:
         r.client("s3").create_bucket(Bucket=UPLOAD_BUCKET)
         r.client("s3").create_bucket(Bucket=TILE_BUCKET)
         r.client("sqs").create_queue(QueueName=TILE_QUEUE)
-        lam = r.client("lambda")
+        lam, apigw = r.client("lambda"), r.client("apigateway")
         RECEIVED[0] = 0
-        first = deploy.deploy("prod", r.project, env=r.env(), client=lam)
+        first = deploy.deploy("prod", r.project, env=r.env(), client=lam, apigateway=apigw)
         first["received"] = RECEIVED[0]
         deployed = account(r)
         api = rest_api(r, deployed["apis"][0]["id"]) if deployed["apis"] else None
         app = r.project / "app.py"
         app.write_text(app.read_text() + "\n# a code-only change\n")
         RECEIVED[0] = 0
-        second = deploy.deploy("prod", r.project, env=r.env(), client=lam)
+        second = deploy.deploy("prod", r.project, env=r.env(), client=lam, apigateway=apigw)
         second["received"] = RECEIVED[0]
         redeployed = account(r)
-        delete_output = deploy.delete("prod", r.project, env=r.env(), client=lam)
+        delete_output = deploy.delete("prod", r.project, env=r.env(), client=lam,
+                                      apigateway=apigw)
         left = account(r)
         return {"first": first, "deployed": deployed, "api": api, "second": second,
                 "redeployed": redeployed, "delete_output": delete_output, "left": left}
