@@ -100,9 +100,7 @@ def _paletted_png(indices: np.ndarray, alpha: np.ndarray | None, options: Option
     transparent by the mask point to an entry no visible pixel uses, made transparent; when
     all 256 are used, RGBA instead."""
     table = options.palette
-    if alpha is None:
-        table = np.concatenate([table[:, :3], np.full((len(table), 1), 255, np.uint8)], axis=1)
-    else:
+    if alpha is not None:
         hidden = (alpha == 0) & (table[indices, 3] != 0)  # masked, though its entry is not
         if hidden.any():
             unused = np.flatnonzero(np.bincount(indices[~hidden], minlength=256) == 0)
@@ -114,9 +112,9 @@ def _paletted_png(indices: np.ndarray, alpha: np.ndarray | None, options: Option
             indices = np.where(hidden, np.uint8(unused[0]), indices)
     used = int(indices.max()) + 1  # entries beyond the largest index are not written
     chunks = [_chunk(b"PLTE", table[:used, :3].tobytes())]
-    opaque = np.flatnonzero(table[:used, 3] != 255)
-    if len(opaque):  # alphas up to the last transparent entry
-        chunks.append(_chunk(b"tRNS", table[:opaque[-1] + 1, 3].tobytes()))
+    transparent = np.flatnonzero(table[:used, 3] != 255) if alpha is not None else []
+    if len(transparent):  # alphas up to the last transparent entry (none: opaque)
+        chunks.append(_chunk(b"tRNS", table[:transparent[-1] + 1, 3].tobytes()))
     return _png(indices[None], 3, options.zlevel, filtered_rows=False, extra=tuple(chunks))
 
 

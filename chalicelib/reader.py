@@ -353,19 +353,12 @@ def _all_valid(dataset: OpenDataset) -> bool:
     return dataset.memo["all_valid"]
 
 
-def _same_crs(dataset: OpenDataset, tms: TileMatrixSet) -> bool:
-    key = ("same_crs", tms.id)
-    if key not in dataset.memo:
-        dataset.memo[key] = dataset.src.crs == tms.crs
-    return dataset.memo[key]
-
-
 def tile_exists(dataset: OpenDataset, tms: TileMatrixSet, z: int, x: int, y: int) -> bool:
     """Whether the tile touches the data. In a world grid the tile and the data are compared
     in longitude and latitude (antimeridian and poles included), elsewhere in the set's CRS
     against the data's :func:`footprint`. Where it cannot be told, the tile counts as
     touching and the read masks what lies outside the data."""
-    if tms.is_world_grid and not _same_crs(dataset, tms):
+    if tms.is_world_grid and not _own_crs(dataset, tms.crs):
         box = tms.geographic_bounds(z, x, y)
         return True if box is None else geographic_overlap(box, dataset.geographic_bounds)
     left, bottom, right, top = tms.xy_bounds(z, x, y)
@@ -452,7 +445,7 @@ def footprint(dataset: OpenDataset, tms: TileMatrixSet) -> list[tuple]:
     """
     key = ("footprint", tms.id)
     if key not in dataset.memo:
-        if _same_crs(dataset, tms):
+        if _own_crs(dataset, tms.crs):
             dataset.memo[key] = [tuple(dataset.src.bounds)]
         else:
             dataset.memo[key] = footprint_of(dataset.src.crs, dataset.src.bounds,

@@ -48,6 +48,11 @@ class Rendered:
         return self._data
 
     @property
+    def dtype(self) -> np.dtype:
+        """The pixels' type, without making RGB from a palette (whose indices are 8-bit)."""
+        return self.paletted.indices.dtype if self._data is None else self._data.dtype
+
+    @property
     def alpha(self) -> np.ndarray:
         if self._alpha is None:
             self._alpha = np.where(self._mask, np.uint8(255), np.uint8(0))

@@ -69,7 +69,7 @@ def _encode(image: ImageData, style: Style, fmt: ImageFormat | None, palette,
     styled = render.apply_style(image, style, palette, stretch, raw_format=_raw(fmt))
     if fmt is None:
         fmt = formats.automatic(styled.fully_opaque)
-    if not fmt.raw and styled.data.dtype != np.uint8:
+    if not fmt.raw and styled.dtype != np.uint8:
         raise BadRequest(f"{fmt.name.upper()} holds 8-bit data; add rescale=min,max or use "
                          "a raw format (tif, npy)")
     alpha = None

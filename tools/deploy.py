@@ -34,7 +34,10 @@ import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import package  # noqa: E402
+import policy  # noqa: E402
+from chalicelib import settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIME = "python3.12"
@@ -143,11 +146,6 @@ def chalice(command: str, stage: str, copy: Path, project: Path, env=None) -> st
     return output
 
 
-def _stage_variables(config: dict, stage: str) -> dict:
-    return {**config.get("environment_variables", {}),
-            **config.get("stages", {}).get(stage, {}).get("environment_variables", {})}
-
-
 def _rest_api(project: Path, stage: str) -> tuple[str, str] | None:
     """(rest API id, API Gateway stage) from Chalice's deployment record, if deployed."""
     path = project / ".chalice" / "deployed" / f"{stage}.json"
@@ -168,7 +166,7 @@ def apply_limits(stage: str, project: Path = ROOT, apigateway=None) -> dict:
     QUOTA_PER_DAY (if set), for the operator's keys. Returns what was applied."""
     import boto3
     config = json.loads((project / ".chalice" / "config.json").read_text())
-    variables = _stage_variables(config, stage)
+    variables = policy.stage_environment(stage, config)
     api = _rest_api(project, stage)
     if api is None:
         return {}
@@ -184,7 +182,7 @@ def apply_limits(stage: str, project: Path = ROOT, apigateway=None) -> dict:
             {"op": "replace", "path": f"/*/*/throttling/{key}", "value": str(value)}
             for key, value in throttle.items()])
     applied = {"throttle": throttle}
-    if variables.get("API_KEY_REQUIRED", "").lower() in ("1", "true", "yes"):
+    if settings.from_environ(variables).api_key_required:  # as the app reads it
         name = f"{config['app_name']}-{stage}"
         plans = [p for p in apigateway.get_usage_plans()["items"] if p["name"] == name]
         plan = {"name": name, "description": f"keys for {name} (API_KEY_REQUIRED)",

@@ -26,6 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import policy  # noqa: E402
+import slim  # noqa: E402
+import vendor as vendoring  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIME = "python3.12"
@@ -74,10 +76,6 @@ def check_vendor(vendor: Path) -> None:
         raise PackageError("vendor/ holds no rasterio/numpy build: run `make vendor` first")
 
 
-#: ELF e_machine of the shared libraries Lambda can load, per lambda_architecture.
-ELF_MACHINE = {"x86_64": 62, "arm64": 183}
-
-
 def stage_architecture(stage: str, config: dict) -> str:
     """The stage's lambda_architecture (the stage's own, else the top level's, else x86_64)."""
     return config.get("stages", {}).get(stage, {}).get(
@@ -87,13 +85,11 @@ def stage_architecture(stage: str, config: dict) -> str:
 def vendor_architecture(vendor: Path) -> str | None:
     """What vendor/'s shared libraries are built for (None: no ELF file found)."""
     for path in vendor.rglob("*.so*"):
-        if path.is_file() and not path.is_symlink():
-            with open(path, "rb") as file:
-                header = file.read(20)
-            if header[:4] == b"\x7fELF":
-                machine = int.from_bytes(header[18:20], "little")
-                return next((a for a, m in ELF_MACHINE.items() if m == machine),
-                            f"ELF machine {machine}")
+        machine = (slim.elf_machine(str(path)) if path.is_file() and not path.is_symlink()
+                   else None)
+        if machine is not None:
+            return next((a for a, m in vendoring.ELF_MACHINE.items() if m == machine),
+                        f"ELF machine {machine}")
     return None
 
 

@@ -108,9 +108,7 @@ def check_architecture(root: Path, arch: str) -> None:
         name = path.name
         if path.is_symlink() or not path.is_file() or not (name.endswith(".so") or ".so." in name):
             continue
-        with open(path, "rb") as file:
-            header = file.read(20)
-        if header[:4] != b"\x7fELF" or int.from_bytes(header[18:20], "little") != ELF_MACHINE[arch]:
+        if slim.elf_machine(str(path)) != ELF_MACHINE[arch]:
             wrong.append(str(path.relative_to(root)))
         elif ".cpython-" in name and ".cpython-312-" not in name:
             wrong.append(str(path.relative_to(root)))
