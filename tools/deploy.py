@@ -116,9 +116,10 @@ def code_only_copy(stage: str, layer_arn: str, project: Path = ROOT) -> Path:
     package.precompile(copy / "chalicelib")  # checked-hash byte-code, as `make package` ships
     config_path = copy / ".chalice" / "config.json"
     config = json.loads(config_path.read_text())
-    settings = config.setdefault("stages", {}).setdefault(stage, {})
-    settings.pop("automatic_layer", None)
-    settings["layers"] = [layer_arn, *[a for a in settings.get("layers", []) if a != layer_arn]]
+    stage_config = config.setdefault("stages", {}).setdefault(stage, {})
+    stage_config.pop("automatic_layer", None)
+    stage_config["layers"] = [layer_arn, *[a for a in stage_config.get("layers", [])
+                                           if a != layer_arn]]
     config_path.write_text(json.dumps(config, indent=2))
     deployed = project / ".chalice" / "deployed" / f"{stage}.json"
     if deployed.exists():
