@@ -66,17 +66,16 @@ verify-package: setup
 policy: setup
 	$(BIN)/python tools/policy.py --stage $(STAGE)
 
-## deploy: package checks, the dependency layer if vendor/ changed, then chalice deploy --stage
-##         $(STAGE) of the app alone (needs AWS credentials and a built vendor/)
+## deploy: the stage's checks, its layers (dependencies, assets, code) that changed, then
+##         chalice deploy --stage $(STAGE) of app.py alone (needs AWS credentials and vendor/)
 deploy: setup
-	$(BIN)/python tools/package.py --stage $(STAGE) --out build/package/$(STAGE)-predeploy
 	$(BIN)/python tools/deploy.py deploy --stage $(STAGE)
 
-## layer: publish the stage's dependency layer from vendor/, only if its content hash is new
+## layer: publish the stage's layers from vendor/ and chalicelib/, each only if its hash is new
 layer: setup
 	$(BIN)/python tools/deploy.py layer --stage $(STAGE)
 
-## delete: chalice delete --stage $(STAGE), then the stage's dependency layer versions
+## delete: chalice delete --stage $(STAGE), then the stage's layer versions
 delete: setup
 	$(BIN)/python tools/deploy.py delete --stage $(STAGE)
 

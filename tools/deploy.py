@@ -1,22 +1,23 @@
-"""Deploys that upload the dependencies only when they change.
+"""Deploys that upload only what changed.
 
 Chalice's ``automatic_layer`` deletes and re-publishes the dependency layer on every
-``chalice deploy``, so each deploy uploads vendor/ (about 40 MB) again. Here the layer is
-published by us, from vendor/, only when its content hash is new:
+``chalice deploy``, so each deploy uploads vendor/ (about 40 MB) again; and Chalice sends each
+function its own copy of the app's zip. Here the stage's three layers are published by us,
+each only when its content hash is new: the dependencies (vendor/), chalicelib's data and
+chalicelib's code (:data:`LAYERS`). The functions' zips hold app.py and Chalice's runtime.
 
-* ``layer``: hash vendor/ (every path and byte, with the runtime and architecture); reuse the
-  stage's layer version whose description carries that hash, else publish one. The result
-  (ARN and hash) is recorded in ``.chalice/deployed/dependencies-<stage>.json`` beside
-  Chalice's own deployment record.
+* ``layer``: hash each layer's files (paths and bytes, with the runtime and architecture);
+  reuse the version whose description carries that hash, else publish one. ARNs and hashes
+  are recorded in ``.chalice/deployed/layers-<stage>.json`` beside Chalice's own record.
 * ``deploy``: ``layer``, then the real ``chalice deploy --stage`` on a copy of the project
-  without vendor/, whose stage references that layer through its ``layers`` (and not
-  ``automatic_layer``): the functions' zips hold only the app. Chalice's deployment record is
-  kept in the project's ``.chalice/deployed/``.
-  Then the stage's request limits, which Chalice cannot set: THROTTLE_RATE_LIMIT and
-  THROTTLE_BURST_LIMIT on the API stage's methods, and with API_KEY_REQUIRED a usage plan for
-  the stage's keys (same throttle, QUOTA_PER_DAY).
+  without vendor/ and chalicelib/, whose stage lists the layers in ``layers`` (and not
+  ``automatic_layer``); Chalice's deployment record is kept in the project's
+  ``.chalice/deployed/``. Then the stage's request limits, which Chalice cannot set:
+  THROTTLE_RATE_LIMIT and THROTTLE_BURST_LIMIT on the API stage's methods, and with
+  API_KEY_REQUIRED a usage plan for the stage's keys (same throttle, QUOTA_PER_DAY). Then
+  the layer versions no function uses any more are deleted.
 * ``delete``: the usage plan, ``chalice delete --stage`` the same way, then the stage's
-  dependency layer versions.
+  layer versions.
 
     python tools/deploy.py deploy --stage prod     (make deploy STAGE=prod)
     python tools/deploy.py layer --stage prod      (make layer STAGE=prod)
@@ -27,10 +28,12 @@ import argparse
 import hashlib
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -43,83 +46,171 @@ ROOT = Path(__file__).resolve().parent.parent
 RUNTIME = "python3.12"
 
 
-def layer_name(config: dict, stage: str) -> str:
-    return f"{config['app_name']}-{stage}-dependencies"
+#: The stage's layers, in the order Lambda extracts them into /opt: the dependencies (vendor/),
+#: chalicelib's data (demo, colour maps, tile matrix sets, viewer page) and chalicelib's code
+#: (sources with their byte-code). Each is published only when its content is new, so a
+#: deploy uploads what changed: 40 MB when vendor/ changed, kilobytes when code did.
+LAYERS = ("dependencies", "assets", "code")
+#: Lambda's limit of layers per function.
+MAX_LAYERS = 5
 
 
-def content_hash(vendor: Path, arch: str) -> str:
-    """sha256 over vendor/'s relative paths and bytes (sorted), the runtime and architecture."""
-    digest = hashlib.sha256(f"{RUNTIME} {arch}\n".encode())
-    for path in sorted(p for p in vendor.rglob("*") if p.is_file() and p.name != "README.md"):
-        digest.update(str(path.relative_to(vendor)).encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+@dataclass
+class Layer:
+    kind: str  # one of LAYERS
+    name: str  # <app>-<stage>-<kind>
+    files: dict[str, Path]  # path in the zip -> file
+    digest: str  # sha256 of what decides the content (see stage_layers)
+
+
+def layer_name(config: dict, stage: str, kind: str) -> str:
+    return f"{config['app_name']}-{stage}-{kind}"
+
+
+def content_hash(files: dict[str, Path], header: str) -> str:
+    """sha256 over ``header`` and each file's path in the zip and bytes, in path order."""
+    digest = hashlib.sha256(f"{header}\n".encode())
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0")
+        digest.update(hashlib.sha256(files[name].read_bytes()).digest())
     return digest.hexdigest()
 
 
-def layer_zip(vendor: Path) -> bytes:
-    """vendor/ under python/ (on sys.path in a Lambda layer), deflated as Chalice would."""
+def app_dir(stage: str, project: Path = ROOT) -> Path:
+    return project / "build" / "deploy" / f"{stage}-app" / "python"
+
+
+def staged_app(stage: str, project: Path = ROOT) -> Path:
+    """chalicelib/ with its checked-hash byte-code, under build/deploy/<stage>-app/python/
+    (what the assets and code layers hold; also the import path `chalice deploy` loads the app
+    with, since the deploy copy has no chalicelib/)."""
+    python = app_dir(stage, project)
+    shutil.rmtree(python.parent, ignore_errors=True)
+    shutil.copytree(project / "chalicelib", python / "chalicelib",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    package.precompile(python / "chalicelib")
+    return python
+
+
+def stage_layers(stage: str, project: Path = ROOT) -> list[Layer]:
+    """The stage's layers from vendor/ and chalicelib/ as they are, files under python/ (on
+    sys.path in a Lambda layer). The dependencies' and assets' hash covers every file; the
+    code's covers its sources and the interpreter that compiles their byte-code (marshalled
+    byte-code is not promised to be byte-identical from run to run)."""
+    config = json.loads((project / ".chalice" / "config.json").read_text())
+    package.check_stage(stage, config, project)
+    vendor = project / "vendor"
+    header = f"{RUNTIME} {package.stage_architecture(stage, config)}"
+    python = staged_app(stage, project)
+    dependencies = {f"python/{p.relative_to(vendor)}": p for p in sorted(vendor.rglob("*"))
+                    if p.is_file() and p.name != "README.md"}
+    app = {f"python/{p.relative_to(python)}": p for p in sorted(python.rglob("*"))
+           if p.is_file()}
+    code = {n: p for n, p in app.items() if p.suffix in (".py", ".pyc")}
+    assets = {n: p for n, p in app.items() if n not in code}
+    sources = {n: p for n, p in code.items() if p.suffix == ".py"}
+    unzipped = sum(p.stat().st_size for files in (dependencies, app) for p in files.values())
+    if unzipped > package.MAX_UNZIPPED:
+        raise SystemExit(f"the stage's layers unzip to {unzipped / 1e6:.1f} MB, over the "
+                         f"{package.MAX_UNZIPPED / 1e6:.0f} MB of a function and its layers")
+    return [Layer("dependencies", layer_name(config, stage, "dependencies"), dependencies,
+                  content_hash(dependencies, header)),
+            Layer("assets", layer_name(config, stage, "assets"), assets,
+                  content_hash(assets, header)),
+            Layer("code", layer_name(config, stage, "code"), code,
+                  content_hash(sources, f"{header} {sys.version}"))]
+
+
+def layer_zip(files: dict[str, Path]) -> bytes:
+    """The files at their paths, deflated, with their permissions and a fixed date."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(vendor.rglob("*")):
-            if path.is_file() and path.name != "README.md":
-                info = zipfile.ZipInfo(f"python/{path.relative_to(vendor)}", (1980, 1, 1, 0, 0, 0))
-                info.external_attr = (path.stat().st_mode & 0o777) << 16
-                archive.writestr(info, path.read_bytes(), zipfile.ZIP_DEFLATED)
+        for name in sorted(files):
+            info = zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0))
+            info.external_attr = (files[name].stat().st_mode & 0o777) << 16
+            archive.writestr(info, files[name].read_bytes(), zipfile.ZIP_DEFLATED)
     return buffer.getvalue()
 
 
 def record_path(project: Path, stage: str) -> Path:
-    return project / ".chalice" / "deployed" / f"dependencies-{stage}.json"
+    return project / ".chalice" / "deployed" / f"layers-{stage}.json"
 
 
-def publish_layer(stage: str, project: Path = ROOT, client=None) -> dict:
-    """The stage's dependency layer for vendor/ as it is: reused when a version carries its
-    hash, else published. Returns the record (arn, hash, published: bool, bytes uploaded)."""
+def versions(client, name: str) -> list[dict]:
+    found = []
+    for page in client.get_paginator("list_layer_versions").paginate(LayerName=name):
+        found += page["LayerVersions"]
+    return found
+
+
+def publish_layer(layer: Layer, arch: str, description: str, client) -> dict:
+    """The version of ``layer`` whose description carries its hash, else a new one. Returns
+    {arn, hash, published: bool, uploaded: bytes of zip sent}."""
+    marker = f"sha256:{layer.digest}"
+    found = next((v for v in versions(client, layer.name)
+                  if v.get("Description", "").endswith(marker)), None)
+    if found:
+        return {"arn": found["LayerVersionArn"], "hash": layer.digest, "published": False,
+                "uploaded": 0}
+    body = layer_zip(layer.files)
+    if len(body) > package.MAX_ZIPPED:
+        raise SystemExit(f"the {layer.kind} layer is {len(body) / 1e6:.1f} MB zipped, over "
+                         "the 50 MB of a direct upload")
+    version = client.publish_layer_version(
+        LayerName=layer.name, Description=f"{description} {layer.kind} {marker}",
+        Content={"ZipFile": body}, CompatibleRuntimes=[RUNTIME], CompatibleArchitectures=[arch])
+    return {"arn": version["LayerVersionArn"], "hash": layer.digest, "published": True,
+            "uploaded": len(body)}
+
+
+def publish_layers(stage: str, project: Path = ROOT, client=None) -> dict[str, dict]:
+    """The stage's layers (:data:`LAYERS`) as vendor/ and chalicelib/ are now, each reused
+    when a version carries its hash, else published; recorded in
+    .chalice/deployed/layers-<stage>.json. Returns kind -> record (see publish_layer)."""
     import boto3
     config = json.loads((project / ".chalice" / "config.json").read_text())
-    vendor = project / "vendor"
-    package.check_vendor(vendor)
-    package.check_architecture(stage, config, vendor)
-    arch = package.stage_architecture(stage, config)
-    digest = content_hash(vendor, arch)
-    name = layer_name(config, stage)
     client = client or boto3.client("lambda")
-    marker = f"sha256:{digest}"
-    existing = []
-    for page in client.get_paginator("list_layer_versions").paginate(LayerName=name):
-        existing += page["LayerVersions"]
-    found = next((v for v in existing if v.get("Description", "").endswith(marker)), None)
-    if found:
-        record = {"arn": found["LayerVersionArn"], "hash": digest, "published": False,
-                  "uploaded": 0}
-    else:
-        body = layer_zip(vendor)
-        if len(body) > package.MAX_ZIPPED:
-            raise SystemExit(f"the dependency layer is {len(body) / 1e6:.1f} MB zipped, over "
-                             "the 50 MB of a direct upload")
-        version = client.publish_layer_version(
-            LayerName=name, Description=f"{config['app_name']} dependencies {marker}",
-            Content={"ZipFile": body}, CompatibleRuntimes=[RUNTIME],
-            CompatibleArchitectures=[arch])
-        record = {"arn": version["LayerVersionArn"], "hash": digest, "published": True,
-                  "uploaded": len(body)}
+    arch = package.stage_architecture(stage, config)
+    records = {layer.kind: publish_layer(layer, arch, config["app_name"], client)
+               for layer in stage_layers(stage, project)}
     path = record_path(project, stage)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"arn": record["arn"], "hash": digest}, indent=2) + "\n")
-    return record
+    path.write_text(json.dumps({kind: {"arn": r["arn"], "hash": r["hash"]}
+                                for kind, r in records.items()}, indent=2) + "\n")
+    return records
 
 
-def code_only_copy(stage: str, layer_arn: str, project: Path = ROOT) -> Path:
-    """The project without vendor/, its stage referencing ``layer_arn`` (no automatic layer),
-    with the project's Chalice deployment record for the stage."""
+def prune_layers(stage: str, current: list[str], project: Path, client) -> list[str]:
+    """Delete the stage's layer versions that are not in ``current`` (after a deploy that put
+    ``current`` on every function; Lambda keeps a deleted version for functions still using
+    it). Returns the deleted ARNs."""
+    config = json.loads((project / ".chalice" / "config.json").read_text())
+    deleted = []
+    for kind in LAYERS:
+        name = layer_name(config, stage, kind)
+        for version in versions(client, name):
+            if version["LayerVersionArn"] not in current:
+                client.delete_layer_version(LayerName=name, VersionNumber=version["Version"])
+                deleted.append(version["LayerVersionArn"])
+    return deleted
+
+
+def code_only_copy(stage: str, layer_arns: list[str], project: Path = ROOT) -> Path:
+    """The project without vendor/ and chalicelib/ (both are in the stage's layers, listed
+    first in its ``layers``; no automatic layer), with the project's Chalice deployment
+    record for the stage. Chalice zips app.py and its own runtime for each function."""
     copy = package.copy_project(project / "build" / "deploy" / stage, source=project)
-    package.precompile(copy / "chalicelib")  # checked-hash byte-code, as `make package` ships
+    shutil.rmtree(copy / "chalicelib")
     config_path = copy / ".chalice" / "config.json"
     config = json.loads(config_path.read_text())
     stage_config = config.setdefault("stages", {}).setdefault(stage, {})
     stage_config.pop("automatic_layer", None)
-    stage_config["layers"] = [layer_arn, *[a for a in stage_config.get("layers", [])
-                                           if a != layer_arn]]
+    layers = [*layer_arns, *[a for a in stage_config.get("layers", []) if a not in layer_arns]]
+    if len(layers) > MAX_LAYERS:
+        raise SystemExit(f"the {stage} stage would have {len(layers)} layers (its own "
+                         f"{len(layers) - len(layer_arns)} and cogtiler's {len(layer_arns)}); "
+                         f"Lambda allows {MAX_LAYERS}")
+    stage_config["layers"] = layers
     config_path.write_text(json.dumps(config, indent=2))
     deployed = project / ".chalice" / "deployed" / f"{stage}.json"
     if deployed.exists():
@@ -128,9 +219,13 @@ def code_only_copy(stage: str, layer_arn: str, project: Path = ROOT) -> Path:
     return copy
 
 
-def chalice(command: str, stage: str, copy: Path, project: Path, env=None) -> str:
-    """``chalice <command> --stage`` in ``copy``; its deployment record goes back to
-    ``project``."""
+def chalice(command: str, stage: str, copy: Path, project: Path, env=None,
+            app: Path | None = None) -> str:
+    """``chalice <command> --stage`` in ``copy``, importing chalicelib from ``app`` (the
+    staged layer folder); its deployment record goes back to ``project``."""
+    env = dict(os.environ if env is None else env)
+    if app is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(app), env.get("PYTHONPATH")]))
     result = subprocess.run([str(Path(sys.executable).parent / "chalice"), command, "--stage",
                              stage], cwd=copy, env=env, capture_output=True, text=True,
                             timeout=1800)
@@ -210,31 +305,41 @@ def remove_usage_plan(stage: str, project: Path, apigateway) -> list[str]:
 
 
 def deploy(stage: str, project: Path = ROOT, env=None, client=None, apigateway=None) -> dict:
-    """The dependency layer if it changed, then the app alone, then the stage's request
-    limits. Returns what was uploaded and applied."""
-    layer = publish_layer(stage, project, client)
-    copy = code_only_copy(stage, layer["arn"], project)
-    output = chalice("deploy", stage, copy, project, env)
-    zips = list((copy / ".chalice" / "deployments").glob("*.zip"))
-    return {"layer": layer, "output": output, "limits": apply_limits(stage, project, apigateway),
-            "app_zip": max((z.stat().st_size for z in zips), default=0)}
+    """The layers that changed, then the functions (app.py alone), then the stage's request
+    limits; then the layer versions no function uses any more are deleted. Returns what was
+    uploaded, applied and deleted."""
+    import boto3
+    client = client or boto3.client("lambda")
+    layers = publish_layers(stage, project, client)
+    arns = [layers[kind]["arn"] for kind in LAYERS]
+    copy = code_only_copy(stage, arns, project)
+    output = chalice("deploy", stage, copy, project, env,
+                     app=app_dir(stage, project))
+    [app_zip] = (copy / ".chalice" / "deployments").glob("*.zip")
+    with zipfile.ZipFile(app_zip) as archive:
+        app_files = sorted(archive.namelist())
+    return {"layers": layers, "output": output,
+            "limits": apply_limits(stage, project, apigateway),
+            "pruned": prune_layers(stage, arns, project, client),
+            "app_zip": app_zip.stat().st_size, "app_files": app_files}
 
 
 def delete(stage: str, project: Path = ROOT, env=None, client=None, apigateway=None) -> str:
     import boto3
     apigateway = apigateway or boto3.client("apigateway")
-    plans = remove_usage_plan(stage, project, apigateway)
-    record = record_path(project, stage)
-    arn = json.loads(record.read_text())["arn"] if record.exists() else "none"
-    output = chalice("delete", stage, code_only_copy(stage, arn, project), project, env)
-    config = json.loads((project / ".chalice" / "config.json").read_text())
     client = client or boto3.client("lambda")
-    name = layer_name(config, stage)
-    for version in client.list_layer_versions(LayerName=name)["LayerVersions"]:
-        client.delete_layer_version(LayerName=name, VersionNumber=version["Version"])
-        output += f"Deleting layer version: {version['LayerVersionArn']}\n"
-    record.unlink(missing_ok=True)
+    plans = remove_usage_plan(stage, project, apigateway)
+    output = chalice("delete", stage, code_only_copy(stage, [], project), project, env,
+                     app=project)  # (Chalice loads the app to delete it too)
+    for arn in prune_layers(stage, [], project, client):
+        output += f"Deleting layer version: {arn}\n"
+    record_path(project, stage).unlink(missing_ok=True)
     return output + "".join(f"Deleting usage plan: {plan}\n" for plan in plans)
+
+
+def _summary(records: dict[str, dict]) -> str:
+    return "; ".join(f"{kind} {'published' if r['published'] else 'unchanged'} "
+                     f"({r['uploaded'] / 1e6:.2f} MB)" for kind, r in records.items())
 
 
 def main() -> None:
@@ -243,16 +348,14 @@ def main() -> None:
     parser.add_argument("--stage", default="prod")
     args = parser.parse_args()
     if args.command == "layer":
-        layer = publish_layer(args.stage)
-        print(f"{'published' if layer['published'] else 'unchanged'}: {layer['arn']} "
-              f"({layer['uploaded'] / 1e6:.1f} MB uploaded)")
+        print(f"layers: {_summary(publish_layers(args.stage))}")
     elif args.command == "deploy":
         result = deploy(args.stage)
         print(result["output"])
-        layer = result["layer"]
-        print(f"dependencies: {'published' if layer['published'] else 'unchanged'} "
-              f"{layer['arn']}; uploaded {layer['uploaded'] / 1e6:.1f} MB of layer and "
-              f"{result['app_zip'] / 1e6:.2f} MB of app")
+        print(f"layers: {_summary(result['layers'])}; each function's zip "
+              f"{result['app_zip'] / 1e6:.2f} MB")
+        for arn in result["pruned"]:
+            print(f"deleted unused layer version {arn}")
     else:
         print(delete(args.stage))
 

@@ -12,10 +12,8 @@ attach notifications to an existing bucket; every other stage gets a SAM templat
 """
 
 import argparse
-import compileall
 import json
 import os
-import py_compile
 import shutil
 import subprocess
 import sys
@@ -187,13 +185,16 @@ def precompile(directory: Path) -> None:
     Lambda's /var/task is read-only, so modules without shipped byte-code are compiled at
     every cold start (about 45 ms for chalicelib/). Checked-hash pycs are validated against
     the source's hash, so a stale one is ignored, never run; local timestamp pycs are
-    replaced first.
+    replaced first. Compiled without column ranges (``-X no_debug_ranges``: tracebacks keep
+    file and line, lose the ^^^ markers): a quarter smaller, which every deploy uploads.
     """
     for cache in directory.rglob("__pycache__"):
         shutil.rmtree(cache, ignore_errors=True)
-    if not compileall.compile_dir(str(directory), quiet=2, invalidation_mode=(
-            py_compile.PycInvalidationMode.CHECKED_HASH)):
-        raise PackageError("byte-compiling chalicelib/ failed")
+    result = subprocess.run([sys.executable, "-X", "no_debug_ranges", "-m", "compileall", "-q",
+                             "--invalidation-mode", "checked-hash", str(directory)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise PackageError(f"byte-compiling chalicelib/ failed:\n{result.stdout[-2000:]}")
 
 
 def add_bytecode(path: Path) -> int:
@@ -223,16 +224,22 @@ def add_bytecode(path: Path) -> int:
     return len(added)
 
 
-def package(stage: str, out: Path, project: Path = ROOT) -> list[ZipReport]:
+def check_stage(stage: str, config: dict, project: Path = ROOT) -> None:
+    """What packaging and deploying a stage both need: Python 3.12 running Chalice, vendor/
+    built for the stage's architecture, and (own policy) a policy matching ALLOWED_SOURCES."""
     check_interpreter()
     check_vendor(project / "vendor")
-    policy_path = project / ".chalice" / f"policy-{stage}.json"
-    config = json.loads((project / ".chalice" / "config.json").read_text())
     check_architecture(stage, config, project / "vendor")
+    policy_path = project / ".chalice" / f"policy-{stage}.json"
     if config.get("stages", {}).get(stage, {}).get("autogen_policy") is False:
         if not policy_path.exists() or policy_path.read_text() != policy.render(stage, config):
             raise PackageError(f"{policy_path.name} does not match the {stage} stage's "
                                f"ALLOWED_SOURCES: run `make policy STAGE={stage}`")
+
+
+def package(stage: str, out: Path, project: Path = ROOT) -> list[ZipReport]:
+    config = json.loads((project / ".chalice" / "config.json").read_text())
+    check_stage(stage, config, project)
     precompile(project / "chalicelib")
     shutil.rmtree(out, ignore_errors=True)
     chalice = Path(sys.executable).parent / "chalice"

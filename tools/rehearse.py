@@ -18,12 +18,14 @@ Where moto differs from AWS it is adapted here (``adapt_moto``), never the app.
 """
 
 import copy
+import io
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,10 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import deploy  # noqa: E402
 import package  # noqa: E402
 import policy  # noqa: E402
+import verify_package  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "build" / "rehearsal"
 REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's
 UPLOAD_BUCKET, TILE_QUEUE, TILE_BUCKET = "rehearsal-uploads", "rehearsal-tiles", "rehearsal-cache"
 #: The access options an operator would set on a public stage (README "Who may call the API").
 ACCESS = {"API_KEY_REQUIRED": "true", "CORS_ORIGINS": "https://maps.example.org",
@@ -168,7 +172,7 @@ def rest_api(r: Rehearsal, api_id: str) -> dict:
                                                 httpMethod=method)
             routes.setdefault(resource["path"], {})[method] = integration
     from moto.apigateway.models import apigateway_backends
-    backend = apigateway_backends["123456789012"][REGION]
+    backend = apigateway_backends[ACCOUNT][REGION]
     return {"binaryMediaTypes": api.get("binaryMediaTypes", []), "routes": routes,
             "method_settings": stage.get("methodSettings", {}),
             "sent": getattr(backend.apis[api_id], "sent_document", None)}
@@ -204,10 +208,48 @@ def _count_uploads() -> None:
     app._counting = True
 
 
+def measured_deploy(r: Rehearsal) -> dict:
+    """`make deploy`'s path for the prod stage, with the bytes AWS received (request bodies)."""
+    RECEIVED[0] = 0
+    result = deploy.deploy("prod", r.project, env=r.env(), client=r.client("lambda"),
+                           apigateway=r.client("apigateway"))
+    return {**result, "received": RECEIVED[0]}
+
+
+def change(path: Path) -> None:
+    """A code change: a comment appended."""
+    path.write_text(path.read_text() + "\n# a code-only change\n")
+
+
+def run_deployed(function: str, work: Path, allowed: str = "chalicelib/demo/",
+                 checks=None) -> verify_package.Report:
+    """The API function as the account holds it: its zip unpacked into a task folder, its
+    layers, in order, into an /opt folder, run like Lambda does (tools/verify_package.py)
+    with its environment (and ``allowed`` as ALLOWED_SOURCES: the demo), sent API Gateway
+    events. Proves the layers and the zip make a working function together."""
+    from moto.awslambda.models import lambda_backends
+    backend = lambda_backends[ACCOUNT][REGION]
+    held = backend.get_function(function)
+    shutil.rmtree(work, ignore_errors=True)
+    task, opt = work / "task", work / "opt"
+    with zipfile.ZipFile(io.BytesIO(held.code_bytes)) as archive:
+        archive.extractall(task)
+    for layer in held.layers:  # [{"Arn": ..., "CodeSize": ...}], in the function's order
+        name, version = layer["Arn"].split(":")[-2:]
+        with zipfile.ZipFile(io.BytesIO(backend.get_layer_version(name, version).code_bytes)) \
+                as archive:
+            archive.extractall(opt)
+    variables = {**held.environment_vars, "ALLOWED_SOURCES": allowed}
+    return verify_package.run_checks([task, *verify_package.layer_paths(opt)], task, variables,
+                                     held.memory_size, checks or verify_package.CHECKS,
+                                     verify_package.runtime_dir(work.parent))
+
+
 def run(work: Path = WORK, vendor: Path | None = None) -> dict:
     """Deploy the prod stage to moto as `make deploy` does, read the account; change app.py
-    and deploy again (a code-only deploy), read it again with what was uploaded; delete the
-    stage as `make delete` does, read what is left."""
+    and deploy again, then chalicelib (code-only deploys), reading the account each time and
+    running the API function as deployed; delete the stage as `make delete` does, read what
+    is left."""
     vendor = vendor or build_vendor(work / "vendor")
     _count_uploads()
     server, endpoint = start_moto()
@@ -216,23 +258,22 @@ def run(work: Path = WORK, vendor: Path | None = None) -> dict:
         r.client("s3").create_bucket(Bucket=UPLOAD_BUCKET)
         r.client("s3").create_bucket(Bucket=TILE_BUCKET)
         r.client("sqs").create_queue(QueueName=TILE_QUEUE)
-        lam, apigw = r.client("lambda"), r.client("apigateway")
-        RECEIVED[0] = 0
-        first = deploy.deploy("prod", r.project, env=r.env(), client=lam, apigateway=apigw)
-        first["received"] = RECEIVED[0]
-        deployed = account(r)
-        api = rest_api(r, deployed["apis"][0]["id"]) if deployed["apis"] else None
-        app = r.project / "app.py"
-        app.write_text(app.read_text() + "\n# a code-only change\n")
-        RECEIVED[0] = 0
-        second = deploy.deploy("prod", r.project, env=r.env(), client=lam, apigateway=apigw)
-        second["received"] = RECEIVED[0]
-        redeployed = account(r)
-        delete_output = deploy.delete("prod", r.project, env=r.env(), client=lam,
-                                      apigateway=apigw)
-        left = account(r)
-        return {"first": first, "deployed": deployed, "api": api, "second": second,
-                "redeployed": redeployed, "delete_output": delete_output, "left": left}
+        report = {"first": measured_deploy(r)}
+        report["deployed"] = account(r)
+        apis = report["deployed"]["apis"]
+        report["api"] = rest_api(r, apis[0]["id"]) if apis else None
+        change(r.project / "app.py")
+        report["second"] = measured_deploy(r)
+        report["redeployed"] = account(r)
+        change(r.project / "chalicelib" / "tiler.py")
+        report["third"] = measured_deploy(r)
+        report["code_changed"] = account(r)
+        report["running"] = run_deployed("cogtiler-prod", work / "lambda")
+        report["delete_output"] = deploy.delete("prod", r.project, env=r.env(),
+                                                client=r.client("lambda"),
+                                                apigateway=r.client("apigateway"))
+        report["left"] = account(r)
+        return report
     finally:
         server.stop()
 
@@ -250,9 +291,18 @@ def main() -> None:
     if api:
         print(f"  REST API: binary media types {api['binaryMediaTypes']}, "
               f"{len(api['routes'])} resources")
-    second = report["second"]
-    print(f"code-only redeploy: {second['received'] / 1e6:.2f} MB sent, layer "
-          f"{'published' if second['layer']['published'] else 'unchanged'}")
+    first = report["first"]
+    print(f"first deploy: {first['received'] / 1e6:.2f} MB sent; "
+          f"layers: {deploy._summary(first['layers'])}; each function's zip "
+          f"{first['app_zip'] / 1e3:.0f} KB")
+    for label in ("second", "third"):
+        result = report[label]
+        changed = "app.py" if label == "second" else "chalicelib"
+        print(f"code-only redeploy ({changed}): {result['received'] / 1e6:.2f} MB sent; "
+              f"layers: {deploy._summary(result['layers'])}")
+    running = report["running"]
+    print(f"the deployed API function run like Lambda: cold start "
+          f"{running.cold_start * 1000:.0f} ms, failures: {running.failures or 'none'}")
     print(report["delete_output"])
     remaining = {k: list(v) if isinstance(v, dict) else v for k, v in left.items()}
     print(f"left after delete: {json.dumps(remaining, default=str)[:2000]}")

@@ -244,6 +244,11 @@ def run_function(paths: list[Path], handler: str, cwd: Path, variables: dict, ev
     return Run(api, started, finished, output)
 
 
+def layer_paths(opt: Path) -> list[Path]:
+    """Where Lambda's python3.12 runtime imports from in /opt (layers unzip there)."""
+    return [opt / "python" / "lib" / "python3.12" / "site-packages", opt / "python"]
+
+
 def verify(package: Path, work: Path, allowed: str | None = None,
            checks: list[Check] = CHECKS) -> Report:
     """Unpack ``package`` into ``work`` and run ``checks`` through awslambdaric."""
@@ -252,9 +257,14 @@ def verify(package: Path, work: Path, allowed: str | None = None,
     variables, memory = function_settings(package)
     if allowed is not None:
         variables["ALLOWED_SOURCES"] = allowed
-    paths = [task]
-    if layer is not None:
-        paths += [layer / "python" / "lib" / "python3.12" / "site-packages", layer / "python"]
+    paths = [task, *(layer_paths(layer) if layer is not None else [])]
+    return run_checks(paths, task, variables, memory, checks, runtime)
+
+
+def run_checks(paths: list[Path], task: Path, variables: dict, memory: int,
+               checks: list[Check] = CHECKS, runtime: Path | None = None) -> Report:
+    """The API handler ``app.app`` of the function unpacked in ``task`` (import path
+    ``paths``), sent ``checks`` through awslambdaric: failures and timings."""
     run = run_function(paths, "app.app", task, variables, [c.event for c in checks], memory,
                        runtime)
     api, report = run.api, Report()
