@@ -1,15 +1,16 @@
 """A deploy rehearsal: `make deploy` (tools/deploy.py, the real `chalice deploy --stage prod`)
-against moto's AWS on 127.0.0.1, a code-only redeploy, and `make delete`.
+against moto's AWS on 127.0.0.1, code-only redeploys, and `make delete`.
 
 A copy of the project (vendor/ built for Lambda) whose prod stage also names an upload bucket
 and a tile queue, and requires API keys from one CORS origin, is deployed with
 ``AWS_ENDPOINT_URL`` pointing at an in-process moto server; then what an account would hold is
 checked (tests/test_rehearsal.py): the functions (runtime, memory, timeout, environment,
-layer), the S3 notification to cogify with its prefix, the SQS event source mapping to
+layers), the S3 notification to cogify with its prefix, the SQS event source mapping to
 render, the REST API Chalice sent (binary media types, a Lambda proxy integration on every
 route, the API key requirement, the CORS origin), the stage's throttling and usage plan; then
-app.py changes and is deployed again (what is uploaded, no new layer version); then the stage
-is deleted, leaving nothing behind.
+app.py changes and is deployed again (what is uploaded, no layer published), then a module of
+chalicelib (the code layer alone); the API function is run from what the account holds; then
+the stage is deleted, leaving nothing behind.
 
 Where moto differs from AWS it is adapted here (``adapt_moto``), never the app.
 
@@ -221,8 +222,8 @@ def change(path: Path) -> None:
     path.write_text(path.read_text() + "\n# a code-only change\n")
 
 
-def run_deployed(function: str, work: Path, allowed: str = "chalicelib/demo/",
-                 checks=None) -> verify_package.Report:
+def run_deployed(function: str, work: Path,
+                 allowed: str = "chalicelib/demo/") -> verify_package.Report:
     """The API function as the account holds it: its zip unpacked into a task folder, its
     layers, in order, into an /opt folder, run like Lambda does (tools/verify_package.py)
     with its environment (and ``allowed`` as ALLOWED_SOURCES: the demo), sent API Gateway
@@ -241,7 +242,7 @@ def run_deployed(function: str, work: Path, allowed: str = "chalicelib/demo/",
             archive.extractall(opt)
     variables = {**held.environment_vars, "ALLOWED_SOURCES": allowed}
     return verify_package.run_checks([task, *verify_package.layer_paths(opt)], task, variables,
-                                     held.memory_size, checks or verify_package.CHECKS,
+                                     held.memory_size, verify_package.CHECKS,
                                      verify_package.runtime_dir(work.parent))
 
 
