@@ -29,9 +29,13 @@ def _tables() -> dict[str, np.ndarray]:
         return {name: data[name] for name in data.files}
 
 
-def names() -> list[str]:
-    """Every accepted ``colormap_name``; each also exists reversed as ``<name>_r``."""
-    return sorted(_tables())
+@lru_cache(maxsize=1)
+def names() -> tuple[str, ...]:
+    """Every accepted ``colormap_name``; each also exists reversed as ``<name>_r``. Read
+    from the archive's directory: the parameter declarations list them when the app loads,
+    and most cold starts never need a table (7 ms to read all 53)."""
+    with np.load(_TABLES) as data:
+        return tuple(sorted(data.files))
 
 
 def named(name: str) -> np.ndarray:
