@@ -186,9 +186,8 @@ class RouteTable:
             return view
         return register
 
-    def _request(self, route: Route, path_params: dict) -> Request:
+    def _request(self, route: Route, path_params: dict, config: Settings) -> Request:
         current = self.app.current_request
-        config = settings.current()
         raw = current.query_params
         query = {name: raw.getlist(name) for name in raw} if raw else {}
         values = parse(route.params, query, path_params, config)
@@ -206,8 +205,9 @@ class RouteTable:
                 return error_response(self.response_class, 405, "MethodNotAllowed",
                                       f"{method} is not supported here; use GET",
                                       {"Allow": ALLOWED})
+            config = settings.current()
             try:
-                request = self._request(route, path_params)
+                request = self._request(route, path_params, config)
                 response = self._shape(route.view(request), route, request.config)
             except TilerError as exc:
                 response = error_response(self.response_class, exc.status, exc.code,
@@ -219,8 +219,7 @@ class RouteTable:
                                           "Please report it with the request URL")
             if method == "HEAD":
                 response.body = b""
-            _cors(response, self.app.current_request.headers.get("origin"),
-                  settings.current().cors_origins)
+            _cors(response, self.app.current_request.headers.get("origin"), config.cors_origins)
             return response
         return handler
 

@@ -97,7 +97,7 @@ def stage_layers(stage: str, project: Path = ROOT) -> list[Layer]:
     sys.path in a Lambda layer). The dependencies' and assets' hash covers every file; the
     code's covers its sources and the interpreter that compiles their byte-code (marshalled
     byte-code is not promised to be byte-identical from run to run)."""
-    config = json.loads((project / ".chalice" / "config.json").read_text())
+    config = package.read_config(project)
     package.check_stage(stage, config, project)
     vendor = project / "vendor"
     header = f"{RUNTIME} {package.stage_architecture(stage, config)}"
@@ -168,7 +168,7 @@ def publish_layers(stage: str, project: Path = ROOT, client=None) -> dict[str, d
     when a version carries its hash, else published; recorded in
     .chalice/deployed/layers-<stage>.json. Returns kind -> record (see publish_layer)."""
     import boto3
-    config = json.loads((project / ".chalice" / "config.json").read_text())
+    config = package.read_config(project)
     client = client or boto3.client("lambda")
     arch = package.stage_architecture(stage, config)
     records = {layer.kind: publish_layer(layer, arch, config["app_name"], client)
@@ -184,7 +184,7 @@ def prune_layers(stage: str, current: list[str], project: Path, client) -> list[
     """Delete the stage's layer versions that are not in ``current`` (after a deploy that put
     ``current`` on every function; Lambda keeps a deleted version for functions still using
     it). Returns the deleted ARNs."""
-    config = json.loads((project / ".chalice" / "config.json").read_text())
+    config = package.read_config(project)
     deleted = []
     for kind in LAYERS:
         name = layer_name(config, stage, kind)
@@ -199,8 +199,8 @@ def code_only_copy(stage: str, layer_arns: list[str], project: Path = ROOT) -> P
     """The project without vendor/ and chalicelib/ (both are in the stage's layers, listed
     first in its ``layers``; no automatic layer), with the project's Chalice deployment
     record for the stage. Chalice zips app.py and its own runtime for each function."""
-    copy = package.copy_project(project / "build" / "deploy" / stage, source=project)
-    shutil.rmtree(copy / "chalicelib")
+    copy = package.copy_project(project / "build" / "deploy" / stage, source=project,
+                                chalicelib=False)
     config_path = copy / ".chalice" / "config.json"
     config = json.loads(config_path.read_text())
     stage_config = config.setdefault("stages", {}).setdefault(stage, {})
@@ -249,7 +249,7 @@ def _rest_api(project: Path, stage: str) -> tuple[str, str] | None:
         return None
     for resource in json.loads(path.read_text()).get("resources", []):
         if resource.get("resource_type") == "rest_api":
-            config = json.loads((project / ".chalice" / "config.json").read_text())
+            config = package.read_config(project)
             return resource["rest_api_id"], config.get("stages", {}).get(stage, {}).get(
                 "api_gateway_stage", "api")
     return None
@@ -261,7 +261,7 @@ def apply_limits(stage: str, project: Path = ROOT, apigateway=None) -> dict:
     API_KEY_REQUIRED, a usage plan ``<app>-<stage>`` on the stage with the same throttle and
     QUOTA_PER_DAY (if set), for the operator's keys. Returns what was applied."""
     import boto3
-    config = json.loads((project / ".chalice" / "config.json").read_text())
+    config = package.read_config(project)
     variables = policy.stage_environment(stage, config)
     api = _rest_api(project, stage)
     if api is None:
@@ -294,7 +294,7 @@ def apply_limits(stage: str, project: Path = ROOT, apigateway=None) -> dict:
 
 
 def remove_usage_plan(stage: str, project: Path, apigateway) -> list[str]:
-    config = json.loads((project / ".chalice" / "config.json").read_text())
+    config = package.read_config(project)
     name = f"{config['app_name']}-{stage}"
     removed = []
     for plan in apigateway.get_usage_plans()["items"]:

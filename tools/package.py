@@ -47,17 +47,23 @@ class ZipReport:
     entries: int
 
 
-def copy_project(target: Path, source: Path = ROOT) -> Path:
-    """A fresh copy of what Chalice packages (app.py, requirements.txt, chalicelib/, the
-    .chalice config without deployment state) from ``source`` at ``target``, for builds,
-    packages, deploys and rehearsals that must not touch the checkout; vendor/ is the
-    caller's to add."""
+def read_config(project: Path = ROOT) -> dict:
+    """The project's .chalice/config.json."""
+    return json.loads((project / ".chalice" / "config.json").read_text())
+
+
+def copy_project(target: Path, source: Path = ROOT, chalicelib: bool = True) -> Path:
+    """A fresh copy of what Chalice packages (app.py, requirements.txt, chalicelib/ unless
+    told not to, the .chalice config without deployment state) from ``source`` at
+    ``target``, for builds, packages, deploys and rehearsals that must not touch the
+    checkout; vendor/ is the caller's to add."""
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     for name in ("app.py", "requirements.txt"):
         shutil.copy(source / name, target)
-    shutil.copytree(source / "chalicelib", target / "chalicelib",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    if chalicelib:
+        shutil.copytree(source / "chalicelib", target / "chalicelib",
+                        ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(source / ".chalice", target / ".chalice",
                     ignore=shutil.ignore_patterns("deployments", "deployed"))
     return target
@@ -238,7 +244,7 @@ def check_stage(stage: str, config: dict, project: Path = ROOT) -> None:
 
 
 def package(stage: str, out: Path, project: Path = ROOT) -> list[ZipReport]:
-    config = json.loads((project / ".chalice" / "config.json").read_text())
+    config = read_config(project)
     check_stage(stage, config, project)
     precompile(project / "chalicelib")
     shutil.rmtree(out, ignore_errors=True)
