@@ -11,7 +11,7 @@ STAGE  ?= dev
 # worker, so the Lambda package (tests/test_lambda_package.py) is built once.
 WORKERS ?= 2
 
-.PHONY: setup run test screenshots fuzz mosaic bench vendor package verify-package policy deploy layer \
+.PHONY: setup run test unit lint typecheck screenshots fuzz mosaic bench vendor package verify-package policy deploy layer \
         delete deploy-rehearsal clean
 
 $(VENV)/.installed: requirements-runtime.txt requirements-dev.txt
@@ -31,11 +31,25 @@ run: setup
 	@echo "cogtiler: open http://$(HOST):$(PORT)/ for the map viewer (stage $(STAGE))"
 	@exec $(BIN)/python tools/run.py --stage $(STAGE) --host $(HOST) --port $(PORT) $(if $(RELOAD),--reload)
 
-## test: lint, then run the whole test suite (installs Chromium for the browser tests if missing)
-test: setup
-	$(BIN)/ruff check app.py chalicelib tests bench scripts tools
+## test: lint, typecheck, then the whole test suite (installs Chromium for the browser tests)
+test: lint typecheck
 	$(BIN)/python tools/browser.py --install
 	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile $(PYTEST_ARGS)
+
+## unit: the fast part of the suite (under a minute): all but the browser, package,
+##       rehearsal, fuzz and server suites (pytest.ini's markers; run one with -m NAME)
+unit: setup
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile \
+	  -m "not (browser or package or rehearsal or fuzz or server)" $(PYTEST_ARGS)
+
+## lint: ruff (pycodestyle, pyflakes, bugbear, import order, pyupgrade, complexity,
+##       docstrings: ruff.toml)
+lint: setup
+	$(BIN)/ruff check app.py chalicelib tests bench scripts tools
+
+## typecheck: mypy on chalicelib (mypy.ini; strict for core/ and grids/)
+typecheck: setup
+	$(BIN)/mypy
 
 ## screenshots: the map viewer's states, from the browser tests, into docs/screenshots/
 screenshots: setup

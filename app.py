@@ -1,30 +1,67 @@
 """cogtiler: the HTTP API (a table of routes) over the engine in chalicelib/, and the pure
 Lambda functions around it (cogify, seed, render) at the end of this file.
 
-Each route is declared once (path, summary, parameters, what it answers); its view calls
-one ``chalicelib`` function. Parsing, errors, response shaping, HEAD and 405s come with the
-declaration (chalicelib/routes.py); /openapi.json is made from the same declarations.
+Each route is declared once (method, path, summary, parameters, what it answers); its view
+calls one ``chalicelib`` function. Parsing, errors, response shaping, the middleware, HEAD
+and 405s come with the declaration (chalicelib/api/routes.py); /openapi.json is made from
+the same declarations. Where things go: docs/architecture.md.
 """
 
 import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlencode
 
 from chalice import Chalice, CORSConfig, Response
-from chalice.app import CaseInsensitiveMapping
 
-from chalicelib import (cogify, colormaps, formats, settings, tilecache, tiler, tilematrixsets,
-                        wmts)
-from chalicelib.errors import NotFound, TilerError
-from chalicelib.params import (BBOX, COLORMAP_ID, COLORMAP_IMAGE, DOCUMENT_ONLY, FORMAT,
-                               IMAGE, LONLAT, MOSAIC_SELECTION, MOSAIC_URL, PIXEL_SELECTION,
-                               READ_RESAMPLING, SELECTION, SIZE, STAC_SELECTION, STAC_URL,
-                               STATISTICS, STYLE, TILE, TILEJSON, TMS_ID, URL, WMTS, Param)
-from chalicelib.params import (image_size, selection, statistics_options, style,
-                               tile_address, tile_matrix_set_of)
-from chalicelib.routes import (SIMPLE_ERRORS, Page, Request, Returns, RouteTable,
-                               preflight_origin)
+import chalicelib.api
+from chalicelib.api.middleware import preflight_origin
+from chalicelib.api.params import (
+    BBOX,
+    COLORMAP_ID,
+    COLORMAP_IMAGE,
+    DOCUMENT_ONLY,
+    FORMAT,
+    IMAGE,
+    LONLAT,
+    MOSAIC_POINT_SELECTION,
+    MOSAIC_SELECTION,
+    MOSAIC_URL,
+    POINT_SELECTION,
+    READ_RESAMPLING,
+    SELECTION,
+    SIZE,
+    STAC_INFO,
+    STAC_POINT_SELECTION,
+    STAC_SELECTION,
+    STAC_URL,
+    STATISTICS,
+    STYLE,
+    TILE,
+    TILEJSON,
+    TMS_ID,
+    URL,
+    WMTS,
+    Param,
+    image_size,
+    selection,
+    statistics_options,
+    style,
+    tile_address,
+    tile_matrix_set_of,
+    tileset_options,
+)
+from chalicelib.api.responses import Page
+from chalicelib.api.routes import SIMPLE_ERRORS, Request, Returns, RouteTable
+from chalicelib.core import settings
+from chalicelib.core.errors import NotFound, TilerError
+from chalicelib.core.records import Selection
+from chalicelib.grids import tilematrixsets
+from chalicelib.jobs import cogify, tilecache
+from chalicelib.operations import tiler, wmts
+from chalicelib.pixels import colormaps, formats
+from chalicelib.readers.kinds import KINDS, open_reader
 
 logger = logging.getLogger("cogtiler")
 
@@ -44,21 +81,9 @@ TILE_OUT = Returns(formats.MEDIA_TYPES, "The tile",
                    headers=("Cache-Control", "Content-Bbox", "Content-Crs"))
 HTML = Returns(("text/html; charset=utf-8",), "An HTML page")
 XML = Returns(("application/xml",), "OGC WMTS 1.0.0 capabilities")
-with open(tiler.__file__.replace("tiler.py", "viewer.html"), encoding="utf-8") as _file:
-    VIEWER = _file.read().replace("__RESAMPLING__", json.dumps(list(READ_RESAMPLING)))
-
-
-@app.middleware("http")
-def missing_accept_means_any(request, get_response):
-    """HTTP's rule for a request without an ``Accept`` header: it accepts anything.
-
-    With ``binary_types = ['*/*']`` (needed so that API Gateway decodes images for browsers,
-    whose Accept header starts with image/avif), Chalice treats every response as binary and
-    answers 400 when the request has no Accept header, even for JSON.
-    """
-    if request.headers.get("accept") is None:
-        request.headers = CaseInsensitiveMapping({**dict(request.headers), "accept": "*/*"})
-    return get_response(request)
+# beside the api package, wherever it is installed (a layer on Lambda: not beside app.py)
+VIEWER = (Path(chalicelib.api.__file__).parent / "viewer.html").read_text(
+    encoding="utf-8").replace("__RESAMPLING__", json.dumps(list(READ_RESAMPLING)))
 
 
 def _passthrough(r: Request) -> list[tuple[str, str]]:
@@ -78,14 +103,14 @@ def viewer(r: Request):
 @api.get("/docs", "API documentation (Swagger UI)", returns=HTML, errors=SIMPLE_ERRORS,
          tag="pages")
 def docs(r: Request):
-    from chalicelib import openapi  # only these two routes need it: not on the tile path
+    from chalicelib.api import openapi  # only these two routes need it: not on the tile path
     return Page(openapi.swagger_page(r.prefix), HTML.media_types[0])
 
 
 @api.get("/openapi.json", "This API as an OpenAPI 3 document", returns=JSON,
          errors=SIMPLE_ERRORS, tag="pages")
 def openapi_document(r: Request):
-    from chalicelib import openapi
+    from chalicelib.api import openapi
     return openapi.document(api.routes, r.prefix, r.config)
 
 
@@ -130,33 +155,35 @@ def tile_matrix_set(r: Request):
 
 @dataclass(frozen=True)
 class Family:
-    kind: str  # the path prefix and the reader (tiler.open_reader)
-    what: str  # "the raster", for summaries
+    kind: str  # the path prefix and the reader (chalicelib.readers.kinds)
     url: Param
     selection: tuple[Param, ...]  # what to read
     point: tuple[Param, ...]  # what to read at a point
+    info: tuple[Param, ...] = ()  # what info describes (a STAC item's assets)
     images: bool = True  # previews, bbox images and statistics
+
+    @property
+    def what(self) -> str:  # "the raster", for summaries
+        return KINDS[self.kind].what
 
 
 FAMILIES = (
-    Family("cog", "the raster", URL, SELECTION, SELECTION[:3]),
-    Family("stac", "the STAC item", STAC_URL, STAC_SELECTION, STAC_SELECTION[:5]),
-    Family("mosaicjson", "the mosaic", MOSAIC_URL, MOSAIC_SELECTION,
-           (*SELECTION[:3], PIXEL_SELECTION), images=False),
+    Family("cog", URL, SELECTION, POINT_SELECTION),
+    Family("stac", STAC_URL, STAC_SELECTION, STAC_POINT_SELECTION, info=STAC_INFO),
+    Family("mosaicjson", MOSAIC_URL, MOSAIC_SELECTION, MOSAIC_POINT_SELECTION, images=False),
 )
 
 
-def _source(family: Family, r: Request):
-    """The reader of the request's ``url``; for a STAC item, the request's selection tells
-    which assets matter (the other readers need none: not built twice per tile)."""
-    focus = selection(r.values) if family.kind == "stac" else None
-    return tiler.open_reader(family.kind, r.values.url, r.config, focus)
+def _source(family: Family, r: Request, select: Selection | None = None):
+    """The reader of the request's ``url``; the request's selection (``select``, else
+    parsed here) tells a STAC item which assets matter."""
+    return open_reader(family.kind, r.values.url, r.config, select or selection(r.values))
 
 
 def _preview(f: Family, fmt=None, sized=False):
     def view(r: Request):
         v = r.values
-        size = image_size(v, fmt or getattr(v, "format", None), v.size if sized else None)
+        size = image_size(v, fmt or v.get("format"), v.size if sized else None)
         return tiler.preview(_source(f, r), size, selection(v), style(v))
     return view
 
@@ -175,13 +202,13 @@ def declare_family(f: Family) -> None:
     select, style_params = f.selection, STYLE
 
     @api.get(f"{k}/info", f"What {f.what} is: bounds, CRS, size, bands, overviews, zooms"
-             + (" (per asset)" if f.kind == "stac" else ""),
-             params=(f.url, *(select[:1] if f.kind == "stac" else ())), returns=JSON, tag=tag)
+             + (" (per asset)" if f.info else ""), params=(f.url, *f.info), returns=JSON,
+             tag=tag)
     def info(r: Request):
         return tiler.info(_source(f, r), tile_matrix_set_of(r.values))
 
     @api.get(f"{k}/info.geojson", f"The footprint of {f.what} as a GeoJSON Feature, with its "
-             "info", params=(f.url, *(select[:1] if f.kind == "stac" else ())),
+             "info", params=(f.url, *f.info),
              returns=Returns(("application/geo+json",), "GeoJSON"), tag=tag)
     def info_geojson(r: Request):
         return tiler.info_geojson(_source(f, r), tile_matrix_set_of(r.values))
@@ -198,8 +225,8 @@ def declare_family(f: Family) -> None:
     @api.get(f"{k}/tiles/{{tileMatrixSetId}}/{{z}}/{{x}}/{{y}}",
              "A map tile of any tile matrix set", params=tile_params, returns=TILE_OUT, tag=tag)
     def tile(r: Request):
-        v = r.values
-        return tiler.tile(_source(f, r), tile_address(v), selection(v), style(v))
+        v, select = r.values, selection(r.values)
+        return tiler.tile(_source(f, r, select), tile_address(v), select, style(v))
 
     tilejson_params = (f.url, *TILEJSON, *select, *style_params)
 
@@ -209,8 +236,8 @@ def declare_family(f: Family) -> None:
              params=(TMS_ID, *tilejson_params), returns=JSON, tag=tag)
     def tilejson(r: Request):
         v = r.values
-        return tiler.tilejson(_source(f, r), tile_matrix_set_of(v), v, _passthrough(r),
-                              r.base_url, selection(v), style(v))
+        return tiler.tilejson(_source(f, r), tile_matrix_set_of(v), tileset_options(v),
+                              _passthrough(r), r.base_url, selection(v), style(v))
 
     wmts_params = (f.url, *WMTS, *select, *style_params)
 
@@ -222,8 +249,9 @@ def declare_family(f: Family) -> None:
         tms = tile_matrix_set_of(r.values)
         self_url = f"{r.base_url}{k}/{tms.id}/WMTSCapabilities.xml?" + urlencode(
             [(name, v) for name, values in r.query.items() for v in values])
-        return Page(wmts.capabilities(_source(f, r), tms, r.values, _passthrough(r),
-                                      r.base_url, self_url), XML.media_types[0])
+        return Page(wmts.capabilities(_source(f, r), tms, tileset_options(r.values),
+                                      _passthrough(r), r.base_url, self_url),
+                    XML.media_types[0])
 
     if not f.images:
         return
@@ -260,7 +288,7 @@ for _family in FAMILIES:
 @api.get("/stac/assets", "The GeoTIFF assets of the STAC item", params=(STAC_URL,),
          returns=Returns(("application/json",), "Asset names", schema="Names"), tag="stac")
 def stac_assets(r: Request):
-    return tiler.open_reader("stac", r.values.url, r.config).asset_names()
+    return open_reader("stac", r.values.url, r.config).asset_names()
 
 
 @api.get("/{proxy+}", "Any other path: a JSON 404", returns=JSON, errors=(404,),
@@ -292,16 +320,16 @@ def _answer(function, event) -> dict:
 
 @app.lambda_function(name="seed")
 def seed(event, context):
-    """Plan a tile pyramid and queue it for `render` (event: see chalicelib/tilecache.py)."""
+    """Plan a tile pyramid and queue it for `render` (event: chalicelib/jobs/tilecache.py)."""
     return _answer(tilecache.seed, event)
 
 
 if PIPELINE.mosaic_prefix:
     @app.lambda_function(name="mosaic")
     def mosaic_builder(event, context):
-        """Build a MosaicJSON from a list of GeoTIFFs or a prefix (see chalicelib/mosaic.py)."""
-        from chalicelib import mosaic
-        return _answer(mosaic.create, event)
+        """Build a MosaicJSON from a list of GeoTIFFs or a prefix (chalicelib/jobs/mosaics.py)."""
+        from chalicelib.jobs import mosaics
+        return _answer(mosaics.create, event)
 
 
 if PIPELINE.upload_bucket:

@@ -10,19 +10,20 @@ demo's). The engine now reads every band and keeps the asked ones.
 
 import statistics
 
-import mercantile
-
 import common
+import mercantile
 
 FILES = ["chalicelib/demo/demo.tif", "RGB.byte.tif", "cog_rgb_mask.tif",
          "large_rgb_3857.tif"]
 
 
 def tiles_of(url: str) -> list:
-    from chalicelib import reader, readers, settings, tilematrixsets
+    from chalicelib.core import settings
+    from chalicelib.grids import tilematrixsets
+    from chalicelib.readers import cog, geotiff
     wmq = tilematrixsets.get("WebMercatorQuad")
-    entry = readers.open_dataset(url, settings.current())
-    minzoom, maxzoom = reader.zoom_range(entry, wmq)
+    entry = cog.open_dataset(url, settings.current())
+    minzoom, maxzoom = geotiff.zoom_range(entry, wmq)
     west, south, east, north = entry.geographic_bounds
     chosen = []
     for zoom in range(0, maxzoom + 1):

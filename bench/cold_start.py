@@ -18,7 +18,6 @@ import subprocess
 import sys
 
 import common
-
 import verify_package as harness
 
 TITILER = ("titiler.core==2.4.0", "mangum==0.22.0")

@@ -83,11 +83,13 @@ def path_of(name: str) -> Path:
 
 def sample_tiles(url: str, per_zoom: int = 30, extra_zoom: int = 1):
     """Tiles from minzoom to maxzoom + ``extra_zoom`` nearest the data's centre, that touch it."""
-    from chalicelib import reader, readers, settings, tilematrixsets
+    from chalicelib.core import settings
+    from chalicelib.grids import tilematrixsets
+    from chalicelib.readers import cog, geotiff
 
     wmq = tilematrixsets.get("WebMercatorQuad")
-    entry = readers.open_dataset(url, settings.current())
-    minzoom, maxzoom = reader.zoom_range(entry, wmq)
+    entry = cog.open_dataset(url, settings.current())
+    minzoom, maxzoom = geotiff.zoom_range(entry, wmq)
     west, south, east, north = entry.geographic_bounds
     lon = (west + east) / 2 if west <= east else 179.9
     lat = (south + north) / 2
@@ -99,20 +101,23 @@ def sample_tiles(url: str, per_zoom: int = 30, extra_zoom: int = 1):
              for dx in range(-8, 9) for dy in range(-8, 9)
              if 0 <= centre.x + dx < 2 ** zoom and 0 <= centre.y + dy < 2 ** zoom),
             key=lambda t: (abs(t.x - centre.x) + abs(t.y - centre.y), t.x, t.y))
-        chosen += [t for t in ring if reader.tile_exists(entry, wmq, t.z, t.x, t.y)][:per_zoom]
+        chosen += [t for t in ring if geotiff.tile_exists(entry, wmq, t.z, t.x, t.y)][:per_zoom]
     return chosen
 
 
 def engine_tile(url: str, z, x, y_segment: str, query: dict, tms: str = "WebMercatorQuad"):
     """A tile through the engine as the HTTP layer calls it: parameters parsed from their
-    declarations, settings read, then ``chalicelib.tiler.tile``."""
-    from chalicelib import params, settings, tiler
+    declarations, settings read, then ``chalicelib.operations.tiler.tile``."""
+    from chalicelib.api import params
+    from chalicelib.core import settings
+    from chalicelib.operations import tiler
+    from chalicelib.readers import kinds
 
     config = settings.current()
     values = params.parse((*params.TILE, *params.SELECTION, *params.STYLE), query,
                           {"tileMatrixSetId": tms, "z": str(z), "x": str(x), "y": y_segment},
                           config)
-    return tiler.tile(tiler.open_reader("cog", url, config), params.tile_address(values),
+    return tiler.tile(kinds.open_reader("cog", url, config), params.tile_address(values),
                       params.selection(values), params.style(values))
 
 

@@ -6,13 +6,13 @@ written as a COG, and a MosaicJSON is built over them by the engine's own builde
 are taken where the four quadrants meet, so each one needs all four files. Timed warm, in
 this process (files and documents cached as in a warm container), the two sides alternating:
 
-* cogtiler, single file: ``chalicelib.tiler.tile`` on the original COG (the same pixels);
+* cogtiler, single file: ``chalicelib.operations.tiler.tile`` on the original COG (the same pixels);
 * cogtiler, mosaic: the same tile from ``/mosaicjson`` (4 files read on threads);
 * rio-tiler: ``mosaic_reader`` over the 4 files with ``Reader.tile`` + ``render``.
 
 Then the same mosaic over a range-capable HTTP server: requests per warm mosaic tile.
 
-    .venv/bin/python bench/mosaic.py [--rounds 3]
+    .venv/bin/python bench/mosaics.py [--rounds 3]
 """
 
 import argparse
@@ -20,9 +20,8 @@ import json
 import statistics
 import warnings
 
-import mercantile
-
 import common
+import mercantile
 
 QUADRANTS = ((0, 0), (2048, 0), (0, 2048), (2048, 2048))  # col, row offsets
 
@@ -55,8 +54,9 @@ def make_quadrants() -> list:
 
 
 def write_mosaic(paths, relative: bool):
-    from chalicelib import mosaic, settings
-    document = mosaic.build([str(p) for p in paths], settings.current(), name="quadrants")
+    from chalicelib.core import settings
+    from chalicelib.jobs import mosaics
+    document = mosaics.build([str(p) for p in paths], settings.current(), name="quadrants")
     if relative:  # served over HTTP: hrefs relative to the document
         document["tiles"] = {q: [u.rsplit("/", 1)[1] for u in files]
                              for q, files in document["tiles"].items()}
@@ -68,8 +68,9 @@ def write_mosaic(paths, relative: bool):
 def centre_tiles(document) -> list:
     """Tiles at the point where the four quadrants meet, from maxzoom - 3 to maxzoom, and
     their neighbours that still touch all four files."""
-    from chalicelib import readers, settings
-    first = readers.COGReader.open(str(common.DATA / "rgb_uint8_utm.tif"), settings.current())
+    from chalicelib.core import settings
+    from chalicelib.readers import cog
+    first = cog.COGReader.open(str(common.DATA / "rgb_uint8_utm.tif"), settings.current())
     west, south, east, north = first.geographic_bounds
     lon, lat = (west + east) / 2, (south + north) / 2
     tiles = []
@@ -96,16 +97,20 @@ def main() -> None:
     warnings.simplefilter("ignore")
     common.make_synthetic()
     common.allow_everything_local()
-    from chalicelib import params, settings, tiler
     from rio_tiler.io import Reader
     from rio_tiler.mosaic import mosaic_reader
+
+    from chalicelib.api import params
+    from chalicelib.core import settings
+    from chalicelib.operations import tiler
+    from chalicelib.readers import kinds
 
     paths = make_quadrants()
     mosaic_path, document = write_mosaic(paths, relative=False)
     tiles = centre_tiles(document)
     config = settings.current()
-    single = tiler.open_reader("cog", str(common.DATA / "rgb_uint8_utm.tif"), config)
-    mosaic = tiler.open_reader("mosaicjson", str(mosaic_path), config)
+    single = kinds.open_reader("cog", str(common.DATA / "rgb_uint8_utm.tif"), config)
+    mosaic = kinds.open_reader("mosaicjson", str(mosaic_path), config)
     assert all(len(mosaic._files_of_tile(_wmq(), t.z, t.x, t.y)) == 4 for t in tiles)
 
     def ours(source):
@@ -150,7 +155,7 @@ def main() -> None:
 
 
 def _wmq():
-    from chalicelib import tilematrixsets
+    from chalicelib.grids import tilematrixsets
     return tilematrixsets.get("WebMercatorQuad")
 
 
@@ -159,9 +164,14 @@ def http_requests(paths, tiles) -> dict:
     per warm tile after it, in this process."""
     import os
 
-    from chalicelib import documents, params, settings, tiler
-    from chalicelib.datasets import cache
     from rangeserver import RangeServer
+
+    from chalicelib.api import params
+    from chalicelib.core import settings
+    from chalicelib.operations import tiler
+    from chalicelib.readers import kinds
+    from chalicelib.sources import documents
+    from chalicelib.sources.datasets import cache
 
     write_mosaic(paths, relative=True)
     with RangeServer(paths[0].parent) as server:
@@ -175,7 +185,7 @@ def http_requests(paths, tiles) -> dict:
             values = params.parse((*params.TILE, *params.MOSAIC_SELECTION, *params.STYLE), {},
                                   {"tileMatrixSetId": "WebMercatorQuad", "z": str(tile.z),
                                    "x": str(tile.x), "y": f"{tile.y}.png"}, config)
-            source = tiler.open_reader("mosaicjson", server.url("quadrants-http.json"), config)
+            source = kinds.open_reader("mosaicjson", server.url("quadrants-http.json"), config)
             tiler.tile(source, params.tile_address(values), params.selection(values),
                        params.style(values))
             marks.append(len(server.log))

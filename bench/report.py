@@ -125,7 +125,8 @@ def main() -> None:
            "![cogtiler against rio-tiler and titiler](performance.png)", ""]
     if warm:
         out += ["## 1. Warm tile, in process (target: ≤ 0.8 × rio-tiler)", "",
-                "`chalicelib.tiler.tile` (allow-list, dataset cache, read, render, encode) "
+                "`chalicelib.operations.tiler.tile` (allow-list, dataset cache, read, render, "
+                "encode) "
                 "against rio-tiler's `Reader.tile` + `render`, a reader kept open per file. "
                 "Non-uint8 data gets the same `rescale` on both sides (the DEM also the terrain "
                 "colormap), paletted data its palette.", ""]

@@ -1,8 +1,8 @@
 """1. Warm tile, in process: cogtiler's engine against rio-tiler on the same tiles.
 
 Both keep their dataset open (a warm Lambda container) and produce an encoded tile: cogtiler
-parses its parameters and calls ``chalicelib.tiler.tile`` (allow-list, cache, read, render,
-encode); rio-tiler through ``Reader.tile`` + ``ImageData.render`` with one reader per file.
+parses its parameters and calls ``chalicelib.operations.tiler.tile`` (allow-list, cache, read,
+render, encode); rio-tiler through ``Reader.tile`` + ``ImageData.render`` with one reader per file.
 Non-uint8 data gets the same explicit ``rescale`` (and the DEM a colormap) on both sides, a
 paletted file its palette.
 

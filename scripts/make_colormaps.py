@@ -1,4 +1,4 @@
-"""Regenerate chalicelib/colormaps.npz: 256-entry RGBA lookup tables, one per colormap name.
+"""Regenerate chalicelib/pixels/colormaps.npz: 256-entry RGBA lookup tables, one per colormap name.
 
 matplotlib is used here, at development time only; the tiler just loads the tables.
 Reversed maps (``viridis_r``) are derived at runtime, not stored.
@@ -25,6 +25,6 @@ tables = {}
 for name in NAMES:
     cmap = matplotlib.colormaps[by_lower[name]]
     tables[name] = np.round(cmap(np.linspace(0, 1, 256)) * 255).astype("uint8")
-target = Path(__file__).resolve().parent.parent / "chalicelib" / "colormaps.npz"
+target = Path(__file__).resolve().parent.parent / "chalicelib" / "pixels" / "colormaps.npz"
 np.savez_compressed(target, **tables)
 print(f"wrote {len(tables)} colormaps to {target.name} ({target.stat().st_size // 1024} KB)")

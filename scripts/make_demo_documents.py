@@ -1,10 +1,10 @@
-"""Regenerate the demo's STAC item and MosaicJSON: chalicelib/demo/item.json and mosaic.json.
+"""Regenerate the demo's STAC item and MosaicJSON: chalicelib/demo/item.json and mosaics.json.
 
 Both describe the built-in demo raster (demo.tif, beside them) with a relative href, so the
 multi-file routes work out of the box wherever the project is (`chalice local`, Lambda):
 
     /stac/tiles/{z}/{x}/{y}.png?url=chalicelib/demo/item.json&assets=visual
-    /mosaicjson/tiles/{z}/{x}/{y}.png?url=chalicelib/demo/mosaic.json
+    /mosaicjson/tiles/{z}/{x}/{y}.png?url=chalicelib/demo/mosaics.json
 
     .venv/bin/python scripts/make_demo_documents.py
 """
@@ -16,11 +16,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chalicelib import mosaic, readers, settings  # noqa: E402
+from chalicelib.core import settings  # noqa: E402
+from chalicelib.jobs import mosaics  # noqa: E402
+from chalicelib.readers import cog  # noqa: E402
 
 DEMO = ROOT / "chalicelib" / "demo"
 config = settings.Settings(allowed_sources=(f"{DEMO}/",))
-west, south, east, north = readers.COGReader.open(str(DEMO / "demo.tif"), config) \
+west, south, east, north = cog.COGReader.open(str(DEMO / "demo.tif"), config) \
     .geographic_bounds
 item = {
     "type": "Feature", "stac_version": "1.0.0", "id": "demo",
@@ -36,8 +38,8 @@ item = {
                           "roles": ["visual", "data"]}},
 }
 (DEMO / "item.json").write_text(json.dumps(item, indent=1) + "\n")
-document = mosaic.build([str(DEMO / "demo.tif")], config, name="demo")
+document = mosaics.build([str(DEMO / "demo.tif")], config, name="demo")
 document["tiles"] = {q: ["demo.tif" for _ in files] for q, files in document["tiles"].items()}
-(DEMO / "mosaic.json").write_text(json.dumps(document, indent=1) + "\n")
-print(f"wrote {DEMO / 'item.json'} and {DEMO / 'mosaic.json'} "
+(DEMO / "mosaics.json").write_text(json.dumps(document, indent=1) + "\n")
+print(f"wrote {DEMO / 'item.json'} and {DEMO / 'mosaics.json'} "
       f"({len(document['tiles'])} quadkeys)")

@@ -1,8 +1,8 @@
-"""Regenerate chalicelib/tms/: the OGC TileMatrixSets that morecantile ships, as data.
+"""Regenerate chalicelib/grids/tms/: the OGC TileMatrixSets that morecantile ships, as data.
 
 morecantile (with pyproj and pydantic) is used here, at development time only: it would add
 about 12 MB to the Lambda package. The tiler reads these files and does the tile math itself
-over rasterio (chalicelib/tilematrixsets.py); the tests check both against morecantile.
+over rasterio (chalicelib/grids/tilematrixsets.py); the tests check both against morecantile.
 
 Writes one ``<id>.json`` per set (the OGC 2D TileMatrixSet 2.0 document, as morecantile has
 it) and ``index.json``: per set its title, the CRS as rasterio reads it, its URI and URN, and
@@ -17,7 +17,7 @@ from pathlib import Path
 import morecantile
 from morecantile.models import CRS_to_uri
 
-TARGET = Path(__file__).resolve().parent.parent / "chalicelib" / "tms"
+TARGET = Path(__file__).resolve().parent.parent / "chalicelib" / "grids" / "tms"
 
 
 def definitions() -> tuple[dict, dict]:

@@ -49,7 +49,7 @@ def allow_list(rasters):
 @pytest.fixture(autouse=True)
 def fresh_cache():
     """Each test opens its datasets anew (synthetic files are rewritten between tests)."""
-    from chalicelib.datasets import cache
+    from chalicelib.sources.datasets import cache
     cache.clear()
     yield
     cache.clear()
@@ -66,6 +66,7 @@ def shared():
 @pytest.fixture
 def client():
     from chalice.test import Client
+
     from app import app
     with Client(app, stage_name="test", project_dir=str(ROOT)) as test_client:
         yield test_client
@@ -120,7 +121,7 @@ def moto(rasters):
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    from chalicelib import aws
+    from chalicelib.sources import aws
     aws.client.cache_clear()
     try:
         yield Moto(port, log)

@@ -7,8 +7,8 @@ from urllib.parse import urlencode
 import mercantile
 import numpy as np
 import rasterio
-from rasterio.enums import Resampling
 from PIL import Image
+from rasterio.enums import Resampling
 from rasterio.transform import from_bounds
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,56 +74,48 @@ ACCEPT_IMAGE = {"Accept": "image/avif,image/webp,image/apng,image/svg+xml,image/
 # ---- the engine as the HTTP layer calls it -------------------------------------------------
 
 def config():
-    from chalicelib import settings
+    from chalicelib.core import settings
     return settings.current()
 
 
 def wmq():
-    from chalicelib import tilematrixsets
+    from chalicelib.grids import tilematrixsets
     return tilematrixsets.get("WebMercatorQuad")
 
 
 def open_dataset(url):
-    from chalicelib import readers
-    return readers.open_dataset(str(url), config())
+    from chalicelib.readers import cog
+    return cog.open_dataset(str(url), config())
 
 
 def read_tile(dataset, z, x, y, size=256, selection=None, tms=None):
-    """reader.tile for tile z/x/y of ``tms`` (WebMercatorQuad) at ``size`` pixels."""
-    from chalicelib import reader
-    from chalicelib.models import Selection, TileAddress
-    return reader.tile(dataset, TileAddress(tms or wmq(), z, x, y, size, size, None),
+    """geotiff.tile for tile z/x/y of ``tms`` (WebMercatorQuad) at ``size`` pixels."""
+    from chalicelib.core.records import Selection, TileAddress
+    from chalicelib.readers import geotiff
+    return geotiff.tile(dataset, TileAddress(tms or wmq(), z, x, y, size, size, None),
                        selection or Selection())
 
 
 def parsed(query, declared=None, path=None):
     """Parse ``query`` ({name: [values]}) as a route declaring ``declared`` would."""
-    from chalicelib import params
+    from chalicelib.api import params
     declared = declared or (*params.SELECTION, *params.STYLE)
     return params.parse(declared, query, path, config())
 
 
 def engine_tile(url, z, x, y_segment, query=None, tms="WebMercatorQuad"):
-    """chalicelib.tiler.tile as /cog/tiles/{tms}/{z}/{x}/{y} calls it."""
-    from chalicelib import params, tiler
+    """chalicelib.operations.tiler.tile as /cog/tiles/{tms}/{z}/{x}/{y} calls it."""
+    from chalicelib.api import params
+    from chalicelib.operations import tiler
+    from chalicelib.readers import kinds
     values = parsed(query or {}, (*params.TILE, *params.SELECTION, *params.STYLE),
                     {"tileMatrixSetId": tms, "z": str(z), "x": str(x), "y": y_segment})
-    return tiler.tile(tiler.open_reader("cog", str(url), config()),
+    return tiler.tile(kinds.open_reader("cog", str(url), config()),
                       params.tile_address(values), params.selection(values),
                       params.style(values))
 
 
-# ---- chalice local, as a user runs it ------------------------------------------------------
-
-def _tools():
-    import sys
-    if str(ROOT / "tools") not in sys.path:
-        sys.path.insert(0, str(ROOT / "tools"))
-
-
-_tools()
-from chalice_local import ChaliceLocal, free_port  # noqa: E402,F401
-
+# ---- HTTP, as a client sees it -------------------------------------------------------------
 
 def fetch(url, headers=None, method="GET"):
     """(status, headers, body) of an HTTP request, errors included."""

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from chalicelib import colormaps
+from chalicelib.pixels import colormaps
 from tests.support import ACCEPT_IMAGE, ROOT, TILE, decode, pattern, tile_path, write_raster
 
 
@@ -324,6 +324,7 @@ def test_viewer_page(client):
 
 def test_the_viewer_opens_empty_where_the_demo_is_not_allowed(monkeypatch):
     from chalice.test import Client
+
     from app import app
     with Client(app, stage_name="prod", project_dir=str(ROOT)) as prod:
         page = prod.http.get("/", headers={"Accept": "text/html"}).body.decode()
@@ -476,7 +477,7 @@ def test_oversized_images_are_refused_not_crashed(client, rasters):
 
 
 def test_unexpected_errors_are_a_bare_500(client, rgb, monkeypatch):
-    from chalicelib import tiler
+    from chalicelib.operations import tiler
 
     def broken(*args, **kwargs):
         raise RuntimeError("/secret/server/path exploded")
@@ -489,7 +490,7 @@ def test_unexpected_errors_are_a_bare_500(client, rgb, monkeypatch):
 def test_a_result_that_cannot_be_serialised_is_still_a_json_500(client, rgb, monkeypatch):
     """Serialising the response is inside the error mapping: nothing escapes the handler
     (on Lambda an escaped exception is API Gateway's bare 502)."""
-    from chalicelib import tiler
+    from chalicelib.operations import tiler
     monkeypatch.setattr(tiler, "point", lambda *args: {"values": [complex(1, 2)]})
     body = assert_error(client.http.get(f"/cog/point/-77.7,24.5?url={rgb[1]}"), 500)
     assert body["Code"] == "InternalError"
@@ -506,6 +507,7 @@ def test_cache_max_age_is_configurable(client, rgb, monkeypatch):
 
 def test_demo_dataset_is_allowed_in_dev():
     from chalice.test import Client
+
     from app import app
     with Client(app, stage_name="dev", project_dir=str(ROOT)) as dev:
         info = dev.http.get("/cog/info?url=chalicelib/demo/demo.tif").json_body
@@ -518,6 +520,7 @@ def test_demo_dataset_is_allowed_in_dev():
 
 def test_prod_allows_nothing_by_default():
     from chalice.test import Client
+
     from app import app
     with Client(app, stage_name="prod", project_dir=str(ROOT)) as prod:
         response = prod.http.get("/cog/info?url=chalicelib/demo/demo.tif")
@@ -564,6 +567,7 @@ def _proxy_event(path, method="GET"):
 ])
 def test_unknown_paths_answer_the_json_error_shape(path, method, status):
     import base64
+
     from app import app
     response = app(_proxy_event(path, method), None)
     assert response["statusCode"] == status
@@ -666,15 +670,16 @@ def test_statistics_size_is_bounded(client):
 
 
 def test_stretch_ranges_per_dataset_are_bounded(shared):
-    from chalicelib import reader
-    from chalicelib.expression import parse
-    from chalicelib.models import Selection
+    from chalicelib.core import memo
+    from chalicelib.core.records import Selection
+    from chalicelib.pixels.expression import parse
+    from chalicelib.readers import geotiff
     from tests.support import open_dataset
     dataset = open_dataset(shared / "cog.tif")
-    for i in range(reader.MAX_STRETCH_MEMO + 20):
-        reader.stretch_ranges(dataset, Selection(expression=parse(f"b1+{i}")))
+    for i in range(memo.MAX_STRETCH_MEMO + 20):
+        geotiff.stretch_ranges(dataset, Selection(expression=parse(f"b1+{i}")))
     kept = [k for k in dataset.memo if k[0] == "stretch"]
-    assert len(kept) == reader.MAX_STRETCH_MEMO
+    assert len(kept) == memo.MAX_STRETCH_MEMO
 
 
 def test_expressions_are_budgeted_before_anything_is_read(client):
@@ -739,8 +744,8 @@ def test_reads_too_big_to_finish_are_refused_before_reading(client, rasters):
     """A large file without overviews (sparse: it costs no disk): a preview or a low-zoom
     tile would decompress gigabytes (the average-resampled preview of such a file ran for
     minutes); refused at once, saying to make a COG, while a tile at full resolution is read."""
-    from affine import Affine
     import mercantile
+    from affine import Affine
     path = _write(rasters / "huge_sparse.tif", 200_000, 200_000,
                   Affine(1, 0, 500_000, 0, -1, 5_000_000), crs="EPSG:32633", tiled=True,
                   blockxsize=512, blockysize=512, sparse_ok=True, BIGTIFF="YES")
@@ -762,7 +767,7 @@ def test_a_slow_read_does_not_stall_other_requests_for_the_file(shared):
     on a spare handle instead of waiting for it."""
     import threading
 
-    from chalicelib.datasets import reading
+    from chalicelib.sources.datasets import reading
     from tests.support import config, engine_tile, open_dataset
     path = shared / "cog.tif"
     dataset = open_dataset(path)

@@ -11,14 +11,14 @@ import shutil
 import subprocess
 import sys
 
+import package as packaging
 import pytest
+import slim
 
+import vendor
 from tests.support import ROOT
 
-sys.path.insert(0, str(ROOT / "tools"))
-import package as packaging  # noqa: E402
-import slim  # noqa: E402
-import vendor  # noqa: E402
+pytestmark = pytest.mark.package
 
 SCRATCH = ROOT / "build" / "test-arm64"
 

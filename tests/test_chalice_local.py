@@ -4,8 +4,11 @@ import json
 
 import mercantile
 import pytest
+from chalice_local import ChaliceLocal
 
-from tests.support import ACCEPT_IMAGE, ChaliceLocal, decode, fetch
+from tests.support import ACCEPT_IMAGE, decode, fetch
+
+pytestmark = pytest.mark.server
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ import mercantile
 import numpy as np
 import pytest
 
-from chalicelib import reader
-from chalicelib.models import Selection
+from chalicelib.core.records import Selection
+from chalicelib.readers import geotiff
 from tests.support import open_dataset, read_tile, wmq
 
 rio_tiler_io = pytest.importorskip("rio_tiler.io", reason="rio-tiler is a dev dependency")
@@ -29,7 +29,7 @@ FILES = ["cog.tif", "cog_nodata.tif", "cog_dateline.tif", "cog_cmap.tif", "cog_r
 
 def sample_tiles(entry):
     """Tiles at every zoom from minzoom to maxzoom + 1 near the centre, and a neighbour."""
-    minzoom, maxzoom = reader.zoom_range(entry, wmq())
+    minzoom, maxzoom = geotiff.zoom_range(entry, wmq())
     west, south, east, north = entry.geographic_bounds
     lon = (west + east) / 2 if west <= east else 179.9
     lat = (south + north) / 2
@@ -37,7 +37,7 @@ def sample_tiles(entry):
         centre = mercantile.tile(lon, lat, zoom)
         for dx in (0, 1):
             x = centre.x + dx
-            if x < 2 ** zoom and reader.tile_exists(entry, wmq(), zoom, x, centre.y):
+            if x < 2 ** zoom and geotiff.tile_exists(entry, wmq(), zoom, x, centre.y):
                 yield mercantile.Tile(x, centre.y, zoom), zoom >= maxzoom - 1
 
 

@@ -1,4 +1,4 @@
-"""The PNG writer (chalicelib/encode.py): decoders nobody here wrote (Pillow, GDAL) read back
+"""The PNG writer (chalicelib/pixels/encode.py): decoders nobody here wrote (Pillow, GDAL) read back
 exactly the pixels, for every channel count, with and without alpha, odd sizes, @2x tiles and
 every zlevel, and the colours of paletted PNGs (lookup-table colormaps); its bytes stay within
 5% of GDAL's own PNG encoder on real tiles."""
@@ -10,7 +10,7 @@ import pytest
 import rasterio
 from PIL import Image
 
-from chalicelib import encode
+from chalicelib.pixels import encode
 from tests.support import ACCEPT_IMAGE, decode, pattern, tile_path
 
 
@@ -131,8 +131,9 @@ def test_a_mask_over_a_table_with_every_entry_used_falls_back_to_rgba():
 def test_colormapped_tiles_are_paletted_and_smaller(client, shared):
     """A tile coloured by a named colormap arrives paletted: the colours of the table at the
     rescaled values, masked pixels transparent, in fewer bytes than the same RGBA PNG."""
-    from chalicelib import colormaps
     import mercantile
+
+    from chalicelib.pixels import colormaps
     url = str(shared / "cog.tif")
     info = client.http.get(f"/cog/info?url={url}").json_body
     west, south, east, north = info["bounds"]

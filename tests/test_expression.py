@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from chalicelib.errors import BadRequest
-from chalicelib.expression import parse
+from chalicelib.core.errors import BadRequest
+from chalicelib.pixels.expression import parse
 
 B1 = np.array([[1.0, 2.0], [4.0, 0.0]], dtype="float32")
 B2 = np.array([[3.0, 2.0], [0.0, 0.0]], dtype="uint16")

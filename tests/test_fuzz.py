@@ -27,6 +27,8 @@ from rasterio.transform import from_bounds
 
 from tests.support import BUILD, ROOT, SHARED
 
+pytestmark = pytest.mark.fuzz
+
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "20"))
 SEED = int(os.environ.get("FUZZ_SEED", "20261123"))
 
@@ -86,6 +88,7 @@ def sources(rasters):
 @pytest.fixture(scope="module")
 def module_client():
     from chalice.test import Client
+
     from app import app
     with Client(app, stage_name="test", project_dir=str(ROOT)) as client:
         yield client
@@ -138,7 +141,7 @@ def demo_tile(z: int, dx: int, dy: int) -> tuple[int, int]:
 def valid_path_value(name: str, param=None):
     """Mostly inside the demo's area (the Bahamas), so tiles are often found."""
     if name == "tileMatrixSetId":
-        from chalicelib import tilematrixsets
+        from chalicelib.grids import tilematrixsets
         return st.sampled_from(["WebMercatorQuad"] * 4 + list(tilematrixsets.IDS))
     if name == "lonlat":
         return st.tuples(st.floats(-78.5, -77), st.floats(23.5, 25.5)).map(

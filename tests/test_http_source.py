@@ -4,15 +4,12 @@ Loopback is never opened by default; the explicit, exact UNSAFE_ALLOW_HOSTS exem
 (tests and benchmarks only) lets the suite exercise GDAL's /vsicurl/ range reads.
 """
 
-import sys
 
 import pytest
+from rangeserver import RangeServer
 
-from chalicelib.datasets import cache
-from tests.support import ACCEPT_IMAGE, ROOT, decode, tile_path
-
-sys.path.insert(0, str(ROOT / "tools"))
-from rangeserver import RangeServer  # noqa: E402
+from chalicelib.sources.datasets import cache
+from tests.support import ACCEPT_IMAGE, decode, tile_path
 
 
 @pytest.fixture

@@ -10,10 +10,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from chalice_local import free_port
 
 from tests.support import ROOT
-from tools.chalice_local import free_port
 from tools.run import watched_files
+
+pytestmark = pytest.mark.server
 
 STARTUP = 90.0  # seconds, bounded waits for the port (setup is already done by `make test`)
 
@@ -137,7 +139,7 @@ def test_the_environment_chooses_the_sources_of_a_local_run(make_run, shared):
 
 def test_reload_watches_only_what_the_server_runs_from():
     files = {p.relative_to(ROOT).as_posix() for p in watched_files()}
-    assert "app.py" in files and "chalicelib/tiler.py" in files
+    assert "app.py" in files and "chalicelib/operations/tiler.py" in files
     assert ".chalice/config.json" in files
     assert not [f for f in files if f.startswith((".venv", "build", "tests", "docs", "vendor"))]
     assert len(files) < 200  # not the 30,000 files of the project folder

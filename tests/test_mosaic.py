@@ -14,9 +14,11 @@ import rasterio
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
-from chalicelib import documents, mosaic
-from chalicelib.datasets import cache
-from chalicelib.models import Selection, TileAddress
+from chalicelib.core.records import Selection, TileAddress
+from chalicelib.jobs import mosaics
+from chalicelib.readers import mosaicjson
+from chalicelib.sources import documents
+from chalicelib.sources.datasets import cache
 from tests.support import ACCEPT_IMAGE, config, decode, wmq
 
 rio_tiler_io = pytest.importorskip("rio_tiler.io", reason="rio-tiler is a dev dependency")
@@ -51,8 +53,8 @@ def halves(shared, rasters):
     folder.mkdir(exist_ok=True)
     west = write_part(shared / "cog.tif", Window(0, 0, 1430, 2667), folder / "west.tif")
     east = write_part(shared / "cog.tif", Window(1230, 0, 1428, 2667), folder / "east.tif")
-    document = mosaic.build([str(west), str(east)], config())
-    path = folder / "mosaic.json"
+    document = mosaics.build([str(west), str(east)], config())
+    path = folder / "mosaics.json"
     path.write_text(json.dumps(document))
     documents.clear()
     return west, east, path
@@ -85,7 +87,7 @@ def rio_tiler_tile(paths, tile, method):
 
 
 def ours(path, tile, method="first"):
-    source = mosaic.MosaicReader.open(str(path), config())
+    source = mosaicjson.reader_for(str(path), config())
     return source.tile(TileAddress(wmq(), tile.z, tile.x, tile.y, 256, 256, None),
                        Selection(indexes=INDEXES.get(method), pixel_selection=method))
 
@@ -114,7 +116,7 @@ def test_first_stops_reading_once_the_tile_is_filled(halves):
         from rasterio.warp import transform_bounds
         w, s, e, n = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
     tile = mercantile.tile(w + (e - w) * 0.25, (s + n) / 2, 13)  # inside the west half only
-    source = mosaic.MosaicReader.open(str(path), config())
+    source = mosaicjson.reader_for(str(path), config())
     assert len(source._files_of_tile(wmq(), tile.z, tile.x, tile.y)) == 2  # both listed
     cache.clear()
     image = ours(path, tile)
@@ -131,7 +133,7 @@ def test_built_document(halves):
     files = {f for urls in document["tiles"].values() for f in urls}
     assert files == {str(west), str(east)}
     with pytest.raises(Exception, match="exists"):
-        mosaic.write(document, str(path))  # never over an existing document
+        mosaics.write(document, str(path))  # never over an existing document
     assert json.loads(path.read_text()) == document
 
 
@@ -215,9 +217,6 @@ def test_the_mosaic_function_builds_from_an_s3_prefix(client, moto, halves, monk
 
 def test_make_mosaic_writes_a_document_and_never_overwrites(halves, tmp_path, monkeypatch):
     """`make mosaic`'s script, from a folder of GeoTIFFs."""
-    import sys
-    from tests.support import ROOT
-    sys.path.insert(0, str(ROOT / "tools"))
     import make_mosaic
     west, east, _ = halves
     monkeypatch.chdir(tmp_path)
@@ -230,11 +229,12 @@ def test_make_mosaic_writes_a_document_and_never_overwrites(halves, tmp_path, mo
 
 
 def test_gzipped_documents_and_zip_bombs(client, halves):
-    """cogeo-mosaic writes mosaic.json.gz: served alike; a bomb is refused, not inflated."""
+    """cogeo-mosaic writes mosaics.json.gz: served alike; a bomb is refused, not inflated."""
     import gzip
-    from chalicelib.documents import MAX_DOCUMENT_BYTES
+
+    from chalicelib.sources.documents import MAX_DOCUMENT_BYTES
     west, east, path = halves
-    zipped = path.parent / "mosaic.json.gz"
+    zipped = path.parent / "mosaics.json.gz"
     zipped.write_bytes(gzip.compress(path.read_bytes()))
     info = client.http.get(f"/mosaicjson/info?url={zipped}")
     assert info.status_code == 200 and info.json_body["files"] == 2

@@ -7,9 +7,12 @@ import json
 import subprocess
 import sys
 
+import pytest
 from openapi_spec_validator import validate
 
-from chalicelib import colormaps, formats, params, tilematrixsets
+from chalicelib.api import params
+from chalicelib.grids import tilematrixsets
+from chalicelib.pixels import colormaps, formats
 from tests.support import ROOT
 
 
@@ -100,6 +103,7 @@ def test_docs_page_points_at_the_document(client):
     assert b'"/openapi.json"' in response.body and b"swagger-ui" in response.body
 
 
+@pytest.mark.fuzz
 def test_schemathesis_finds_nothing():
     """Bounded: 25 examples per operation, a random and a real-raster `url`, about 8 minutes
     for 54 operations (`make fuzz` runs more)."""

@@ -5,9 +5,10 @@ import math
 import numpy as np
 import pytest
 
-from chalicelib import params, tilematrixsets
-from chalicelib.errors import BadRequest, NotFound
-from chalicelib.settings import Settings
+from chalicelib.api import params
+from chalicelib.core.errors import BadRequest, NotFound
+from chalicelib.core.settings import Settings
+from chalicelib.grids import tilematrixsets
 
 RENDER = (*params.SELECTION, *params.STYLE)
 
@@ -165,7 +166,19 @@ def test_every_declaration_documents_itself():
 def test_the_readme_tables_are_the_declarations():
     import subprocess
     import sys
+
     from tests.support import ROOT
     result = subprocess.run([sys.executable, str(ROOT / "tools" / "docs.py"), "--check"],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_builder_asking_for_an_undeclared_name_fails_loudly():
+    """Builders shared by route families read names a route may not declare (None), but a
+    name no parameter has is a misspelling, not a silent default."""
+    values = params.parse(params.POINT_SELECTION, {"bidx": ["2"]})
+    assert values.get("bidx") == (2,) and values.get("assets") is None
+    with pytest.raises(KeyError, match="exprssion"):
+        values.get("exprssion")
+    with pytest.raises(AttributeError):
+        values.assets  # noqa: B018  (not declared by this route)

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from rasterio.enums import ColorInterp
 
-from chalicelib import datasets, reader
-from chalicelib.models import Selection, StatisticsOptions
-from chalicelib.errors import BadRequest, NotARaster, TileOutsideBounds
-from tests.support import (TILE, open_dataset, parsed, pattern, read_tile, wmq,
-                           write_raster)
+from chalicelib.core.errors import BadRequest, NotARaster, TileOutsideBounds
+from chalicelib.core.records import Selection, StatisticsOptions
+from chalicelib.readers import geotiff, planning
+from chalicelib.sources import datasets
+from tests.support import TILE, open_dataset, parsed, pattern, read_tile, wmq, write_raster
 
 SEL = Selection()
 
@@ -122,7 +122,7 @@ def test_bidx_and_expression(rasters):
     entry = open_entry(write_raster(rasters / "rgb.tif", data))
     image = read_tile(entry, TILE.z, TILE.x, TILE.y, 256, Selection(indexes=(3, 1)))
     np.testing.assert_array_equal(image.data, data[[2, 0]])
-    from chalicelib.params import selection as to_selection
+    from chalicelib.api.params import selection as to_selection
     selection = to_selection(parsed({"expression": ["(b3 - b1) / (b3 + b1)"]}))
     image = read_tile(entry, TILE.z, TILE.x, TILE.y, 256, selection)
     d = data.astype("float64")
@@ -170,17 +170,17 @@ def test_point_values(rasters):
     res = (right - left) / 256
     x, y = left + res * (30 + 0.5), top - res * (40 + 0.5)  # row 40, col 30
     lon, lat = mercantile.lnglat(x, y)
-    image = reader.point(entry, lon, lat, SEL)
+    image = geotiff.point(entry, lon, lat, SEL)
     np.testing.assert_array_equal(image.data[:, 0, 0], data[:, 40, 30])
     with pytest.raises(TileOutsideBounds):
-        reader.point(entry, 0.0, 0.0, SEL)
+        geotiff.point(entry, 0.0, 0.0, SEL)
 
 
 def test_statistics_are_those_of_the_data(rasters):
     data = pattern(dtype="float32")
     data[0, :16] = -1
     entry = open_entry(write_raster(rasters / "stats.tif", data, nodata=-1))
-    stats = reader.statistics(entry, SEL, StatisticsOptions(max_size=1024))["b1"]
+    stats = geotiff.statistics(entry, SEL, StatisticsOptions(max_size=1024))["b1"]
     valid = data[0][data[0] != -1]
     assert stats["min"] == valid.min() and stats["max"] == valid.max()
     assert stats["mean"] == pytest.approx(valid.mean(), rel=1e-6)
@@ -193,7 +193,7 @@ def test_statistics_are_those_of_the_data(rasters):
 def test_stretch_ranges_come_from_the_dataset(rasters):
     data = (pattern(dtype="float32") * 10 + 1000)
     entry = open_entry(write_raster(rasters / "float.tif", data))
-    low, high = reader.stretch_ranges(entry, SEL)[0]
+    low, high = geotiff.stretch_ranges(entry, SEL)[0]
     assert low == pytest.approx(np.percentile(data, 2), rel=0.01)
     assert high == pytest.approx(np.percentile(data, 98), rel=0.01)
 
@@ -201,7 +201,7 @@ def test_stretch_ranges_come_from_the_dataset(rasters):
 def test_info_describes_the_file(rasters):
     path = write_raster(rasters / "info.tif", pattern(bands=2, dtype="int16"), nodata=-9,
                         overviews=(2,))
-    info = reader.info(open_entry(path), wmq())
+    info = geotiff.info(open_entry(path), wmq())
     assert info["count"] == 2 and info["dtype"] == "int16" and info["nodata_value"] == -9
     assert info["nodata_type"] == "Nodata" and info["overviews"] == [2]
     west, south, east, north = info["bounds"]
@@ -263,7 +263,7 @@ def test_native_resolution_of_world_data_is_sane(rasters):
     assert entry.native_resolution(wmq().crs) == pytest.approx(111_319, rel=0.05)
     # the first zoom whose 256-pixel tiles are at least that fine
     zoom = math.log2(2 * math.pi * 6378137 / (256 * entry.native_resolution(wmq().crs)))
-    assert reader.zoom_range(entry, wmq()) == (0, math.ceil(zoom - 0.01))
+    assert geotiff.zoom_range(entry, wmq()) == (0, math.ceil(zoom - 0.01))
 
 
 def _world(rasters, name="world_stripes.tif"):
@@ -325,30 +325,30 @@ def test_a_world_tile_over_the_read_limit_uses_a_coarser_overview(rasters, monke
     """When the overview the poles need would decompress more than the read limit, the tile
     is read from the finest overview within it (blurrier toward the poles) instead of being
     refused; below even the coarsest, it is refused."""
-    from chalicelib.errors import TooLarge
+    from chalicelib.core.errors import TooLarge
     path, data = _world(rasters)
     entry = open_entry(path)
     bounds, crs = mercantile.xy_bounds(0, 0, 1), wmq().crs
-    needed = reader.read_scale(entry, bounds, crs, 256, 256, SEL)
-    full = reader.read_cost(entry, bounds, crs, 256, 256, SEL, needed)
-    coarsest = reader.read_cost(entry, bounds, crs, 256, 256, SEL, 8)
+    needed = planning.read_scale(entry, bounds, crs, 256, 256, SEL)
+    full = planning.read_cost(entry, bounds, crs, 256, 256, SEL, needed)
+    coarsest = planning.read_cost(entry, bounds, crs, 256, 256, SEL, 8)
     assert needed < 2 and coarsest < full
-    monkeypatch.setattr(reader, "MAX_READ_BYTES", coarsest)
-    scale = reader.read_scale(entry, bounds, crs, 256, 256, SEL)
+    monkeypatch.setattr(planning, "MAX_READ_BYTES", coarsest)
+    scale = planning.read_scale(entry, bounds, crs, 256, 256, SEL)
     assert scale in entry.src.overviews(1) and scale > needed
-    assert reader.read_cost(entry, bounds, crs, 256, 256, SEL, scale) <= coarsest
+    assert planning.read_cost(entry, bounds, crs, 256, 256, SEL, scale) <= coarsest
     image = read_tile(entry, 1, 0, 0, 256, SEL)
     truth = _nearest_truth(data, 1, 0, 0)
     assert (image.mask == (truth != 0)).mean() >= 0.9  # served, roughly right
-    monkeypatch.setattr(reader, "MAX_READ_BYTES", coarsest - 1)
+    monkeypatch.setattr(planning, "MAX_READ_BYTES", coarsest - 1)
     with pytest.raises(TooLarge, match="read limit"):
         read_tile(entry, 1, 0, 0, 256, SEL)
 
 
 def test_reads_beyond_the_value_budget_are_refused(rasters, monkeypatch):
-    from chalicelib.errors import TooLarge
+    from chalicelib.core.errors import TooLarge
     entry = open_entry(write_raster(rasters / "many.tif", pattern(bands=4)))
-    monkeypatch.setattr(reader, "MAX_READ_VALUES", 4 * 256 * 256)  # 3 bands + mask fit, 4 do not
+    monkeypatch.setattr(planning, "MAX_READ_VALUES", 4 * 256 * 256)  # 3 bands + mask fit, 4 do not
     read_tile(entry, TILE.z, TILE.x, TILE.y, 256, Selection(indexes=(1, 2, 3)))
     with pytest.raises(TooLarge):
         read_tile(entry, TILE.z, TILE.x, TILE.y, 256, Selection(indexes=(1, 2, 3, 4)))
@@ -368,3 +368,64 @@ def test_band_subsets_equal_the_bands_of_a_full_read(shared, query):
         np.testing.assert_array_equal(part[:-1].astype("float64"),
                                       every[bands].astype("float64"))
         np.testing.assert_array_equal(part[-1], every[-1])  # the mask
+
+
+class CountingLock:
+    """A dataset's lock that counts how often it is taken."""
+
+    def __init__(self):
+        import threading
+        self.lock, self.taken = threading.RLock(), 0
+
+    def acquire(self, blocking=True):
+        self.taken += 1
+        return self.lock.acquire(blocking)
+
+    def release(self):
+        self.lock.release()
+
+    def __enter__(self):
+        self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+@pytest.mark.parametrize("query, statistics", [
+    ({}, True),  # float data without rescale: stretched by the dataset's statistics
+    ({"rescale": ["0,3000"]}, False),
+    ({"colormap_name": ["viridis"], "rescale": ["0,3000"]}, False),
+])
+def test_a_tile_holds_the_dataset_once(rasters, query, statistics):
+    """Read, then what rendering needs (palette, statistics) in the same hold: the tile
+    never goes back to the reader, also the first time, when the statistics are computed."""
+    from tests.support import engine_tile
+    path = write_raster(rasters / "lock_once.tif", pattern(dtype="float32") * 10)
+    entry = open_dataset(path)
+    entry.lock = CountingLock()
+    for _ in range(2):  # the first tile computes the statistics, the second has them memoised
+        image = engine_tile(path, TILE.z, TILE.x, f"{TILE.y}.png", query)
+        assert image.body.startswith(b"\x89PNG")
+    assert entry.lock.taken == 2  # once per tile
+    assert (("stretch",) + Selection().key in entry.memo) is statistics
+
+
+def test_what_the_reader_attaches_follows_the_style(rasters):
+    """A paletted file's tile carries its palette; statistics come only when asked, and
+    never for 8-bit pixels (shown as they are)."""
+    from chalicelib.readers.cog import COGReader
+    from tests.support import config
+    colormap = {i: (i, 255 - i, 0, 255) for i in range(256)}
+    paletted = write_raster(rasters / "attach_paletted.tif", pattern(), colormap=colormap)
+    reader = COGReader.open(str(paletted), config())
+    from chalicelib.core.records import TileAddress
+    address = TileAddress(wmq(), TILE.z, TILE.x, TILE.y, 256, 256, None)
+    image = reader.tile(address, SEL, statistics=True)
+    assert image.palette is not None and image.palette[7].tolist() == [7, 248, 0, 255]
+    assert image.dataset_statistics is None  # 8-bit
+    floats = write_raster(rasters / "attach_float.tif", pattern(dtype="float32"))
+    reader = COGReader.open(str(floats), config())
+    assert reader.tile(address, SEL).dataset_statistics is None  # not asked
+    low, high = reader.tile(address, SEL, statistics=True).dataset_statistics[0]
+    assert low == pytest.approx(np.percentile(pattern(), 2), abs=3)
+    assert high == pytest.approx(np.percentile(pattern(), 98), abs=3)

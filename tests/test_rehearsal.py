@@ -6,14 +6,13 @@ then code-only changes deployed again (app.py, then chalicelib). Everything is r
 the account, as AWS would hold it, and the API function is run from what the account holds."""
 
 import json
-import sys
 
 import pytest
+import rehearse
 
 from tests.support import ROOT
 
-sys.path.insert(0, str(ROOT / "tools"))
-import rehearse  # noqa: E402
+pytestmark = pytest.mark.rehearsal
 
 ARN = f"arn:aws:lambda:{rehearse.REGION}:{rehearse.ACCOUNT}"
 

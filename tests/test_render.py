@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from rasterio.crs import CRS
 
-from chalicelib import colormaps, render
-from chalicelib.errors import BadRequest
-from chalicelib.models import ImageData, Style
+from chalicelib.core.errors import BadRequest
+from chalicelib.core.records import ImageData, Style
+from chalicelib.pixels import colormaps, render
 
 
 def image(data, mask=None):
@@ -45,8 +45,9 @@ def test_uint8_without_rescale_is_shown_as_is_and_mask_becomes_alpha():
 
 def test_non_uint8_needs_the_dataset_stretch():
     img = image(np.array([[[1000, 2000]]], dtype="uint16"))
-    assert render.needs_stretch(img, Style())
-    out = render.apply_style(img, Style(), stretch=((1000.0, 2000.0),))
+    assert render.needs_stretch(img.data.dtype, Style())
+    img.dataset_statistics = ((1000.0, 2000.0),)
+    out = render.apply_style(img, Style())
     np.testing.assert_array_equal(out.data[0, 0], [0, 255])
 
 
@@ -90,7 +91,7 @@ def test_rescale_count_must_fit_the_bands():
 def test_user_colormaps_match_painting_each_entry_in_order(kind):
     """The vectorised lookup against the obvious loop (overlapping intervals: the last
     one wins; NaN and values outside every entry stay transparent)."""
-    from chalicelib import colormaps
+    from chalicelib.pixels import colormaps
     rng = np.random.default_rng(7)
     values = rng.integers(-20, 120, (64, 64)).astype("float32")
     values[0, :5] = np.nan

@@ -13,10 +13,18 @@ import mercantile
 import numpy as np
 import pytest
 
-from chalicelib import datasets, reader
-from chalicelib.errors import NotARaster, NotFound, SourceNotAllowed, UpstreamTimeout
-from tests.support import (ACCEPT_IMAGE, decode, engine_tile, open_dataset, tile_path, wmq,
-                           write_raster)
+from chalicelib.core.errors import NotARaster, NotFound, SourceNotAllowed, UpstreamTimeout
+from chalicelib.readers import geotiff
+from chalicelib.sources import datasets
+from tests.support import (
+    ACCEPT_IMAGE,
+    decode,
+    engine_tile,
+    open_dataset,
+    tile_path,
+    wmq,
+    write_raster,
+)
 
 BUCKET = "cogs-test"
 
@@ -156,7 +164,7 @@ def test_upstream_timeout_is_504_and_does_not_poison_the_cache(bucket, moto, mon
         monkeypatch.setenv("GDAL_HTTP_MAX_RETRY", "0")
         url = f"s3://{BUCKET}/data/cog.tif"
         entry = open_dataset(url)  # opened and cached while the storage answers
-        tile = centre_tile(entry, reader.zoom_range(entry, wmq())[1])
+        tile = centre_tile(entry, geotiff.zoom_range(entry, wmq())[1])
         proxy.stalled.set()
         started = time.monotonic()
         with pytest.raises(UpstreamTimeout):
@@ -198,7 +206,7 @@ def test_http_requests_per_tile(bucket, moto, allow_s3, shared):
     before = len(data_requests(moto, key))
     entry = open_dataset(url)
     opened = len(data_requests(moto, key)) - before
-    zoom = reader.zoom_range(entry, wmq())[1]
+    zoom = geotiff.zoom_range(entry, wmq())[1]
     centre = centre_tile(entry, zoom)
     tiles = [mercantile.Tile(centre.x + dx, centre.y + dy, zoom)
              for dx in range(-2, 3) for dy in range(-2, 3)]

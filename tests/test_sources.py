@@ -2,8 +2,8 @@
 
 import pytest
 
-from chalicelib import sources
-from chalicelib.errors import BadRequest, NotFound, SourceNotAllowed
+from chalicelib.core.errors import BadRequest, NotFound, SourceNotAllowed
+from chalicelib.sources import allowlist
 
 ALLOWED = ("s3://bucket/cogs/", "https://data.example.com/cogs", "/srv/rasters/",
            "chalicelib/demo/")
@@ -15,11 +15,11 @@ ALLOWED = ("s3://bucket/cogs/", "https://data.example.com/cogs", "/srv/rasters/"
     ("/srv/rasters/x.tif", "/srv/rasters/x.tif"),
 ])
 def test_allowed_sources_map_to_gdal_paths(url, gdal_path):
-    assert sources.resolve(url, ALLOWED).gdal_path == gdal_path
+    assert allowlist.resolve(url, ALLOWED).gdal_path == gdal_path
 
 
 def test_relative_paths_resolve_against_the_project():
-    src = sources.resolve("chalicelib/demo/demo.tif", ALLOWED)
+    src = allowlist.resolve("chalicelib/demo/demo.tif", ALLOWED)
     assert src.gdal_path.endswith("/chalicelib/demo/demo.tif") and src.gdal_path.startswith("/")
 
 
@@ -38,7 +38,7 @@ def test_relative_paths_resolve_against_the_project():
 ])
 def test_sources_outside_the_allow_list_are_refused(url):
     with pytest.raises(SourceNotAllowed):
-        sources.resolve(url, ALLOWED)
+        allowlist.resolve(url, ALLOWED)
 
 
 @pytest.mark.parametrize("url", [
@@ -58,7 +58,7 @@ def test_sources_outside_the_allow_list_are_refused(url):
 def test_dangerous_sources_are_never_opened_even_when_allowed(url):
     everything = ALLOWED + ("/", "https://data.example.com/", "file:///")
     with pytest.raises(SourceNotAllowed):
-        sources.resolve(url, everything)
+        allowlist.resolve(url, everything)
 
 
 @pytest.mark.parametrize("host", [
@@ -68,34 +68,34 @@ def test_dangerous_sources_are_never_opened_even_when_allowed(url):
 def test_private_addresses_are_never_opened_whatever_the_list_says(host):
     url = f"http://{host}/x.tif"
     with pytest.raises(SourceNotAllowed, match="private|loopback|link-local"):
-        sources.resolve(url, (f"http://{host}/",))
+        allowlist.resolve(url, (f"http://{host}/",))
 
 
 def test_the_unsafe_host_exemption_is_explicit_and_exact():
     allowed = ("http://127.0.0.1:8123/",)
-    exempt = sources.resolve("http://127.0.0.1:8123/a.tif", allowed, ("127.0.0.1:8123",))
+    exempt = allowlist.resolve("http://127.0.0.1:8123/a.tif", allowed, ("127.0.0.1:8123",))
     assert exempt.gdal_path == "/vsicurl/http://127.0.0.1:8123/a.tif"
     with pytest.raises(SourceNotAllowed):
-        sources.resolve("http://127.0.0.1:8123/a.tif", allowed, ("127.0.0.1:9999",))
+        allowlist.resolve("http://127.0.0.1:8123/a.tif", allowed, ("127.0.0.1:9999",))
 
 
 def test_unresolvable_hosts_are_not_found():
     with pytest.raises(NotFound):
-        sources.resolve("https://no-such-host.invalid/cogs/x.tif", ("https://no-such-host.invalid/",))
+        allowlist.resolve("https://no-such-host.invalid/cogs/x.tif", ("https://no-such-host.invalid/",))
 
 
 @pytest.mark.parametrize("url", ["", "   ", "s3://bucket", "s3://bucket/", "https:///x.tif",
                                  "https://h:99999/x", "x" * 3000])
 def test_malformed_sources_are_bad_requests(url):
     with pytest.raises((BadRequest, SourceNotAllowed)):
-        sources.resolve(url, ALLOWED + ("https://h/",))
+        allowlist.resolve(url, ALLOWED + ("https://h/",))
 
 
 def test_an_empty_allow_list_allows_nothing():
     with pytest.raises(SourceNotAllowed):
-        sources.resolve("s3://bucket/cogs/a.tif", ())
+        allowlist.resolve("s3://bucket/cogs/a.tif", ())
 
 
 def test_display_names_never_show_a_server_path():
-    src = sources.resolve("/srv/rasters/sub/x.tif", ALLOWED)
-    assert sources.display_name(src) == "x.tif"
+    src = allowlist.resolve("/srv/rasters/sub/x.tif", ALLOWED)
+    assert allowlist.display_name(src) == "x.tif"

@@ -8,7 +8,6 @@ GeoTIFF, and assets whose hrefs point outside the allow-list.
 
 import json
 import shutil
-import sys
 import warnings
 import xml.etree.ElementTree as ET
 from urllib.parse import quote
@@ -16,15 +15,14 @@ from urllib.parse import quote
 import mercantile
 import numpy as np
 import pytest
+from rangeserver import RangeServer
 
-from chalicelib import documents, stac
-from chalicelib.datasets import cache
-from chalicelib.expression import parse as parse_expression
-from chalicelib.models import Selection, TileAddress
-from tests.support import ACCEPT_IMAGE, ROOT, config, decode, wmq
-
-sys.path.insert(0, str(ROOT / "tools"))
-from rangeserver import RangeServer  # noqa: E402
+from chalicelib.core.records import Selection, TileAddress
+from chalicelib.pixels.expression import parse as parse_expression
+from chalicelib.readers import stac
+from chalicelib.sources import documents
+from chalicelib.sources.datasets import cache
+from tests.support import ACCEPT_IMAGE, config, decode, wmq
 
 rio_tiler_stac = pytest.importorskip("rio_tiler.io.stac", reason="rio-tiler is a dev dependency")
 
@@ -52,8 +50,8 @@ def item(shared, rasters):
     folder.mkdir()
     for name, target in (("nir.tif", "cog.tif"), ("red.tif", "cog_nodata.tif")):
         (folder / name).symlink_to(shared / target)
-    from chalicelib import readers
-    bounds = readers.COGReader.open(str(shared / "cog.tif"), config()).geographic_bounds
+    from chalicelib.readers import cog
+    bounds = cog.COGReader.open(str(shared / "cog.tif"), config()).geographic_bounds
     document = item_document({
         "nir": {"href": "nir.tif", "type": COG, "roles": ["data"]},
         "red": {"href": "./red.tif", "type": COG, "roles": ["data"]},
@@ -244,7 +242,8 @@ def test_over_http_no_request_leaves_the_allow_list(client, shared, rasters, mon
 def test_other_tile_matrix_sets_agree_with_rio_tiler(item):
     """A tile of WorldCRS84Quad and one of WGS1984Quad over the stacked assets."""
     import morecantile
-    from chalicelib import tilematrixsets
+
+    from chalicelib.grids import tilematrixsets
     source = reader_of(item)
     west, south, east, north = source.geographic_bounds
     for tms_id in ("WorldCRS84Quad", "WGS1984Quad"):
@@ -271,13 +270,13 @@ def test_other_tile_matrix_sets_agree_with_rio_tiler(item):
 def test_hrefs_resolve_relative_to_the_document(base, link, expected):
     """Resolution only; whatever comes out is checked against the allow-list before use
     (``/vsi...`` and ``../`` escapes are refused there)."""
-    from chalicelib.sources import parse
+    from chalicelib.sources.allowlist import parse
     assert documents.href(parse(base), link) == expected
 
 
 def test_vsi_and_escaping_hrefs_are_refused(item):
-    from chalicelib.errors import SourceNotAllowed
-    from chalicelib.sources import parse, resolve
+    from chalicelib.core.errors import SourceNotAllowed
+    from chalicelib.sources.allowlist import parse, resolve
     for link in ("/vsicurl/http://169.254.169.254/x.tif", "../../../../../../etc/x.tif",
                  "file:///etc/x.tif", "http://169.254.169.254/latest/x.tif"):
         with pytest.raises(SourceNotAllowed):

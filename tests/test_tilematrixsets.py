@@ -4,19 +4,18 @@ every set against rio-tiler's ``Reader(tms=...)`` on the real rasters, and the r
 import json
 import math
 import random
-import sys
 import warnings
 
 import numpy as np
 import pytest
 
-from chalicelib import reader, tilematrixsets
-from chalicelib.errors import TileOutsideBounds
-from chalicelib.models import Selection
-from tests.support import ACCEPT_IMAGE, ROOT, decode, open_dataset
+from chalicelib.core.errors import TileOutsideBounds
+from chalicelib.core.records import Selection
+from chalicelib.grids import tilematrixsets
+from chalicelib.readers import geotiff
+from tests.support import ACCEPT_IMAGE, decode, open_dataset
 
 morecantile = pytest.importorskip("morecantile", reason="morecantile is a dev dependency")
-sys.path.insert(0, str(ROOT / "scripts"))
 import make_tilematrixsets  # noqa: E402
 
 IDS = tilematrixsets.IDS
@@ -96,8 +95,8 @@ PAIRS = [(tms_id, "world.rgb.tif") for tms_id in IDS if tms_id != "CDB1GlobalGri
 
 def sample_tiles(dataset, tms, per_zoom=2):
     """Tiles near the middle of the data, from its minzoom to one past its maxzoom."""
-    minzoom, maxzoom = reader.zoom_range(dataset, tms)
-    box = reader.footprint(dataset, tms)[0]  # (the first part of data crossing 180 degrees)
+    minzoom, maxzoom = geotiff.zoom_range(dataset, tms)
+    box = geotiff.footprint(dataset, tms)[0]  # (the first part of data crossing 180 degrees)
     for z in range(max(minzoom, maxzoom - 2), min(maxzoom + 1, tms.deepest) + 1):
         found = tms.tile_range(z, box)
         if found is None:
@@ -105,7 +104,7 @@ def sample_tiles(dataset, tms, per_zoom=2):
         x0, y0 = (found[0] + found[2]) // 2, (found[1] + found[3]) // 2
         picked = [(x, y) for x, y in ((x0, y0), (x0 + 1, y0), (x0, y0 + 1), (x0 - 1, y0 - 1))
                   if found[0] <= x <= found[2] and found[1] <= y <= found[3]
-                  and reader.tile_exists(dataset, tms, z, x, y)]
+                  and geotiff.tile_exists(dataset, tms, z, x, y)]
         for x, y in picked[:per_zoom]:
             yield z, x, y, z >= maxzoom - 1
 
@@ -145,10 +144,10 @@ def test_tiles_match_rio_tiler_in_every_set(shared, tms_id, name):
 
 def _our_tile(dataset, tms, z, x, y):
     """Our tile at the matrix's own tile size (as rio-tiler's default)."""
-    from chalicelib.models import TileAddress
+    from chalicelib.core.records import TileAddress
     matrix = tms.matrix(z)
     address = TileAddress(tms, z, x, y, matrix.tile_width, matrix.tile_height, None)
-    return reader.tile(dataset, address, Selection())
+    return geotiff.tile(dataset, address, Selection())
 
 
 def test_data_is_never_missed_where_rio_tiler_finds_it(shared):
@@ -162,8 +161,8 @@ def test_data_is_never_missed_where_rio_tiler_finds_it(shared):
                          ("CanadianNAD83_LCC", "RGB.byte.tif"), ("NZTM2000Quad", "world.rgb.tif")]:
         path = str(shared / name)
         dataset, tms = open_dataset(path), tilematrixsets.get(tms_id)
-        z = reader.zoom_range(dataset, tms)[0] + 1
-        found = reader.tile_limits(dataset, tms, z)
+        z = geotiff.zoom_range(dataset, tms)[0] + 1
+        found = geotiff.tile_limits(dataset, tms, z)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ref = Reader(path, tms=morecantile.tms.get(tms_id))
@@ -175,7 +174,7 @@ def test_data_is_never_missed_where_rio_tiler_finds_it(shared):
                     except RioOutside:
                         continue
                     if (image.mask > 0).any():
-                        assert reader.tile_exists(dataset, tms, z, x, y), (tms_id, name, z, x, y)
+                        assert geotiff.tile_exists(dataset, tms, z, x, y), (tms_id, name, z, x, y)
                         checked += 1
             ref.close()
     assert checked >= 4
@@ -183,10 +182,10 @@ def test_data_is_never_missed_where_rio_tiler_finds_it(shared):
 
 def test_a_tile_far_from_the_data_is_outside(shared):
     dataset, tms = open_dataset(shared / "cog.tif"), tilematrixsets.get("UPSArcticWGS84Quad")
-    z = reader.zoom_range(dataset, tms)[0] + 3
-    min_col, min_row, _, _ = reader.tile_limits(dataset, tms, z)
+    z = geotiff.zoom_range(dataset, tms)[0] + 3
+    min_col, min_row, _, _ = geotiff.tile_limits(dataset, tms, z)
     assert min_col > 0 and min_row > 0  # so the corner tile (0, 0) is far from the data
-    assert not reader.tile_exists(dataset, tms, z, 0, 0)
+    assert not geotiff.tile_exists(dataset, tms, z, 0, 0)
     with pytest.raises(TileOutsideBounds):
         _our_tile(dataset, tms, z, 0, 0)
 

@@ -14,10 +14,13 @@ from urllib.parse import urlencode
 
 import numpy as np
 import pytest
+from chalice_local import ChaliceLocal
 from PIL import Image
 
-from tests.support import ROOT, ChaliceLocal, fetch
+from tests.support import ROOT, fetch
 from tools import browser as tools_browser
+
+pytestmark = pytest.mark.browser
 
 DEMO = "chalicelib/demo/demo.tif"
 BACKGROUND = (221, 221, 221)  # Leaflet's map container, where no tile is drawn

@@ -8,10 +8,12 @@ from urllib.parse import quote, urlencode
 import numpy as np
 import pytest
 import rasterio
+from chalice_local import ChaliceLocal
 from rasterio.windows import Window
 
-from chalicelib import reader, tilematrixsets
-from tests.support import ChaliceLocal, decode, fetch, open_dataset
+from chalicelib.grids import tilematrixsets
+from chalicelib.readers import geotiff
+from tests.support import decode, fetch, open_dataset
 
 NS = {"w": "http://www.opengis.net/wmts/1.0", "ows": "http://www.opengis.net/ows/1.1",
       "xlink": "http://www.w3.org/1999/xlink"}
@@ -36,13 +38,13 @@ def test_capabilities_describe_the_data_and_carry_the_render_parameters(client, 
     assert layer.find("w:Format", NS).text == "image/webp"
     tms = tilematrixsets.get("WGS1984Quad")
     dataset = open_dataset(url)
-    minzoom, maxzoom = reader.zoom_range(dataset, tms)
+    minzoom, maxzoom = geotiff.zoom_range(dataset, tms)
     limits = layer.findall("w:TileMatrixSetLink/w:TileMatrixSetLimits/w:TileMatrixLimits", NS)
     assert [int(lim.find("w:TileMatrix", NS).text) for lim in limits] == \
         list(range(minzoom, maxzoom + 1))
     for lim in limits:
         z = int(lim.find("w:TileMatrix", NS).text)
-        expected = reader.tile_limits(dataset, tms, z)
+        expected = geotiff.tile_limits(dataset, tms, z)
         assert [int(lim.find(f"w:{n}", NS).text) for n in
                 ("MinTileCol", "MinTileRow", "MaxTileCol", "MaxTileRow")] == list(expected)
     # EPSG:4326 is latitude first: corners and the bounding box in that order
@@ -83,13 +85,14 @@ def test_capabilities_errors(client, shared, path, status):
 @pytest.fixture(scope="module")
 def server(shared):
     """chalice local. This test process is also GDAL's WMTS client of it: its host is
-    exempted from the engine's egress guard here (chalicelib.sources.egress_guard), which
+    exempted from the engine's egress guard here (chalicelib.sources.allowlist.egress_guard), which
     would otherwise send GDAL's requests to 127.0.0.1 nowhere, as it should for a server."""
     import os
     with ChaliceLocal("test", {"ALLOWED_SOURCES": f"{shared}/"}) as local:
         saved = os.environ.get("UNSAFE_ALLOW_HOSTS")
         os.environ["UNSAFE_ALLOW_HOSTS"] = local.base.split("//", 1)[1]
-        from chalicelib import datasets, settings
+        from chalicelib.core import settings
+        from chalicelib.sources import datasets
         datasets.cache._apply_environment(settings.current())
         try:
             yield local.base
@@ -111,8 +114,8 @@ CASES = [  # (set, raster, extra query): a world grid, latitude-first axes, a po
 
 @pytest.mark.parametrize("tms_id, name, extra", CASES)
 def test_gdal_reads_the_service_like_rio_tiler(server, shared, tms_id, name, extra):
-    from rio_tiler.io import Reader
     import morecantile
+    from rio_tiler.io import Reader
 
     path = str(shared / name)
     query = urlencode({"url": path, "tile_format": "png", **extra})
@@ -120,12 +123,12 @@ def test_gdal_reads_the_service_like_rio_tiler(server, shared, tms_id, name, ext
     with rasterio.open(f"WMTS:{server}/cog/{tms_id}/WMTSCapabilities.xml?{query}") as wmts:
         assert wmts.crs == tms.crs or wmts.crs.to_epsg() == tms.crs.to_epsg()
         # the finest level GDAL found is the data's maxzoom, at @Nx resolution
-        z = reader.zoom_range(open_dataset(path), tms)[1]
+        z = geotiff.zoom_range(open_dataset(path), tms)[1]
         matrix = tms.matrix(z)
         size = matrix.tile_width * scale
         assert wmts.res[0] == pytest.approx(matrix.cell_size / scale)
         # a tile of the data, located in the WMTS raster
-        box = reader.footprint(open_dataset(path), tms)[0]
+        box = geotiff.footprint(open_dataset(path), tms)[0]
         found = tms.tile_range(z, box)
         x, y = (found[0] + found[2]) // 2, (found[1] + found[3]) // 2
         col0 = round((wmts.transform.c - matrix.origin[0]) / wmts.res[0])
@@ -180,7 +183,7 @@ def test_gdal_xyz_reads_across_the_edge_of_the_data(server, shared, tmp_path, ou
     xml = tmp_path / "tiles.xml"
     xml.write_text(_tms_xml(server, query, zero_codes))
     tms = tilematrixsets.get("WebMercatorQuad")
-    west, south, east, north = reader.footprint(open_dataset(path), tms)[0]
+    west, south, east, north = geotiff.footprint(open_dataset(path), tms)[0]
     x0, y0, x1, y1 = tms.tile_range(12, (west, south, east, north))
     inside = Window((x0 + x1) // 2 * 256, (y0 + y1) // 2 * 256, 256, 256)
     outside = Window((x1 + 3) * 256, (y0 + y1) // 2 * 256, 256, 256)  # east of the data

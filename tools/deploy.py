@@ -38,9 +38,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import package  # noqa: E402
-import policy  # noqa: E402
-from chalicelib import settings  # noqa: E402
+import package
+import policy
+
+from chalicelib.core import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIME = "python3.12"

@@ -1,4 +1,4 @@
-"""The README's parameter tables, generated from the declarations in chalicelib/params.py.
+"""The README's parameter tables, generated from the declarations in chalicelib/api/params.py.
 
     .venv/bin/python tools/docs.py          # rewrite the tables in README.md
     .venv/bin/python tools/docs.py --check  # fail if README.md is out of step (the tests do)
@@ -11,10 +11,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chalicelib import params  # noqa: E402
+from chalicelib.api import params  # noqa: E402
 
 README = ROOT / "README.md"
-START = "<!-- parameters: generated from chalicelib/params.py by tools/docs.py -->"
+START = "<!-- parameters: generated from chalicelib/api/params.py by tools/docs.py -->"
 END = "<!-- /parameters -->"
 
 SECTIONS = [

@@ -15,8 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chalicelib import mosaic, settings  # noqa: E402
-from chalicelib.errors import TilerError  # noqa: E402
+from chalicelib.core import settings
+from chalicelib.core.errors import TilerError
+from chalicelib.jobs import mosaics
 
 
 def main(argv=None) -> int:
@@ -34,9 +35,9 @@ def main(argv=None) -> int:
     try:
         urls = []
         for source in sources:
-            urls += mosaic.list_prefix(source, config) if source.endswith("/") else [source]
-        document = mosaic.build(urls, config, args.quadkey_zoom, args.name)
-        path = mosaic.write(document, f"{args.name}.json", overwrite=args.overwrite)
+            urls += mosaics.list_prefix(source, config) if source.endswith("/") else [source]
+        document = mosaics.build(urls, config, args.quadkey_zoom, args.name)
+        path = mosaics.write(document, f"{args.name}.json", overwrite=args.overwrite)
     except TilerError as exc:
         print(f"make_mosaic: {exc.message}", file=sys.stderr)
         return 2

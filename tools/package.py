@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import policy  # noqa: E402
-import slim  # noqa: E402
-import vendor as vendoring  # noqa: E402
+import policy
+import slim
+
+import vendor as vendoring
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIME = "python3.12"

@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import deploy  # noqa: E402
-import package  # noqa: E402
-import policy  # noqa: E402
-import verify_package  # noqa: E402
+import deploy
+import package
+import policy
+import verify_package
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "build" / "rehearsal"
@@ -266,7 +266,7 @@ def run(work: Path = WORK, vendor: Path | None = None) -> dict:
         change(r.project / "app.py")
         report["second"] = measured_deploy(r)
         report["redeployed"] = account(r)
-        change(r.project / "chalicelib" / "tiler.py")
+        change(r.project / "chalicelib" / "operations" / "tiler.py")
         report["third"] = measured_deploy(r)
         report["code_changed"] = account(r)
         report["running"] = run_deployed("cogtiler-prod", work / "lambda")

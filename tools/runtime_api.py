@@ -53,7 +53,7 @@ class RuntimeAPI:
     first_poll_at: float | None = None
 
     def __post_init__(self):
-        self._queue: "queue.Queue[dict]" = queue.Queue()
+        self._queue: queue.Queue[dict] = queue.Queue()
         for event in self.events:
             self._queue.put(event)
         self._done = threading.Condition()

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import package as packaging  # noqa: E402
-from runtime_api import RuntimeAPI  # noqa: E402
+import package as packaging
+from runtime_api import RuntimeAPI
 
 ROOT = Path(__file__).resolve().parent.parent
 #: What Lambda's python3.12 runtime brings besides the standard library (/var/runtime):

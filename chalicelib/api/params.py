@@ -1,0 +1,666 @@
+"""Request parameters, each declared once (names as titiler's).
+
+A :class:`Param` says what a parameter is called, its type and limits, its default, what it
+means and an example. From that one declaration come:
+
+* parsing and validation (:func:`parse`): a :class:`~chalicelib.errors.BadRequest` naming
+  the parameter and what it accepts, never a crash;
+* the OpenAPI document (:mod:`chalicelib.openapi`, from :meth:`Param.schema`);
+* the README's parameter tables (:func:`markdown`; a test keeps them in step).
+
+Routes take named groups of parameters (``SELECTION``, ``STYLE``...); the builders at the
+end (:func:`selection`, :func:`style`, :func:`tile_address`, :func:`tileset_options`...) turn
+parsed :class:`Values` into the records of :mod:`chalicelib.core.records`, which the engine
+takes. A value given twice counts once (the first), except for repeatable parameters; an
+empty value counts as not given. A parameter is in the query, the path, or the request's
+body (``where="body"``, for POST routes: the body is its one raw value).
+"""
+
+import json
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+from rasterio.enums import Resampling
+
+from ..core.errors import BadRequest
+from ..core.records import (
+    ImageSize,
+    Selection,
+    StatisticsOptions,
+    Style,
+    TileAddress,
+    TilesetOptions,
+)
+from ..core.settings import Settings
+from ..grids import tilematrixsets
+from ..pixels import colormaps, formats
+from ..pixels.expression import parse as parse_expression
+from ..pixels.pixel_selection import METHODS
+
+Query = Mapping[str, Sequence[str]]
+
+#: Resampling for reading (GDAL RasterIO, including overview decimation).
+READ_RESAMPLING = ("nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode",
+                   "gauss", "rms")
+#: Resampling for reprojection (GDAL warper).
+WARP_RESAMPLING = ("nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode",
+                   "max", "min", "med", "q1", "q3", "sum", "rms")
+#: Largest tile side in pixels (tilesize times @Nx).
+MAX_TILE_SIZE = 2048
+
+_INTEGER = re.compile(r"\s*[+-]?[0-9]{1,12}\s*")
+_NUMBER = re.compile(r"\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?\s*")
+_NUMBER_RE = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?"
+_FORMAT_RE = "|".join(re.escape(n) for n in formats.NAMES)
+#: Where a parameter's raw value comes from.
+WHERE = ("query", "path", "body")
+#: Every parameter name declared anywhere: a builder asking for another is a misspelling.
+DECLARED: set[str] = set()
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter. ``convert`` turns one raw string into its value (raising
+    :class:`BadRequest`); a ``repeat`` parameter may be given several times and its
+    ``convert`` returns a tuple of items, all of which are collected. ``default`` is the
+    value as a user would write it in JSON (shown in the OpenAPI document); ``maximum`` may
+    depend on the settings (a callable)."""
+
+    name: str
+    description: str
+    kind: str  # JSON-schema type of one item: integer, number, boolean, string or object
+    convert: Callable[[str, "Param", Settings | None], Any]
+    default: Any = None
+    repeat: bool = False
+    required: bool = False
+    where: str = "query"
+    example: Any = None
+    enum: tuple[str, ...] | None = None
+    minimum: float | None = None
+    maximum: Any = None
+    pattern: str | None = None
+    max_length: int | None = None
+    #: A body parameter's media type (``where="body"``).
+    media_type: str = "application/json"
+
+    def __post_init__(self) -> None:
+        if self.where not in WHERE:
+            raise ValueError(f"parameter {self.name}: 'where' is one of {WHERE}")
+        DECLARED.add(self.name)
+
+    def limit(self, config: Settings | None) -> float | None:
+        return self.maximum(config or Settings()) if callable(self.maximum) else self.maximum
+
+    def schema(self, config: Settings | None = None) -> dict:
+        """The JSON schema of this parameter's value (OpenAPI 3.0 dialect)."""
+        item: dict = {"type": self.kind}
+        for key, value in (("enum", list(self.enum) if self.enum else None),
+                           ("minimum", self.minimum), ("maximum", self.limit(config)),
+                           ("pattern", self.pattern), ("maxLength", self.max_length)):
+            if value is not None:
+                item[key] = value
+        schema = {"type": "array", "items": item} if self.repeat else item
+        if self.default is not None:
+            schema["default"] = self.default
+        return schema
+
+    def raw_default(self) -> str | None:
+        value = self.default
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, (list, tuple)):
+            return ",".join(str(v) for v in value)
+        return str(value)
+
+
+# ---- converters: one raw string -> a value, or BadRequest -----------------------------
+
+def _short(text: str) -> str:
+    return repr(str(text)[:24])
+
+
+def _check_range(number: float, param: Param, config) -> None:
+    low, high = param.minimum, param.limit(config)
+    if (low is not None and number < low) or (high is not None and number > high):
+        raise BadRequest(f"'{param.name}' must be between {low:g} and {high:g}, got {number:g}")
+
+
+def _integer(text: str, param: Param, config) -> int:
+    if not _INTEGER.fullmatch(text):
+        raise BadRequest(f"'{param.name}' must be an integer, got {_short(text)}")
+    number = int(text)
+    _check_range(number, param, config)
+    return number
+
+
+def number_value(text: str, name: str, allow_nan: bool = False) -> float:
+    """A finite decimal number written in ASCII digits (``nan`` only if ``allow_nan``)."""
+    if allow_nan and text.strip().lower() == "nan":
+        return math.nan
+    if not _NUMBER.fullmatch(text):
+        raise BadRequest(f"'{name}' must be a number, got {_short(text)}")
+    number = float(text)
+    if not math.isfinite(number):
+        raise BadRequest(f"'{name}' must be a finite number, got {_short(text)}")
+    return number
+
+
+def _number(text: str, param: Param, config) -> float:
+    number = number_value(text, param.name)
+    _check_range(number, param, config)
+    return number
+
+
+def _boolean(text: str, param: Param, config) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise BadRequest(f"'{param.name}' must be true or false")
+
+
+def _choice(text: str, param: Param, config) -> str:
+    key = text.strip().lower()
+    assert param.enum is not None  # a choice is declared with its values
+    for value in param.enum:
+        if value.lower() == key:
+            return value
+    shown = ", ".join(param.enum[:16]) + (", ..." if len(param.enum) > 16 else "")
+    raise BadRequest(f"'{param.name}' must be one of: {shown}; got {_short(text)}")
+
+
+def _each(convert: Callable) -> Callable:
+    """For a repeatable parameter: split one value at commas, convert each part."""
+    def converter(text: str, param: Param, config) -> tuple:
+        return tuple(convert(part, param, config) for part in text.split(",") if part.strip())
+    return converter
+
+
+def _text(text: str, param: Param, config) -> str:
+    if param.max_length and len(text) > param.max_length:
+        raise BadRequest(f"'{param.name}' is longer than {param.max_length} characters")
+    return text
+
+
+def _nodata(text: str, param: Param, config) -> float | None:
+    if text.strip().lower() == "none":
+        return None
+    return number_value(text, "nodata", allow_nan=True)
+
+
+def _expression(text: str, param: Param, config):
+    return parse_expression(text)
+
+
+def _named_expression(text: str, param: Param, config):
+    return parse_expression(text, named=True)
+
+
+_ASSET = re.compile(r"[A-Za-z0-9_.\-:]{1,128}")
+
+
+def _asset(text: str, param: Param, config) -> str:
+    name = text.strip()
+    if not _ASSET.fullmatch(name):
+        raise BadRequest(f"'{param.name}' takes asset names (letters, digits, _ - . :), "
+                         f"got {_short(text)}")
+    return name
+
+
+def _asset_bands(text: str, param: Param, config) -> tuple:
+    """``visual|1,2,3``: an asset and the bands to read of it (one item)."""
+    name, sep, bands = text.partition("|")
+    if not sep:
+        raise BadRequest("'asset_bidx' is asset|band,band..., e.g. visual|1,2,3")
+    indexes = tuple(_integer(b, BIDX, config) for b in bands.split(",") if b.strip())
+    if not indexes:
+        raise BadRequest("'asset_bidx' names no band: e.g. visual|1,2,3")
+    return ((_asset(name, param, config), indexes),)
+
+
+def _rescale(text: str, param: Param, config) -> tuple[tuple[float, float], ...]:
+    numbers = [p for p in re.split(r"[,\s]+", text.strip().strip("[]")) if p]
+    if len(numbers) % 2 or not numbers:
+        raise BadRequest("'rescale' takes min,max (repeat it for each band)")
+    ranges = []
+    for i in range(0, len(numbers), 2):
+        low, high = number_value(numbers[i], "rescale"), number_value(numbers[i + 1], "rescale")
+        if high == low:
+            raise BadRequest("'rescale' needs max different from min")
+        if not math.isfinite(high - low):
+            raise BadRequest("'rescale' range is too wide to compute with")
+        ranges.append((low, high))
+    return tuple(ranges)
+
+
+#: Largest JSON body a POST route reads (a detailed country border is a few MB).
+MAX_BODY_CHARS = 8 * 1024 * 1024
+
+
+def json_body(text: str, param: Param, config) -> Any:
+    """A request body as JSON (a POST route's ``where="body"`` parameter)."""
+    if len(text) > MAX_BODY_CHARS:
+        raise BadRequest(f"the request body is larger than {MAX_BODY_CHARS // 2**20} MB")
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise BadRequest("the request body is not valid JSON") from None
+
+
+def _colormap_name(text: str, param: Param, config):
+    return colormaps.named(text)
+
+
+def _colormap(text: str, param: Param, config):
+    if len(text) > 65536:
+        raise BadRequest("'colormap' is longer than 65536 characters")
+    return colormaps.parse(text)
+
+
+def _format(text: str, param: Param, config):
+    return formats.get(text)
+
+
+def _tms(text: str, param: Param, config):
+    return tilematrixsets.get(text)
+
+
+_TILE_Y = re.compile(r"([0-9]{1,10})(?:@([0-9])x)?(?:\.([A-Za-z]{1,8}))?")
+
+
+def _tile_y(text: str, param: Param, config) -> tuple:
+    """The last segment of a tile URL: ``12``, ``12.png``, ``12@2x``, ``12@2x.webp``."""
+    match = _TILE_Y.fullmatch(text or "")
+    if match is None:
+        raise BadRequest("the tile address must end in y, y.fmt, y@2x or y@2x.fmt "
+                         "(for example 12@2x.png)")
+    scale = int(match.group(2) or 1)
+    if not 1 <= scale <= 4:
+        raise BadRequest("the tile scale must be @1x, @2x, @3x or @4x")
+    return int(match.group(1)), scale, formats.get(match.group(3))
+
+
+def _lonlat(text: str, param: Param, config) -> tuple[float, float]:
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise BadRequest("the point is lon,lat in degrees (WGS84)")
+    lon, lat = number_value(parts[0], "lon"), number_value(parts[1], "lat")
+    if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+        raise BadRequest("the point must have -180 <= lon <= 180 and -90 <= lat <= 90")
+    return lon, lat
+
+
+def bbox_value(text: str) -> tuple[float, float, float, float]:
+    """``minx,miny,maxx,maxy`` in degrees; minx > maxx is refused (split at 180 degrees)."""
+    parts = text.split(",")
+    if len(parts) != 4:
+        raise BadRequest("the bbox is minx,miny,maxx,maxy in degrees (WGS84)")
+    minx, miny, maxx, maxy = (number_value(p, "bbox") for p in parts)
+    if not (-180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny < maxy <= 90):
+        raise BadRequest("the bbox must be minx,miny,maxx,maxy in degrees, with "
+                         "-180 <= x <= 180 and -90 <= miny < maxy <= 90")
+    if minx == maxx:
+        raise BadRequest("the bbox has no width")
+    if minx > maxx:
+        raise BadRequest("bbox minx must be less than maxx (split a bbox that crosses 180 "
+                         "degrees into two requests)")
+    return minx, miny, maxx, maxy
+
+
+def _bbox(text: str, param: Param, config) -> tuple:
+    """``minx,miny,maxx,maxy.fmt`` (the format is required unless a size segment follows:
+    the builder checks)."""
+    coords, dot, fmt = text.rpartition(".")
+    if not dot or not re.fullmatch(r"[A-Za-z]{1,8}", fmt):
+        return bbox_value(text), None
+    return bbox_value(coords), formats.get(fmt)
+
+
+def _size(text: str, param: Param, config) -> tuple:
+    """``{width}x{height}[.{format}]``."""
+    size, _, fmt = text.partition(".")
+    width, sep, height = size.partition("x")
+    if not sep:
+        raise BadRequest("the size segment is {width}x{height}[.{format}], e.g. 512x256.png")
+    limit = Settings() if config is None else config
+    return (_integer(width, WIDTH, limit), _integer(height, HEIGHT, limit), formats.get(fmt))
+
+
+# ---- the declarations ------------------------------------------------------------------
+
+def integer(name, description, low, high, default=None, **kw) -> Param:
+    """An integer parameter from ``low`` to ``high`` (a callable: from the settings)."""
+    return Param(name, description, "integer", _integer, default=default, minimum=low,
+                 maximum=high, **kw)
+
+
+def _max_image(config: Settings) -> int:
+    return config.max_image_size
+
+
+URL = Param("url", "The raster: `s3://bucket/key`, `https://host/path` or a local path "
+            "(absolute, or relative to the project); it must be on the server's allow-list "
+            "(`ALLOWED_SOURCES`)", "string", _text, required=True,
+            example="chalicelib/demo/demo.tif", max_length=2048)
+
+STAC_URL = Param("url", "The STAC item (JSON): `s3://bucket/key`, `https://host/path` or a "
+                 "local path, on the allow-list; its assets' hrefs (absolute or relative to "
+                 "the item) must be on it too", "string", _text, required=True,
+                 example="chalicelib/demo/item.json", max_length=2048)
+MOSAIC_URL = Param("url", "The MosaicJSON document: `s3://bucket/key`, `https://host/path` or "
+                   "a local path, on the allow-list; the files it lists must be on it too",
+                   "string", _text, required=True, example="chalicelib/demo/mosaic.json",
+                   max_length=2048)
+
+BIDX = Param("bidx", "Bands to read, 1-based, repeatable or comma-separated: `bidx=3&bidx=2"
+             "&bidx=1` or `bidx=3,2,1` (default: every band but alpha)", "integer",
+             _each(_integer), repeat=True, minimum=1, maximum=65535, example=[1])
+EXPRESSION = Param("expression", "Band math over `b1`...`bN`: `+ - * / ** %`, comparisons, "
+                   "`&` `|`, numbers, `sqrt log log10 exp abs where minimum maximum clip sin "
+                   "cos`...; `;` separates output bands. Parsed over a whitelist, never `eval`"
+                   "; overrides `bidx`", "string", _expression, max_length=1000,
+                   example="(b3-b1)/(b3+b1)")
+NODATA = Param("nodata", "Override the file's nodata value: a number, or `nan`", "string",
+               _nodata, pattern=rf"^(?:nan|{_NUMBER_RE})$", example="0")
+RESAMPLING = Param("resampling", "Resampling for reading and choosing overviews", "string",
+                   _choice, default="nearest", enum=READ_RESAMPLING)
+REPROJECT = Param("reproject", "Resampling for warping to the output CRS", "string", _choice,
+                  default="nearest", enum=WARP_RESAMPLING)
+SELECTION = (BIDX, EXPRESSION, NODATA, RESAMPLING, REPROJECT)
+#: What a point query reads (no resampling: one pixel as it is).
+POINT_SELECTION = (BIDX, EXPRESSION, NODATA)
+
+ASSETS = Param("assets", "Assets of the STAC item to read, repeatable or comma-separated; "
+               "their bands are stacked in this order (see `/stac/assets`)", "string",
+               _each(_asset), repeat=True, pattern=r"^[A-Za-z0-9_.\-:,]{1,1024}$",
+               example=["visual"])
+ASSET_EXPRESSION = Param(
+    "expression", "Band math over the item's assets: a single-band asset by its name "
+    "(`(nir-red)/(nir+red)`), band n of any asset as `{asset}_b{n}`, or `b1`...`bN` for the "
+    "stacked bands of `assets`; functions and `;` as for `/cog`. Assets it names need not be "
+    "listed in `assets`", "string", _named_expression, max_length=1000,
+    example="(visual_b2-visual_b1)/(visual_b2+visual_b1)")
+ASSET_BIDX = Param("asset_bidx", "Bands to read of an asset: `asset|1,2,3`, repeatable "
+                   "(default: every band but alpha)", "string", _asset_bands, repeat=True,
+                   pattern=r"^[A-Za-z0-9_.\-:]{1,128}\|[0-9]{1,5}(,[0-9]{1,5})*$",
+                   example=["visual|3,2,1"])
+ASSET_AS_BAND = Param("asset_as_band", "Name each single-band asset's band by the asset "
+                      "(as titiler); expressions may name assets either way", "boolean",
+                      _boolean, default=False)
+STAC_SELECTION = (ASSETS, ASSET_EXPRESSION, ASSET_BIDX, ASSET_AS_BAND, NODATA, RESAMPLING,
+                  REPROJECT)
+STAC_POINT_SELECTION = (ASSETS, ASSET_EXPRESSION, ASSET_BIDX, ASSET_AS_BAND, NODATA)
+#: Which assets an item's info describes.
+STAC_INFO = (ASSETS,)
+
+PIXEL_SELECTIONS = tuple(METHODS)
+PIXEL_SELECTION = Param("pixel_selection", "How the files of a mosaic make one pixel: the "
+                        "first valid one (in the mosaic's order; reading stops once every "
+                        "pixel is filled), the highest or lowest, mean, median, stdev, the one "
+                        "whose last band is lowest/highest, or the count of valid files",
+                        "string", _choice, default="first", enum=PIXEL_SELECTIONS)
+MOSAIC_SELECTION = (*SELECTION, PIXEL_SELECTION)
+MOSAIC_POINT_SELECTION = (*POINT_SELECTION, PIXEL_SELECTION)
+
+RESCALE = Param("rescale", "`min,max` stretched to 0-255: one for all bands, or one per band "
+                "(repeat it)", "string", _rescale, repeat=True,
+                pattern=rf"^{_NUMBER_RE},{_NUMBER_RE}$", example=["0,255"])
+COLORMAP_NAME = Param("colormap_name", "A named colormap for one band (add `_r` to reverse); "
+                      "see `/colorMaps`", "string", _colormap_name,
+                      enum=tuple(n + r for n in colormaps.names() for r in ("", "_r")),
+                      example="viridis")
+COLORMAP_ID = Param("colorMapId", "A colormap; see `/colorMaps`", "string", _colormap_name,
+                    where="path", required=True, enum=COLORMAP_NAME.enum, example="viridis")
+COLORMAP_FORMAT = Param("format", "`png`: the colormap as a horizontal swatch image "
+                        "(default: the JSON table)", "string", _choice, enum=("png",))
+COLORMAP_IMAGE = (COLORMAP_FORMAT, integer("width", "Swatch width in pixels", 1, 1024, 256),
+                  integer("height", "Swatch height in pixels", 1, 256, 20))
+COLORMAP = Param("colormap", "A colormap as JSON: discrete `{\"1\": [r,g,b,a], \"2\": "
+                 "\"#00ff00\"}` or intervals `[[[min,max],[r,g,b,a]], ...]`; values matched "
+                 "raw unless `rescale` is given", "string", _colormap,
+                 example='{"1": [255, 0, 0, 255]}')
+RETURN_MASK = Param("return_mask", "Add the mask as an alpha channel (`false`: opaque)",
+                    "boolean", _boolean, default=True)
+ZLEVEL = integer("zlevel", "PNG zlib compression level", 0, 9, default=6)
+QUALITY = integer("quality", "JPEG/WEBP quality (default 85 for JPEG, 75 for WEBP)", 1, 100)
+STYLE = (RESCALE, COLORMAP_NAME, COLORMAP, RETURN_MASK, ZLEVEL, QUALITY)
+
+TMS_ID = Param("tileMatrixSetId", "A tile matrix set; see `/tileMatrixSets`", "string", _tms,
+               where="path", required=True, enum=tilematrixsets.IDS,
+               example=tilematrixsets.DEFAULT)
+Z = integer("z", "Zoom level (the tile matrix identifier)", -10, tilematrixsets.MAX_ZOOM,
+            where="path", required=True, example=9)
+X = integer("x", "Column of the tile", 0, 2 ** 30, where="path", required=True, example=145)
+Y = Param("y", "Row of the tile, then optionally `@2x` (`@1x`...`@4x`: larger tiles) and "
+          "`.png` (the format; default: PNG where pixels are masked, else JPEG)", "string",
+          _tile_y, where="path", required=True,
+          pattern=rf"^[0-9]{{1,10}}(@[1-4]x)?(\.({_FORMAT_RE}))?$", example="219@2x.png")
+TILESIZE = integer("tilesize", "Tile size in pixels before `@Nx` (default: the tile matrix's, "
+                   "256)", 64, 1024)
+OUTSIDE = Param("outside", "What a tile outside the data answers: `404` (a JSON error), `204` "
+                "(No Content: GDAL's WMTS/TMS readers take it as an empty tile) or `empty` (a "
+                "transparent tile; black in JPEG)", "string", _choice,
+                default="404", enum=("404", "204", "empty"))
+TILE = (TMS_ID, Z, X, Y, TILESIZE, OUTSIDE)
+
+LONLAT = Param("lonlat", "`lon,lat` in degrees (WGS84)", "string", _lonlat, where="path",
+               required=True, pattern=rf"^{_NUMBER_RE},{_NUMBER_RE}$", example="-77.7,24.5")
+BBOX = Param("bbox", "`minx,miny,maxx,maxy` in degrees (WGS84), then `.{format}` unless a "
+             "size segment follows", "string", _bbox, where="path", required=True,
+             pattern=rf"^{_NUMBER_RE},{_NUMBER_RE},{_NUMBER_RE},{_NUMBER_RE}"
+                     rf"(\.({_FORMAT_RE}))?$", example="-78.0,24.0,-77.5,24.5.png")
+SIZE = Param("size", "`{width}x{height}` in pixels, then optionally `.{format}`", "string",
+             _size, where="path", required=True,
+             pattern=rf"^[0-9]{{1,5}}x[0-9]{{1,5}}(\.({_FORMAT_RE}))?$", example="512x256.png")
+
+MAX_SIZE = integer("max_size", "Longest side of the image read, in pixels (never upsampled "
+                   "past the data)", 1, _max_image, default=1024)
+WIDTH = integer("width", "Output width in pixels (overrides max_size)", 1, _max_image)
+HEIGHT = integer("height", "Output height in pixels (overrides max_size)", 1, _max_image)
+FORMAT = Param("format", "Output format (default: PNG where pixels are masked, else JPEG)",
+               "string", _format, enum=formats.NAMES)
+IMAGE = (MAX_SIZE, WIDTH, HEIGHT)
+
+PERCENTILES = Param("p", "Percentiles to compute, repeatable or comma-separated", "number",
+                    _each(_number), repeat=True, minimum=0, maximum=100, default=[2, 98])
+HISTOGRAM_BINS = integer("histogram_bins", "Number of histogram bins", 1, 1000, default=10)
+HISTOGRAM_RANGE = Param("histogram_range", "`min,max` of the histogram (default: the data's)",
+                        "string", _text, pattern=rf"^{_NUMBER_RE},{_NUMBER_RE}$",
+                        example="0,1000")
+#: Statistics hold several float64 copies of what they read: bounded tighter than images.
+STATISTICS_MAX_SIZE = integer("max_size", "Longest side of the overview the statistics are "
+                              "computed from, in pixels", 1, 2048, default=1024)
+STATISTICS = (STATISTICS_MAX_SIZE, PERCENTILES, HISTOGRAM_BINS, HISTOGRAM_RANGE)
+
+TILE_FORMAT = Param("tile_format", "Format of the tiles the document points to (default: PNG "
+                    "where pixels are masked, else JPEG)", "string", _format,
+                    enum=formats.NAMES)
+TILE_SCALE = integer("tile_scale", "Tiles of N times the tile size (`@Nx`)", 1, 4, default=1)
+MINZOOM = integer("minzoom", "Override the data's minimum zoom", -10, tilematrixsets.MAX_ZOOM)
+MAXZOOM = integer("maxzoom", "Override the data's maximum zoom", -10, tilematrixsets.MAX_ZOOM)
+TILEJSON = (TILE_FORMAT, TILE_SCALE, MINZOOM, MAXZOOM, TILESIZE, OUTSIDE)
+WMTS_FORMAT = Param("tile_format", "Format of the tiles the service offers", "string",
+                    _format, default="png", enum=formats.NAMES)
+WMTS = (WMTS_FORMAT, TILE_SCALE, MINZOOM, MAXZOOM, TILESIZE, OUTSIDE)
+
+#: Parameters that configure a TileJSON or WMTS document itself; the others are carried
+#: into the tile URLs it lists.
+DOCUMENT_ONLY = ("tile_format", "tile_scale", "minzoom", "maxzoom")
+
+
+# ---- parsing ---------------------------------------------------------------------------
+
+class Values(SimpleNamespace):
+    """A route's parsed parameters, by name (``values.bidx``). A name the route does not
+    declare is an AttributeError; :meth:`get` gives None for it, for builders shared by
+    routes that declare different groups, but refuses a name no parameter has (a
+    misspelling must not silently become a default)."""
+
+    def get(self, name: str) -> Any:
+        if name not in DECLARED:
+            raise KeyError(f"no parameter is declared as {name!r}")
+        return getattr(self, name, None)
+
+
+def parse(declared: Sequence[Param], query: Query | None = None,
+          path: Mapping[str, str] | None = None, config: Settings | None = None,
+          body: str | None = None) -> Values:
+    """Parse ``declared`` parameters from the ``query`` (name -> list of values), the
+    ``path`` parameters and the request ``body``; returns their values by name (defaults
+    where not given, None for optional parameters without one)."""
+    query, path = query or {}, path or {}
+    values = {}
+    for param in declared:
+        if param.where == "path":
+            raw = [path[param.name]] if path.get(param.name) is not None else []
+        elif param.where == "body":
+            raw = [body] if body is not None and body.strip() else []
+        else:
+            raw = [v for v in query.get(param.name) or () if isinstance(v, str) and v.strip()]
+        if not raw and param.default is not None:
+            value = param.convert(str(param.raw_default()), param, None)
+            limit = param.limit(config)
+            if limit is not None and not param.repeat and value > limit:
+                value = limit  # a default above what this server allows (MAX_IMAGE_SIZE)
+            values[param.name] = value
+        elif not raw:
+            if param.required:
+                raise BadRequest(f"missing '{param.name}': {param.description}")
+            values[param.name] = None
+        elif param.repeat:
+            items = []
+            for text in raw:
+                items.extend(param.convert(text, param, config))
+            values[param.name] = tuple(items) or None
+        else:
+            values[param.name] = param.convert(raw[0], param, config)
+    return Values(**values)
+
+
+# ---- builders: parsed values -> records ------------------------------------------------
+
+def selection(v: Values) -> Selection:
+    """What to read, from any route's selection group (``SELECTION``, ``STAC_SELECTION``,
+    ``MOSAIC_SELECTION`` or a point's)."""
+    expression = v.get("expression")
+    asset_indexes = v.get("asset_bidx") or ()
+    if len({name for name, _ in asset_indexes}) < len(asset_indexes):
+        raise BadRequest("'asset_bidx' names an asset twice")
+    return Selection(
+        indexes=None if expression else v.get("bidx"),
+        expression=expression,
+        nodata=v.get("nodata"),
+        resampling=Resampling[v.get("resampling") or "nearest"],
+        reproject=Resampling[v.get("reproject") or "nearest"],
+        assets=v.get("assets"),
+        asset_indexes=tuple(asset_indexes),
+        asset_as_band=bool(v.get("asset_as_band")),
+        pixel_selection=v.get("pixel_selection") or "first",
+    )
+
+
+def style(v: Values) -> Style:
+    """How to render, from the ``STYLE`` group."""
+    name, custom = v.colormap_name, v.colormap
+    if name is not None and custom is not None:
+        raise BadRequest("give either 'colormap_name' or 'colormap', not both")
+    return Style(rescale=v.rescale, colormap=name if name is not None else custom,
+                 return_mask=v.return_mask, png_zlevel=v.zlevel, quality=v.quality)
+
+
+def tile_matrix_set_of(v: Values) -> tilematrixsets.TileMatrixSet:
+    """The tile matrix set named in the path; WebMercatorQuad for routes without one."""
+    return v.get("tileMatrixSetId") or tilematrixsets.get(tilematrixsets.DEFAULT)
+
+
+def tileset_options(v: Values) -> TilesetOptions:
+    """What a TileJSON or WMTS document says of its tiles (``TILEJSON``, ``WMTS``)."""
+    return TilesetOptions(tile_format=v.tile_format, tile_scale=v.tile_scale,
+                          tilesize=v.tilesize, minzoom=v.minzoom, maxzoom=v.maxzoom)
+
+
+def tile_address(v: Values) -> TileAddress:
+    """The tile, checked against its tile matrix set; its size from the matrix (or
+    ``tilesize``) times ``@Nx``."""
+    tms, z = tile_matrix_set_of(v), v.z
+    row, scale, fmt = v.y
+    if not tms.minzoom <= z <= tms.deepest:
+        raise BadRequest(f"'z' must be between {tms.minzoom} and {tms.deepest} in {tms.id}, "
+                         f"got {z}")
+    matrix = tms.matrix(z)
+    if v.x >= matrix.matrix_width:
+        raise BadRequest(f"'x' must be between 0 and {matrix.matrix_width - 1} at zoom {z} "
+                         f"of {tms.id}, got {v.x}")
+    if row >= matrix.matrix_height:
+        raise BadRequest(f"'y' must be between 0 and {matrix.matrix_height - 1} at zoom {z} "
+                         f"of {tms.id}, got {row}")
+    width = (v.tilesize or matrix.tile_width) * scale
+    height = (v.tilesize or matrix.tile_height) * scale
+    if max(width, height) > MAX_TILE_SIZE:
+        raise BadRequest(f"tilesize times scale must be at most {MAX_TILE_SIZE} pixels")
+    return TileAddress(tms, z, v.x, row, width, height, fmt, v.outside)
+
+
+def image_size(v: Values, fmt=None, size: tuple | None = None) -> ImageSize:
+    """A preview/bbox image's size: the ``{w}x{h}[.fmt]`` segment (``size``), else
+    ``width``/``height``, else ``max_size``."""
+    width, height = v.width, v.height
+    if size is not None:
+        width, height, segment_fmt = size
+        fmt = segment_fmt or fmt
+    return ImageSize(format=fmt, max_size=v.max_size, width=width, height=height)
+
+
+def statistics_options(v: Values) -> StatisticsOptions:
+    """What ``/statistics`` computes, from the ``STATISTICS`` group."""
+    histogram_range = None
+    if v.histogram_range:
+        parts = v.histogram_range.split(",")
+        if len(parts) != 2:
+            raise BadRequest("'histogram_range' is min,max")
+        low, high = (number_value(p, "histogram_range") for p in parts)
+        if not high > low:
+            raise BadRequest("'histogram_range' needs max greater than min")
+        with np.errstate(all="ignore"):  # numpy's own test for usable bins
+            edges = np.linspace(low, high, v.histogram_bins + 1)
+        if not (np.isfinite(edges).all() and (np.diff(edges) > 0).all()):
+            raise BadRequest("'histogram_range' is too wide or too narrow for "
+                             f"{v.histogram_bins} bins")
+        histogram_range = (low, high)
+    return StatisticsOptions(max_size=v.max_size, percentiles=v.p, bins=v.histogram_bins,
+                             histogram_range=histogram_range)
+
+
+# ---- documentation -----------------------------------------------------------------------
+
+def _values_text(param: Param) -> str:
+    if param.enum and len(param.enum) <= 16:
+        return ", ".join(f"`{e}`" for e in param.enum)
+    if param.enum:
+        return f"one of {len(param.enum)} names"
+    kind = {"integer": "integer", "number": "number", "boolean": "`true`/`false`",
+            "string": "text"}[param.kind]
+    if param.minimum is not None and param.maximum is not None:
+        high = "MAX_IMAGE_SIZE" if callable(param.maximum) else f"{param.maximum:g}"
+        kind += f" {param.minimum:g} to {high}"
+    return kind + (", repeatable" if param.repeat else "")
+
+
+def markdown(declared: Sequence[Param]) -> str:
+    """A Markdown table of ``declared`` query parameters (for the README)."""
+    lines = ["| parameter | values | default | meaning |", "|---|---|---|---|"]
+    for param in declared:
+        if param.where != "query":
+            continue
+        default = f"`{param.raw_default()}`" if param.default is not None else ""
+        lines.append(f"| `{param.name}` | {_values_text(param)} | {default} | "
+                     f"{param.description.replace('|', chr(92) + '|')} |")
+    return "\n".join(lines)

@@ -1,0 +1,71 @@
+"""One image's way from the source to bytes: read, process, render, encode, each once.
+
+:func:`draw` is the path every image takes (tiles, previews, bbox parts, the tile cache):
+
+1. **read**: the reader returns the pixels with what rendering needs from the source
+   attached (the palette; the dataset statistics, asked for only when the style stretches
+   by them: ``pixels.render.stretches``), holding each dataset once;
+2. **process**: :func:`post_process`, between reading and rendering, where algorithms
+   (hillshade, terrain RGB...) will work on the pixels;
+3. **render**: the style (rescale, colormap, alpha; ``pixels.render.apply_style``);
+4. **encode**: the format's encoder, checked against the response limit.
+"""
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+
+from ..core.errors import BadRequest, TooLarge
+from ..core.records import EncodedImage, ImageData, Style
+from ..pixels import formats, render
+from ..pixels.encode import Options
+from ..pixels.formats import ImageFormat
+
+#: Lambda returns at most 6 MB, after base64 (4/3 larger) and headers.
+MAX_BODY_BYTES = 4_400_000
+
+
+def raw(fmt: ImageFormat | None) -> bool:
+    """Whether ``fmt`` keeps the raw values (GeoTIFF, NPY) unless the style colours them."""
+    return fmt is not None and fmt.raw
+
+
+def post_process(image: ImageData) -> ImageData:
+    """The step between reading and rendering (algorithms go here); today the pixels as
+    read."""
+    return image
+
+
+def encode_image(image: ImageData, style: Style, fmt: ImageFormat | None) -> EncodedImage:
+    """Style and encode ``image`` (``fmt`` None: JPEG if nothing is masked, else PNG)."""
+    styled = render.apply_style(image, style, raw_format=raw(fmt))
+    if fmt is None:
+        fmt = formats.automatic(styled.fully_opaque)
+    if not fmt.raw and styled.dtype != np.uint8:
+        raise BadRequest(f"{fmt.name.upper()} holds 8-bit data; add rescale=min,max or use "
+                         "a raw format (tif, npy)")
+    alpha = None
+    if style.return_mask and fmt.alpha != "never" and not (
+            fmt.alpha == "when_masked" and styled.fully_opaque):
+        alpha = styled.alpha
+    options = Options(zlevel=style.png_zlevel, quality=style.quality, bounds=image.bounds,
+                      crs=image.crs)
+    if fmt.paletted and styled.paletted is not None:
+        body = fmt.encoder(styled.paletted.indices[None], alpha,
+                           replace(options, palette=styled.paletted.table))
+    else:
+        body = fmt.encoder(styled.data, alpha, options)
+    if len(body) > MAX_BODY_BYTES:
+        raise TooLarge(f"the image is {len(body) / 1e6:.1f} MB, above the response limit "
+                       f"({MAX_BODY_BYTES / 1e6:.1f} MB: Lambda's 6 MB once base64-encoded): "
+                       "ask for fewer pixels (max_size, width, height) or jpg/webp")
+    return EncodedImage(body, fmt.media_type, fmt.extension, empty=not styled.visible)
+
+
+def draw(read: Callable[[bool], ImageData], style: Style,
+         fmt: ImageFormat | None) -> EncodedImage:
+    """``read(statistics)`` the pixels, then process, render and encode them. ``read`` is
+    told whether the style needs the dataset statistics attached."""
+    image = read(render.stretches(style, raw(fmt)))
+    return encode_image(post_process(image), style, fmt)

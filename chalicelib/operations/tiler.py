@@ -1,0 +1,219 @@
+"""The engine's front door: one function per API operation.
+
+Each takes a :class:`~chalicelib.readers.protocol.Reader` (one file, a STAC item or a
+mosaic: see :func:`chalicelib.readers.kinds.open_reader`) and the records parsed from the
+request (``core.records``), draws images through :func:`.pipeline.draw` (read, process,
+render, encode), and returns plain data (or an :class:`~chalicelib.core.records.EncodedImage`)
+for the HTTP layer to answer with. Errors are :class:`~chalicelib.core.errors.TilerError`.
+"""
+
+from urllib.parse import urlencode
+
+import numpy as np
+
+from ..core.errors import BadRequest, TileOutsideBounds, TilerError, TooLarge
+from ..core.geo import MAX_LAT, Bounds, LonLatBounds, lon_spans
+from ..core.records import (
+    EncodedImage,
+    ImageSize,
+    Selection,
+    StatisticsOptions,
+    Style,
+    TileAddress,
+    TilesetOptions,
+)
+from ..core.settings import DEMO_URL, Settings
+from ..grids.tilematrixsets import TileMatrixSet
+from ..pixels import formats
+from ..pixels.encode import Options
+from ..pixels.formats import ImageFormat
+from ..readers.protocol import Reader
+from ..sources import allowlist
+from .pipeline import draw
+
+
+def colormap_swatch(table: np.ndarray, width: int, height: int) -> EncodedImage:
+    """A colormap's (256, 4) ``table`` drawn left to right as a ``width`` x ``height`` PNG."""
+    colours = table[np.linspace(0, len(table) - 1, width).round().astype(int)]  # (w, 4)
+    pixels = np.broadcast_to(colours.T[:, None, :], (4, height, width))
+    fmt = formats.PNG
+    return EncodedImage(fmt.encoder(np.ascontiguousarray(pixels[:3]), pixels[3].copy(),
+                                    Options()), fmt.media_type, fmt.extension)
+
+
+def demo_url(config: Settings) -> str | None:
+    """The built-in demo dataset's url, if this server's allow-list admits it."""
+    try:
+        allowlist.resolve(DEMO_URL, config.allowed_sources, config.unsafe_allow_hosts)
+    except TilerError:
+        return None
+    return DEMO_URL
+
+
+def _tile_headers(address: TileAddress, bounds: Bounds) -> dict:
+    left, bottom, right, top = bounds
+    return {"Content-Bbox": f"{left},{bottom},{right},{top}",
+            "Content-Crs": f"<{address.tms.crs_uri}>"}
+
+
+def _outside_tile(address: TileAddress, style: Style) -> EncodedImage:
+    """A tile outside the data, for clients that take a 404 as a failure: 204 No Content,
+    or a fully transparent tile (black where the format has no alpha)."""
+    fmt = address.format or formats.PNG
+    if address.outside == "204":
+        return EncodedImage(b"", fmt.media_type, fmt.extension, empty=True, status=204)
+    shape = (address.height, address.width)
+    bounds = address.tms.xy_bounds(address.z, address.x, address.y)
+    alpha = None if fmt.alpha == "never" or not style.return_mask else np.zeros(shape, np.uint8)
+    body = fmt.encoder(np.zeros((1, *shape), np.uint8), alpha, Options(
+        zlevel=style.png_zlevel, quality=style.quality, crs=address.tms.crs, bounds=bounds))
+    return EncodedImage(body, fmt.media_type, fmt.extension, empty=True,
+                        headers=_tile_headers(address, bounds))
+
+
+def _check_zoom(z: int, config: Settings) -> None:
+    if config.max_zoom is not None and z > config.max_zoom:
+        raise BadRequest(f"zoom {z} is deeper than this server serves (MAX_ZOOM={config.max_zoom})")
+
+
+def tile(source: Reader, address: TileAddress, selection: Selection,
+         style: Style) -> EncodedImage:
+    """A map tile; outside the data, what ``address.outside`` asks (404, 204, empty)."""
+    _check_zoom(address.z, source.config)
+    try:
+        result = draw(lambda statistics: source.tile(address, selection, statistics), style,
+                      address.format)
+    except TileOutsideBounds:
+        if address.outside == "404":
+            raise
+        return _outside_tile(address, style)
+    result.headers = _tile_headers(address, address.tms.xy_bounds(address.z, address.x,
+                                                                  address.y))
+    return result
+
+
+def _check_size(size: ImageSize, config: Settings) -> None:
+    for name in ("width", "height", "max_size"):
+        value = getattr(size, name)
+        if value is not None and value > config.max_image_size:
+            raise BadRequest(f"'{name}' must be at most {config.max_image_size} "
+                             "(MAX_IMAGE_SIZE)")
+
+
+def preview(source: Reader, size: ImageSize, selection: Selection,
+            style: Style) -> EncodedImage:
+    """The whole source as one image of ``size``."""
+    _check_size(size, source.config)
+    return draw(lambda statistics: source.preview(selection, size, statistics), style,
+                size.format)
+
+
+def bbox(source: Reader, bounds: LonLatBounds, size: ImageSize, selection: Selection,
+         style: Style) -> EncodedImage:
+    """The part of the source inside ``bounds`` (degrees), as an EPSG:4326 image."""
+    if size.format is None:
+        k = source.kind
+        raise BadRequest("the image format is missing: end the path with an extension ("
+                         + ", ".join("." + e for e in formats.EXTENSIONS)
+                         + f"), as in /{k}/bbox/minx,miny,maxx,maxy.png or "
+                         f"/{k}/bbox/minx,miny,maxx,maxy/512x512.png")
+    _check_size(size, source.config)
+    return draw(lambda statistics: source.bbox(bounds, selection, size, statistics), style,
+                size.format)
+
+
+def point(source: Reader, lonlat: tuple[float, float], selection: Selection) -> dict:
+    """Each band's value at ``lonlat`` (degrees)."""
+    return source.point(*lonlat, selection)
+
+
+def info(source: Reader, tms: TileMatrixSet) -> dict:
+    """What the source is, its zoom levels in ``tms``."""
+    return source.info(tms)
+
+
+def info_geojson(source: Reader, tms: TileMatrixSet) -> dict:
+    """``info`` as a GeoJSON Feature whose geometry is the data's bounds (two boxes where
+    they cross 180 degrees)."""
+    properties = info(source, tms)
+    west, south, east, north = source.geographic_bounds
+    rings = [[[[w, south], [e, south], [e, north], [w, north], [w, south]]]
+             for w, e in lon_spans(west, east)]
+    geometry = ({"type": "Polygon", "coordinates": rings[0]} if len(rings) == 1
+                else {"type": "MultiPolygon", "coordinates": rings})
+    return {"type": "Feature", "geometry": geometry, "properties": properties}
+
+
+def statistics(source: Reader, selection: Selection, options: StatisticsOptions) -> dict:
+    """Per-band statistics of the source, from an overview of ``options.max_size``."""
+    _check_size(ImageSize(None, options.max_size), source.config)
+    return source.statistics(selection, options)
+
+
+def tile_url_template(base_url: str, kind: str, tms: TileMatrixSet, scale: int,
+                      fmt: ImageFormat | None, passthrough: list[tuple[str, str]],
+                      placeholders=("{z}", "{x}", "{y}")) -> str:
+    """The URL of every tile of ``tms`` from a ``kind`` source, carrying the request's
+    render parameters."""
+    z, x, y = placeholders
+    suffix = ("" if scale == 1 else f"@{scale}x") + (f".{fmt.extension}" if fmt else "")
+    query = urlencode(passthrough)
+    return (f"{base_url}/{kind}/tiles/{tms.id}/{z}/{x}/{y}{suffix}"
+            + (f"?{query}" if query else ""))
+
+
+def zooms(source: Reader, tms: TileMatrixSet, minzoom: int | None,
+          maxzoom: int | None) -> tuple[int, int]:
+    """The data's zoom range in ``tms``, with the request's overrides."""
+    low, high = source.zoom_range(tms)
+    low = low if minzoom is None else max(minzoom, tms.minzoom)
+    high = high if maxzoom is None else min(maxzoom, tms.deepest)
+    if source.config.max_zoom is not None:  # the server's limit (MAX_ZOOM)
+        high, low = min(high, source.config.max_zoom), min(low, source.config.max_zoom)
+    if low > high:
+        raise BadRequest(f"minzoom ({low}) is above maxzoom ({high})")
+    return low, high
+
+
+def check_tiles_render(source: Reader, tms: TileMatrixSet, z: int, selection: Selection,
+                       style: Style, fmt: ImageFormat | None) -> None:
+    """Render one tile of the data (at ``z``, near its centre) as the document's tiles will
+    be, so a parameter that does not fit this source (a band it lacks, a colormap over three
+    bands, a rescale per band that miscounts) is refused now, with the message the tiles
+    would give, instead of by every tile of a map. A tile at the deepest zoom is a window at
+    full resolution: cheap for any file. Outside the data or too large: nothing to say."""
+    found = next(filter(None, (tms.tile_range(z, box) for box in source.footprint(tms))), None)
+    if found is None:
+        return
+    x, y = (found[0] + found[2]) // 2, (found[1] + found[3]) // 2
+    matrix = tms.matrix(z)
+    address = TileAddress(tms, z, x, y, matrix.tile_width, matrix.tile_height, fmt)
+    try:
+        tile(source, address, selection, style)
+    except (TileOutsideBounds, TooLarge):
+        pass
+
+
+def tilejson(source: Reader, tms: TileMatrixSet, options: TilesetOptions,
+             passthrough: list[tuple[str, str]], base_url: str, selection: Selection,
+             style: Style) -> dict:
+    """A TileJSON 3.0.0 document whose tile URLs carry the render parameters through,
+    ``selection`` and ``style`` checked against the source first."""
+    minzoom, maxzoom = zooms(source, tms, options.minzoom, options.maxzoom)
+    check_tiles_render(source, tms, maxzoom, selection, style, options.tile_format)
+    west, south, east, north = source.geographic_bounds
+    if tms.is_web_mercator:
+        south, north = max(south, -MAX_LAT), min(north, MAX_LAT)
+    center_lon = (west + east) / 2 if west <= east else ((west + east + 360) / 2 + 180) % 360 - 180
+    return {
+        "tilejson": "3.0.0",
+        "name": source.name,
+        "version": "1.0.0",
+        "scheme": "xyz",
+        "tiles": [tile_url_template(base_url, source.kind, tms, options.tile_scale,
+                                    options.tile_format, passthrough)],
+        "minzoom": minzoom,
+        "maxzoom": maxzoom,
+        "bounds": [west, south, east, north],
+        "center": [center_lon, (south + north) / 2, minzoom],
+    }

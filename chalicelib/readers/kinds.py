@@ -1,0 +1,45 @@
+"""The kinds of source, one entry each: a new kind is one line here plus its reader.
+
+A kind names its route family (``/cog/...``) and how a reader is opened from a ``url``
+(after the allow-list check, inside the reader). Every opener takes the request's selection,
+which tells a STAC item which assets matter (for zoom levels and footprints); the others
+ignore it. Readers of multi-file kinds are imported on first use, off the single-file path.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import import_module
+
+from ..core.errors import BadRequest
+from ..core.records import Selection
+from ..core.settings import Settings
+from .protocol import Reader
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    """One kind of source."""
+
+    name: str  # the path prefix of its routes and the ``source`` of a seed event
+    what: str  # "the raster", for summaries
+    module: str  # the module under chalicelib.readers whose ``reader_for`` opens it
+
+    @property
+    def open(self) -> Callable[..., Reader]:
+        return import_module(f"{__package__}.{self.module}").reader_for
+
+
+KINDS: dict[str, SourceKind] = {kind.name: kind for kind in (
+    SourceKind("cog", "the raster", "cog"),
+    SourceKind("stac", "the STAC item", "stac"),
+    SourceKind("mosaicjson", "the mosaic", "mosaicjson"),
+)}
+
+
+def open_reader(kind: str, url: str | None, config: Settings,
+                selection: Selection | None = None) -> Reader:
+    """The reader for ``url`` as a source of ``kind``; ``selection``: what the request reads."""
+    found = KINDS.get(kind)
+    if found is None:
+        raise BadRequest("the source kind is one of: " + ", ".join(KINDS))
+    return found.open(url, config, selection)

@@ -1,0 +1,229 @@
+"""Mosaics: many GeoTIFFs read as one source, through an index that says which files cover
+a box.
+
+A mosaic is an index (:class:`MosaicIndex`: "which files cover this box?", in priority
+order; MosaicJSON is one, :mod:`.mosaicjson`) plus a member reader (one GeoTIFF,
+:class:`~.cog.COGReader`). A tile's files come from the index by the tile's longitude and
+latitude bounds (any tile matrix set); each is checked against the allow-list before it is
+opened, read on the tile's grid (concurrently, :func:`~.pool.read_all`), and the pixels are
+combined by a pixel selection method (:mod:`chalicelib.pixels.pixel_selection`). With
+``first`` (the default), reading stops as soon as every pixel is filled. What rendering needs
+(the palette, the stretch ranges) comes from the index's first file, so that every tile of a
+mosaic is drawn alike, and is kept with the index.
+"""
+
+import math
+from collections.abc import Callable
+from typing import Protocol
+
+from ..core.errors import BadRequest, TileOutsideBounds
+from ..core.geo import MAX_LAT, WGS84, Bounds, LonLatBounds, geographic_overlap
+from ..core.memo import bound_memo
+from ..core.records import ImageData, ImageSize, Selection, StatisticsOptions, TileAddress
+from ..core.settings import Settings
+from ..grids.footprints import TileRange, footprint_of, tile_limits
+from ..grids.tilematrixsets import TileMatrixSet
+from ..pixels import render
+from ..pixels.pixel_selection import METHODS
+from ..sources.allowlist import display_name, parse
+from .cog import COGReader
+from .pool import read_all
+from .protocol import point_values
+
+#: Most files one tile may combine; a tile that needs more must be asked at a deeper zoom.
+MAX_FILES_PER_TILE = 64
+
+
+class MosaicIndex(Protocol):
+    """Which files make a mosaic where. Zooms are Web Mercator's (as MosaicJSON's)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def minzoom(self) -> int: ...
+
+    @property
+    def maxzoom(self) -> int: ...
+
+    @property
+    def bounds(self) -> LonLatBounds: ...
+
+    @property
+    def center(self) -> tuple | None: ...
+
+    @property
+    def memo(self) -> dict:
+        """Results kept with the index (the palette and stretch ranges of the mosaic)."""
+        ...
+
+    def files_for(self, box: tuple) -> list[str]:
+        """The files whose data may lie in ``box`` (degrees), in priority order;
+        :class:`BadRequest` when there would be too many to look up."""
+        ...
+
+    def first_file(self) -> str | None:
+        """The file whose palette and statistics stand for the whole mosaic."""
+        ...
+
+    def describe(self) -> dict:
+        """What ``/info`` adds about the index (its size, its own parameters)."""
+        ...
+
+
+class MosaicReader:
+    """A mosaic as a :class:`~.protocol.Reader`; ``member`` opens one of its files."""
+
+    def __init__(self, index: MosaicIndex, config: Settings, kind: str,
+                 member: Callable[[str, Settings], COGReader] = COGReader.open):
+        self.index = index
+        self.config = config
+        self.kind = kind
+        self.member = member
+        self.name = index.name
+        west, south, east, north = index.bounds
+        self.geographic_bounds = LonLatBounds(west, max(south, -90.0), east, min(north, 90.0))
+
+    # ---- which files ----------------------------------------------------------------------
+
+    def files_for(self, box: tuple) -> list[str]:
+        return self.index.files_for(box)
+
+    def _open(self, url: str) -> COGReader:
+        return self.member(url, self.config)
+
+    def _files_of_tile(self, tms: TileMatrixSet, z: int, x: int, y: int) -> list[str]:
+        box = tms.geographic_bounds(z, x, y) or self.geographic_bounds
+        if not geographic_overlap(box, self.geographic_bounds):
+            return []
+        return self.index.files_for(box)
+
+    # ---- reading --------------------------------------------------------------------------
+
+    def _combine(self, urls: list[str], selection: Selection, read) -> tuple[ImageData, list]:
+        """Read ``urls`` with ``read(cog, selection)`` (concurrently, in priority order) and
+        combine them; TileOutsideBounds where none has data."""
+        if len(urls) > MAX_FILES_PER_TILE:
+            raise BadRequest(f"this tile needs {len(urls)} files of the mosaic (at most "
+                             f"{MAX_FILES_PER_TILE}): zoom in")
+        method = METHODS[selection.pixel_selection]()
+        first, used = None, []
+        for url, image, error in read_all(urls, lambda u: read(self._open(u), selection),
+                                          first_alone=method.first_alone):
+            if isinstance(error, TileOutsideBounds):
+                continue
+            if error is not None:
+                raise member_error(url, error)
+            if first is None:
+                first = image
+            elif image.data.shape[0] != first.data.shape[0]:
+                raise BadRequest("the mosaic's files have different band counts; choose "
+                                 "bands with bidx")
+            method.feed(image.data, image.mask[None])
+            used.append(url)
+            if method.done:
+                break
+        if first is None:
+            raise TileOutsideBounds("no file of the mosaic has data here")
+        data, valid = method.result()
+        names = first.band_names if data.shape[0] == first.data.shape[0] else \
+            method.band_names(first.band_names)
+        return ImageData(data, valid, first.bounds, first.crs, tuple(names)), used
+
+    def _attach(self, image: ImageData, selection: Selection, statistics: bool) -> ImageData:
+        """The palette and, when asked, the stretch ranges of the index's first file (the
+        files are expected to be alike), kept with the index; none for a method whose
+        output is not the files' values (count)."""
+        first = self.index.first_file()
+        if first is None or not METHODS[selection.pixel_selection].keeps_values:
+            return image
+        memo = self.index.memo
+        if selection.expression is None:
+            if "palette" not in memo:
+                memo["palette"] = self._open(first).palette()
+            image.palette = memo["palette"]
+        if statistics and not render.shown_as_is(image.data.dtype):
+            key = ("stretch",) + selection.key
+            if key not in memo:
+                ranges = self._open(first).stretch_ranges(selection)
+                bound_memo(memo, "stretch")
+                memo[key] = ranges
+            image.dataset_statistics = memo[key]
+        return image
+
+    def tile_exists(self, tms: TileMatrixSet, z: int, x: int, y: int) -> bool:
+        return bool(self._files_of_tile(tms, z, x, y))
+
+    def tile(self, address: TileAddress, selection: Selection,
+             statistics: bool = False) -> ImageData:
+        tms, z, x, y = address.tms, address.z, address.x, address.y
+        urls = self._files_of_tile(tms, z, x, y)
+        if not urls:
+            raise TileOutsideBounds(f"tile {tms.id}/{z}/{x}/{y} is outside the mosaic; see "
+                                    f"/{self.kind}/info for its bounds")
+        image, _ = self._combine(urls, selection, lambda cog, s: cog.tile(address, s))
+        return self._attach(image, selection, statistics)
+
+    def preview(self, selection: Selection, size: ImageSize,
+                statistics: bool = False) -> ImageData:
+        raise BadRequest("a mosaic has no preview: ask for tiles or a bbox")
+
+    def bbox(self, bounds: LonLatBounds, selection: Selection, size: ImageSize,
+             statistics: bool = False) -> ImageData:
+        raise BadRequest("a mosaic has no bbox image: ask for tiles")
+
+    def statistics(self, selection: Selection, options: StatisticsOptions) -> dict:
+        raise BadRequest("a mosaic has no statistics: ask for those of its files")
+
+    def point(self, lon: float, lat: float, selection: Selection) -> dict:
+        urls = self.index.files_for((lon, lat, lon, lat)) if -MAX_LAT < lat < MAX_LAT else []
+        if not urls:
+            raise TileOutsideBounds(f"the point {lon:g},{lat:g} is outside the mosaic")
+        image, used = self._combine(urls, selection,
+                                    lambda cog, s: cog.point_image(lon, lat, s))
+        result = point_values(image, lon, lat)
+        result["assets"] = [display_name(parse(u)) for u in used]
+        return result
+
+    def info(self, tms: TileMatrixSet) -> dict:
+        index = self.index
+        minzoom, maxzoom = self.zoom_range(tms)
+        west, south, east, north = self.geographic_bounds
+        return {"name": index.name, "bounds": [west, south, east, north],
+                "center": list(index.center) if index.center else [(west + east) / 2,
+                                                                   (south + north) / 2,
+                                                                   index.minzoom],
+                "minzoom": minzoom, "maxzoom": maxzoom, "tilematrixset": tms.id,
+                **index.describe()}
+
+    def zoom_range(self, tms: TileMatrixSet) -> tuple[int, int]:
+        """The index's zooms (Web Mercator), as the same cell sizes in ``tms``."""
+        index = self.index
+        if tms.is_web_mercator:
+            return index.minzoom, index.maxzoom
+        size = 2 * math.pi * 6378137 / 256  # metres per pixel at Web Mercator zoom 0
+        degrees = 360 / 256  # the same in degrees at the equator
+        unit = degrees if tms.is_geographic else size
+        maxzoom = tms.zoom_for_cell_size(unit / 2 ** index.maxzoom)
+        minzoom = min(tms.zoom_for_cell_size(unit / 2 ** index.minzoom), maxzoom)
+        return max(minzoom, tms.minzoom), maxzoom
+
+    def footprint(self, tms: TileMatrixSet) -> list[Bounds]:
+        key = ("footprint", tms.id)
+        if key not in self.index.memo:
+            self.index.memo[key] = footprint_of(WGS84, self.geographic_bounds,
+                                                self.geographic_bounds, tms)
+        return self.index.memo[key]
+
+    def tile_limits(self, tms: TileMatrixSet, z: int) -> TileRange | None:
+        return tile_limits(tms, z, self.footprint(tms))
+
+
+def member_error(url: str, error: BaseException) -> BaseException:
+    """A member file's failure, naming the file (never a server path)."""
+    message = getattr(error, "message", None)
+    if message is None:
+        return error
+    error.message = f"mosaic file {display_name(parse(url))}: {message}"  # type: ignore[attr-defined]
+    error.args = (error.message,)  # type: ignore[attr-defined]
+    return error
