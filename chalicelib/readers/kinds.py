@@ -7,8 +7,8 @@ ignore it. Readers of multi-file kinds are imported on first use, off the single
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from importlib import import_module
+from typing import NamedTuple
 
 from ..core.errors import BadRequest
 from ..core.records import Selection
@@ -16,8 +16,7 @@ from ..core.settings import Settings
 from .protocol import Reader
 
 
-@dataclass(frozen=True)
-class SourceKind:
+class SourceKind(NamedTuple):
     """One kind of source."""
 
     name: str  # the path prefix of its routes and the ``source`` of a seed event
