@@ -5,8 +5,8 @@
 1. **read**: the reader returns the pixels with what rendering needs from the source
    attached (the palette; the dataset statistics, asked for only when the style stretches
    by them: ``pixels.render.stretches``), holding each dataset once;
-2. **process**: :func:`post_process`, between reading and rendering, where algorithms
-   (hillshade, terrain RGB...) will work on the pixels;
+2. **process**: :func:`post_process`, between reading and rendering: an algorithm
+   (``pixels.algorithms``: hillshade, terrain RGB...) works on the pixels;
 3. **render**: the style (rescale, colormap, alpha; ``pixels.render.apply_style``);
 4. **encode**: the format's encoder, checked against the response limit.
 """
@@ -19,6 +19,7 @@ import numpy as np
 from ..core.errors import BadRequest, TooLarge
 from ..core.records import EncodedImage, ImageData, Style
 from ..pixels import formats, render
+from ..pixels.algorithms import Algorithm
 from ..pixels.encode import Options
 from ..pixels.formats import ImageFormat
 
@@ -31,10 +32,9 @@ def raw(fmt: ImageFormat | None) -> bool:
     return fmt is not None and fmt.raw
 
 
-def post_process(image: ImageData) -> ImageData:
-    """The step between reading and rendering (algorithms go here); today the pixels as
-    read."""
-    return image
+def post_process(image: ImageData, algorithm: Algorithm | None = None) -> ImageData:
+    """The step between reading and rendering: ``algorithm`` on the pixels, if any."""
+    return image if algorithm is None else algorithm(image)
 
 
 def encode_image(image: ImageData, style: Style, fmt: ImageFormat | None) -> EncodedImage:
@@ -63,9 +63,9 @@ def encode_image(image: ImageData, style: Style, fmt: ImageFormat | None) -> Enc
     return EncodedImage(body, fmt.media_type, fmt.extension, empty=not styled.visible)
 
 
-def draw(read: Callable[[bool], ImageData], style: Style,
-         fmt: ImageFormat | None) -> EncodedImage:
-    """``read(statistics)`` the pixels, then process, render and encode them. ``read`` is
-    told whether the style needs the dataset statistics attached."""
+def draw(read: Callable[[bool], ImageData], style: Style, fmt: ImageFormat | None,
+         algorithm: Algorithm | None = None) -> EncodedImage:
+    """``read(statistics)`` the pixels, then process (``algorithm``), render and encode
+    them. ``read`` is told whether the style needs the dataset statistics attached."""
     image = read(render.stretches(style, raw(fmt)))
-    return encode_image(post_process(image), style, fmt)
+    return encode_image(post_process(image, algorithm), style, fmt)
