@@ -3,9 +3,9 @@
 A :class:`Param` says what a parameter is called, its type and limits, its default, what it
 means and an example. From that one declaration come:
 
-* parsing and validation (:func:`parse`): a :class:`~chalicelib.errors.BadRequest` naming
+* parsing and validation (:func:`parse`): a :class:`~chalicelib.core.errors.BadRequest` naming
   the parameter and what it accepts, never a crash;
-* the OpenAPI document (:mod:`chalicelib.openapi`, from :meth:`Param.schema`);
+* the OpenAPI document (:mod:`chalicelib.api.openapi`, from :meth:`Param.schema`);
 * the README's parameter tables (:func:`markdown`; a test keeps them in step).
 
 Routes take named groups of parameters (``SELECTION``, ``STYLE``...); the builders at the

@@ -5,7 +5,7 @@ Rasterio's GDAL has these drivers already, so the Lambda package needs no imagin
 PNG, the most common tile format, is written here because GDAL's writer (libpng, zlib) takes
 about 5 times longer for the same bytes.
 Every encoder has the same signature, ``(data, alpha, options) -> bytes``: ``data`` is
-(bands, h, w), ``alpha`` (h, w) uint8 or None (opaque). :mod:`chalicelib.formats` says
+(bands, h, w), ``alpha`` (h, w) uint8 or None (opaque). :mod:`chalicelib.pixels.formats` says
 which encoder serves which format and what each format can hold.
 """
 

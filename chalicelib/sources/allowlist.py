@@ -2,7 +2,7 @@
 
 A source is what the user puts in ``url=``: ``s3://bucket/key``, ``https://host/path``,
 or a local path (absolute, or relative to the project directory). :func:`resolve` turns it
-into the string GDAL opens, or raises :class:`~chalicelib.errors.SourceNotAllowed`.
+into the string GDAL opens, or raises :class:`~chalicelib.core.errors.SourceNotAllowed`.
 
 Rules, in order:
 
