@@ -184,7 +184,8 @@ def _preview(f: Family, fmt=None, sized=False):
     def view(r: Request):
         v = r.values
         size = image_size(v, fmt or v.get("format"), v.size if sized else None)
-        return tiler.preview(_source(f, r), size, selection(v), style(v))
+        select = selection(v)
+        return tiler.preview(_source(f, r, select), size, select, style(v))
     return view
 
 
@@ -193,7 +194,8 @@ def _bbox(f: Family, sized=False):
         v = r.values
         bounds, fmt = v.bbox
         size = image_size(v, fmt, v.size if sized else None)
-        return tiler.bbox(_source(f, r), bounds, size, selection(v), style(v))
+        select = selection(v)
+        return tiler.bbox(_source(f, r, select), bounds, size, select, style(v))
     return view
 
 
@@ -216,7 +218,8 @@ def declare_family(f: Family) -> None:
     @api.get(f"{k}/point/{{lonlat}}", "Each band's value at a point",
              params=(f.url, LONLAT, *f.point), returns=JSON, tag=tag)
     def point(r: Request):
-        return tiler.point(_source(f, r), r.values.lonlat, selection(r.values))
+        select = selection(r.values)
+        return tiler.point(_source(f, r, select), r.values.lonlat, select)
 
     tile_params = (f.url, *TILE, *select, *style_params)
 
@@ -236,8 +239,9 @@ def declare_family(f: Family) -> None:
              params=(TMS_ID, *tilejson_params), returns=JSON, tag=tag)
     def tilejson(r: Request):
         v = r.values
-        return tiler.tilejson(_source(f, r), tile_matrix_set_of(v), tileset_options(v),
-                              _passthrough(r), r.base_url, selection(v), style(v))
+        select = selection(v)
+        return tiler.tilejson(_source(f, r, select), tile_matrix_set_of(v), tileset_options(v),
+                              _passthrough(r), r.base_url, select, style(v))
 
     wmts_params = (f.url, *WMTS, *select, *style_params)
 
@@ -260,7 +264,8 @@ def declare_family(f: Family) -> None:
              params=(f.url, *select, *STATISTICS), returns=JSON, tag=tag)
     def statistics(r: Request):
         v = r.values
-        return tiler.statistics(_source(f, r), selection(v), statistics_options(v))
+        select = selection(v)
+        return tiler.statistics(_source(f, r, select), select, statistics_options(v))
 
     image_params = (f.url, *IMAGE, *select, *style_params)
     api.get(f"{k}/preview", f"The whole of {f.what} as an image",

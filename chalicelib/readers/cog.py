@@ -2,6 +2,8 @@
 open dataset, each call holding the dataset once (:func:`~chalicelib.sources.datasets.reading`)
 for its read and for what it attaches to the pixels."""
 
+from collections.abc import Callable
+
 from ..core.geo import Bounds, LonLatBounds
 from ..core.records import ImageData, ImageSize, Selection, StatisticsOptions, TileAddress
 from ..core.settings import Settings
@@ -37,17 +39,21 @@ class COGReader:
     def _reading(self):
         return reading(self.dataset, self.config)
 
+    def _pixels(self, read: Callable[[OpenDataset], ImageData], selection: Selection,
+                statistics: bool) -> ImageData:
+        """``read(handle)``, then what rendering needs attached, in one hold."""
+        with self._reading() as handle:
+            return geotiff.attach(handle, read(handle), selection, statistics)
+
     def tile(self, address: TileAddress, selection: Selection,
              statistics: bool = False) -> ImageData:
-        with self._reading() as handle:
-            image = geotiff.tile(handle, address, selection)
-            return geotiff.attach(handle, image, selection, statistics)
+        return self._pixels(lambda h: geotiff.tile(h, address, selection), selection,
+                            statistics)
 
     def part(self, bounds: Bounds, crs, width: int, height: int, selection: Selection,
              statistics: bool = False) -> ImageData:
-        with self._reading() as handle:
-            image = geotiff.part(handle, bounds, crs, width, height, selection)
-            return geotiff.attach(handle, image, selection, statistics)
+        return self._pixels(lambda h: geotiff.part(h, bounds, crs, width, height, selection),
+                            selection, statistics)
 
     def tile_exists(self, tms: TileMatrixSet, z: int, x: int, y: int) -> bool:
         with self._reading() as handle:
@@ -55,15 +61,13 @@ class COGReader:
 
     def preview(self, selection: Selection, size: ImageSize,
                 statistics: bool = False) -> ImageData:
-        with self._reading() as handle:
-            image = geotiff.preview(handle, selection, size)
-            return geotiff.attach(handle, image, selection, statistics)
+        return self._pixels(lambda h: geotiff.preview(h, selection, size), selection,
+                            statistics)
 
     def bbox(self, bounds: LonLatBounds, selection: Selection, size: ImageSize,
              statistics: bool = False) -> ImageData:
-        with self._reading() as handle:
-            image = geotiff.bbox(handle, bounds, selection, size)
-            return geotiff.attach(handle, image, selection, statistics)
+        return self._pixels(lambda h: geotiff.bbox(h, bounds, selection, size), selection,
+                            statistics)
 
     def point_image(self, lon: float, lat: float, selection: Selection) -> ImageData:
         with self._reading() as handle:

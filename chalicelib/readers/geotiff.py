@@ -27,7 +27,7 @@ from rasterio.windows import Window, from_bounds
 
 from ..core.errors import BadRequest, TileOutsideBounds
 from ..core.geo import WGS84, Bounds, geographic_overlap
-from ..core.memo import bound_memo
+from ..core.memo import remembered
 from ..core.records import ImageData, ImageSize, Ranges, Selection, StatisticsOptions, TileAddress
 from ..grids.footprints import TileRange, footprint_of
 from ..grids.footprints import tile_limits as _tile_limits
@@ -359,12 +359,12 @@ def stretch_ranges(dataset: OpenDataset, selection: Selection) -> Ranges:
     Computed once per dataset and selection from a small overview, so that every tile of a
     layer is stretched alike.
     """
-    key = ("stretch",) + selection.key
-    if key not in dataset.memo:
+    def compute() -> Ranges:
         image = preview(dataset, selection, ImageSize(None, 512))
-        bound_memo(dataset.memo, "stretch")
-        dataset.memo[key] = percentile_ranges(image, _band_validity(dataset, selection, image))
-    return dataset.memo[key]
+        return percentile_ranges(image, _band_validity(dataset, selection, image))
+
+    ranges: Ranges = remembered(dataset.memo, ("stretch", *selection.key), compute)
+    return ranges
 
 
 def palette(dataset: OpenDataset) -> np.ndarray | None:

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from ..core.errors import BadRequest, TileOutsideBounds
 from ..core.geo import MAX_LAT, WGS84, Bounds, LonLatBounds, geographic_overlap
-from ..core.memo import bound_memo
+from ..core.memo import remembered
 from ..core.records import ImageData, ImageSize, Selection, StatisticsOptions, TileAddress
 from ..core.settings import Settings
 from ..grids.footprints import TileRange, footprint_of, tile_limits
@@ -139,16 +139,11 @@ class MosaicReader:
             return image
         memo = self.index.memo
         if selection.expression is None:
-            if "palette" not in memo:
-                memo["palette"] = self._open(first).palette()
-            image.palette = memo["palette"]
+            image.palette = remembered(memo, ("palette",), lambda: self._open(first).palette())
         if statistics and not render.shown_as_is(image.data.dtype):
-            key = ("stretch",) + selection.key
-            if key not in memo:
-                ranges = self._open(first).stretch_ranges(selection)
-                bound_memo(memo, "stretch")
-                memo[key] = ranges
-            image.dataset_statistics = memo[key]
+            image.dataset_statistics = remembered(
+                memo, ("stretch", *selection.key),
+                lambda: self._open(first).stretch_ranges(selection))
         return image
 
     def tile_exists(self, tms: TileMatrixSet, z: int, x: int, y: int) -> bool:

@@ -18,7 +18,7 @@ from rasterio.warp import transform_bounds
 
 from ..core.errors import BadRequest, NotARaster, TileOutsideBounds
 from ..core.geo import WGS84, Bounds, LonLatBounds, geographic_overlap
-from ..core.memo import bound_memo
+from ..core.memo import remembered
 from ..core.records import ImageData, ImageSize, Selection, StatisticsOptions, TileAddress
 from ..core.settings import Settings
 from ..grids.footprints import TileRange, merge_limits
@@ -304,12 +304,9 @@ class STACReader:
         """No palette (the bands come from several files); when asked, stretch ranges over
         the whole item for pixels that are not 8-bit (once per item and selection)."""
         if statistics and not render.shown_as_is(image.data.dtype):
-            key = ("stretch",) + selection.key
-            if key not in self.item.memo:
-                preview = self.preview(selection, ImageSize(None, 512))
-                bound_memo(self.item.memo, "stretch")
-                self.item.memo[key] = percentile_ranges(preview)
-            image.dataset_statistics = self.item.memo[key]
+            image.dataset_statistics = remembered(
+                self.item.memo, ("stretch", *selection.key),
+                lambda: percentile_ranges(self.preview(selection, ImageSize(None, 512))))
         return image
 
     def tile(self, address: TileAddress, selection: Selection,
