@@ -18,6 +18,7 @@ from chalice import Chalice, CORSConfig, Response
 import chalicelib.api
 from chalicelib.api.middleware import preflight_origin
 from chalicelib.api.params import (
+    ALGORITHM_ID,
     BBOX,
     COLORMAP_ID,
     COLORMAP_IMAGE,
@@ -29,6 +30,7 @@ from chalicelib.api.params import (
     MOSAIC_SELECTION,
     MOSAIC_URL,
     POINT_SELECTION,
+    POST_PROCESS,
     READ_RESAMPLING,
     SELECTION,
     SIZE,
@@ -44,6 +46,7 @@ from chalicelib.api.params import (
     URL,
     WMTS,
     Param,
+    algorithm,
     image_size,
     selection,
     statistics_options,
@@ -60,7 +63,7 @@ from chalicelib.core.records import Selection
 from chalicelib.grids import tilematrixsets
 from chalicelib.jobs import cogify, tilecache
 from chalicelib.operations import tiler, wmts
-from chalicelib.pixels import colormaps, formats
+from chalicelib.pixels import algorithms, colormaps, formats
 from chalicelib.readers.kinds import KINDS, open_reader
 
 logger = logging.getLogger("cogtiler")
@@ -122,7 +125,12 @@ def healthz(r: Request):
 @api.get("/colorMaps", "Names of the colormaps", returns=JSON, errors=SIMPLE_ERRORS,
          tag="lists")
 def colormap_names(r: Request):
-    return {"colorMaps": colormaps.names()}
+    return {"colorMaps": colormaps.base_names(),  # each also reversed, as <name>_r
+            "colormaps": [  # titiler's shape: every name, with its link
+                {"id": name, "links": [{"href": f"{r.base_url}/colorMaps/{name}",
+                                        "rel": "item", "type": "application/json",
+                                        "title": f"Definition of {name} ColorMap"}]}
+                for name in colormaps.names()]}
 
 
 @api.get("/colorMaps/{colorMapId}", "A colormap's 256 colours, {\"0\": [r, g, b, a], ...}, "
@@ -134,6 +142,23 @@ def colormap_table(r: Request):
     if v.format == "png":
         return tiler.colormap_swatch(v.colorMapId, v.width, v.height)
     return {str(i): colour.tolist() for i, colour in enumerate(v.colorMapId)}
+
+
+@api.get("/algorithms", "The algorithms that post-process pixels (`algorithm=`)",
+         returns=JSON, errors=SIMPLE_ERRORS, tag="lists")
+def algorithm_list(r: Request):
+    return {"algorithms": [
+        {"id": name, "title": cls.title,
+         "links": [{"href": f"{r.base_url}/algorithms/{name}", "rel": "item",
+                    "type": "application/json", "title": f"Definition of {name} Algorithm"}]}
+        for name, cls in algorithms.ALGORITHMS.items()]}
+
+
+@api.get("/algorithms/{algorithmId}", "An algorithm: title, description, inputs, outputs "
+         "and parameters (titiler's shape)", params=(ALGORITHM_ID,), returns=JSON,
+         errors=(400, 500), tag="lists")
+def algorithm_definition(r: Request):
+    return algorithms.ALGORITHMS[r.values.algorithmId].describe()
 
 
 @api.get("/tileMatrixSets", "The tile matrix sets tiles can be cut from", returns=JSON,
@@ -185,7 +210,7 @@ def _preview(f: Family, fmt=None, sized=False):
         v = r.values
         size = image_size(v, fmt or v.get("format"), v.size if sized else None)
         select = selection(v)
-        return tiler.preview(_source(f, r, select), size, select, style(v))
+        return tiler.preview(_source(f, r, select), size, select, style(v), algorithm(v))
     return view
 
 
@@ -195,13 +220,14 @@ def _bbox(f: Family, sized=False):
         bounds, fmt = v.bbox
         size = image_size(v, fmt, v.size if sized else None)
         select = selection(v)
-        return tiler.bbox(_source(f, r, select), bounds, size, select, style(v))
+        return tiler.bbox(_source(f, r, select), bounds, size, select, style(v),
+                          algorithm(v))
     return view
 
 
 def declare_family(f: Family) -> None:
     k, tag = f"/{f.kind}", f.kind
-    select, style_params = f.selection, STYLE
+    select, style_params = f.selection, (*POST_PROCESS, *STYLE)
 
     @api.get(f"{k}/info", f"What {f.what} is: bounds, CRS, size, bands, overviews, zooms"
              + (" (per asset)" if f.info else ""), params=(f.url, *f.info), returns=JSON,
@@ -229,7 +255,8 @@ def declare_family(f: Family) -> None:
              "A map tile of any tile matrix set", params=tile_params, returns=TILE_OUT, tag=tag)
     def tile(r: Request):
         v, select = r.values, selection(r.values)
-        return tiler.tile(_source(f, r, select), tile_address(v), select, style(v))
+        return tiler.tile(_source(f, r, select), tile_address(v), select, style(v),
+                          algorithm(v))
 
     tilejson_params = (f.url, *TILEJSON, *select, *style_params)
 
@@ -241,7 +268,7 @@ def declare_family(f: Family) -> None:
         v = r.values
         select = selection(v)
         return tiler.tilejson(_source(f, r, select), tile_matrix_set_of(v), tileset_options(v),
-                              _passthrough(r), r.base_url, select, style(v))
+                              _passthrough(r), r.base_url, select, style(v), algorithm(v))
 
     wmts_params = (f.url, *WMTS, *select, *style_params)
 
@@ -261,11 +288,12 @@ def declare_family(f: Family) -> None:
         return
 
     @api.get(f"{k}/statistics", "Per-band statistics: min, max, mean, percentiles, histogram",
-             params=(f.url, *select, *STATISTICS), returns=JSON, tag=tag)
+             params=(f.url, *select, *POST_PROCESS, *STATISTICS), returns=JSON, tag=tag)
     def statistics(r: Request):
         v = r.values
         select = selection(v)
-        return tiler.statistics(_source(f, r, select), select, statistics_options(v))
+        return tiler.statistics(_source(f, r, select), select, statistics_options(v),
+                                algorithm(v))
 
     image_params = (f.url, *IMAGE, *select, *style_params)
     api.get(f"{k}/preview", f"The whole of {f.what} as an image",

@@ -1,30 +1,32 @@
 """Regenerate chalicelib/pixels/colormaps.npz: 256-entry RGBA lookup tables, one per colormap name.
 
-matplotlib is used here, at development time only; the tiler just loads the tables.
-Reversed maps (``viridis_r``) are derived at runtime, not stored.
+The tables are rio-tiler's own (``rio_tiler/cmap_data/*.npy``: matplotlib's, cmocean's and
+rio-tiler's cfastie, rplumbo, schwarzwald), copied at development time so that a
+``colormap_name`` colours exactly as titiler does; the tiler just loads the archive. A
+reversed table rio-tiler ships (``viridis_r``) is stored as it is (its rounding may differ
+by one from the base table turned around); one it does not (``cfastie_r``) is derived at
+runtime.
 
-    .venv/bin/pip install matplotlib && .venv/bin/python scripts/make_colormaps.py
+    .venv/bin/python scripts/make_colormaps.py
 """
 
 from pathlib import Path
 
-import matplotlib
 import numpy as np
+import rio_tiler
 
-NAMES = [
-    "viridis", "magma", "inferno", "plasma", "cividis", "turbo", "greys", "gray", "bone", "pink",
-    "hot", "afmhot", "cool", "coolwarm", "bwr", "seismic", "jet", "rainbow", "terrain", "ocean",
-    "gist_earth", "cubehelix", "twilight", "rdylgn", "rdylbu", "rdbu", "rdgy", "spectral", "brbg",
-    "piyg", "prgn", "puor", "blues", "greens", "reds", "oranges", "purples", "ylgn", "ylgnbu",
-    "ylorbr", "ylorrd", "orrd", "bugn", "bupu", "gnbu", "pubu", "purd", "rdpu", "summer",
-    "autumn", "winter", "spring", "copper",
-]
-
-by_lower = {name.lower(): name for name in matplotlib.colormaps}
+source = Path(rio_tiler.__file__).parent / "cmap_data"
 tables = {}
-for name in NAMES:
-    cmap = matplotlib.colormaps[by_lower[name]]
-    tables[name] = np.round(cmap(np.linspace(0, 1, 256)) * 255).astype("uint8")
+for path in sorted(source.glob("*.npy")):
+    table = np.load(path)
+    if table.shape != (256, 4) or table.dtype != np.uint8:
+        raise SystemExit(f"{path.name}: not a (256, 4) uint8 table")
+    name = path.stem
+    if name.endswith("_r") and (source / f"{name[:-2]}.npy").exists() and np.array_equal(
+            table, np.load(source / f"{name[:-2]}.npy")[::-1]):
+        continue  # the base table reversed: derived at runtime
+    tables[name] = table
 target = Path(__file__).resolve().parent.parent / "chalicelib" / "pixels" / "colormaps.npz"
 np.savez_compressed(target, **tables)
-print(f"wrote {len(tables)} colormaps to {target.name} ({target.stat().st_size // 1024} KB)")
+print(f"wrote {len(tables)} tables from rio-tiler {rio_tiler.__version__} to {target.name} "
+      f"({target.stat().st_size // 1024} KB)")

@@ -63,6 +63,24 @@ def shared():
     return SHARED
 
 
+@pytest.fixture(scope="session")
+def titiler():
+    """titiler itself (titiler.core's COG factory, its algorithms and colormaps) in process:
+    the oracle for every titiler URL, asked the same request as our handler."""
+    from fastapi import FastAPI
+    from starlette.testclient import TestClient
+    from titiler.core.errors import DEFAULT_STATUS_CODES, add_exception_handlers
+    from titiler.core.factory import AlgorithmFactory, ColorMapFactory, TilerFactory
+
+    app = FastAPI()
+    app.include_router(TilerFactory(router_prefix="/cog").router, prefix="/cog")
+    app.include_router(AlgorithmFactory().router)
+    app.include_router(ColorMapFactory().router)
+    add_exception_handlers(app, DEFAULT_STATUS_CODES)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
 @pytest.fixture
 def client():
     from chalice.test import Client

@@ -23,6 +23,25 @@ def test_named_colormaps_match_matplotlib(name):
     np.testing.assert_allclose(colormaps.named(name).astype(float), expected, atol=1.0)
 
 
+def test_every_colormap_of_rio_tiler_and_each_reversed():
+    """titiler's colormap_name values colour exactly as titiler does (its tables, from
+    rio-tiler's package), and every map is reversible, also those rio-tiler ships no
+    reversal of (cfastie_r)."""
+    from rio_tiler.colormap import cmap
+    for name in cmap.list():
+        np.testing.assert_array_equal(
+            colormaps.named(name), np.array([cmap.get(name)[i] for i in range(256)]), name)
+    assert set(cmap.list()) <= set(colormaps.names())
+    for name in ("cfastie", "rplumbo", "schwarzwald"):  # no reversal in rio-tiler
+        assert name in colormaps.base_names()
+        np.testing.assert_array_equal(colormaps.named(name + "_r"),
+                                      colormaps.named(name)[::-1])
+    assert {"tab10", "tab20", "set1", "paired", "cmrmap", "thermal"} <= set(
+        colormaps.base_names())
+    assert len(colormaps.base_names()) >= 107
+    assert not any(n.endswith("_r_r") for n in colormaps.names())
+
+
 def test_at_least_a_dozen_standard_colormaps():
     wanted = {"viridis", "magma", "inferno", "plasma", "cividis", "greys", "terrain", "rdylgn",
               "spectral", "rdbu", "blues", "jet"}

@@ -21,7 +21,9 @@ SECTIONS = [
     ("Every data route", (params.URL,)),
     ("What to read and how to show it (tiles, preview, bbox, point, statistics, TileJSON, "
      "WMTS; point takes the first three)", params.SELECTION + params.STYLE),
-    ("Tiles", (params.TILESIZE,)),
+    ("Post-processing (tiles, preview, bbox, statistics, TileJSON, WMTS; see `/algorithms`)",
+     params.POST_PROCESS),
+    ("Tiles", (params.TILESIZE, params.BUFFER, params.PADDING)),
     ("Preview and bbox (`/cog/preview` also takes `format`)", params.IMAGE + (params.FORMAT,)),
     ("Statistics", params.STATISTICS),
     ("TileJSON", params.TILEJSON),

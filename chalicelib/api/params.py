@@ -16,6 +16,7 @@ empty value counts as not given. A parameter is in the query, the path, or the r
 body (``where="body"``, for POST routes: the body is its one raw value).
 """
 
+import difflib
 import json
 import math
 import re
@@ -38,7 +39,7 @@ from ..core.records import (
 )
 from ..core.settings import Settings
 from ..grids import tilematrixsets
-from ..pixels import colormaps, formats
+from ..pixels import algorithms, colormaps, formats
 from ..pixels.expression import parse as parse_expression
 from ..pixels.pixel_selection import METHODS
 
@@ -61,6 +62,17 @@ _FORMAT_RE = "|".join(re.escape(n) for n in formats.NAMES)
 WHERE = ("query", "path", "body")
 #: Every parameter name declared anywhere: a builder asking for another is a misspelling.
 DECLARED: set[str] = set()
+#: The query parameters of titiler 2 (titiler.core's COG and STAC factories, titiler.mosaic,
+#: the WMTS extension): a route that does not take one refuses it by name, never ignores it.
+TITILER_NAMES = frozenset((
+    "algorithm", "algorithm_params", "asset_as_band", "asset_bidx", "asset_expression",
+    "assets", "bbox", "bidx", "buffer", "c", "categorical", "color_formula", "colormap",
+    "colormap_name", "coord_crs", "cover_scale", "crs", "datetime", "dst_crs", "exitwhenfull",
+    "expression", "f", "format", "height", "histogram_bins", "histogram_range",
+    "items_limit", "max_size", "maxzoom", "minzoom", "nodata", "p", "padding",
+    "pixel_selection", "reproject", "resampling", "rescale", "return_mask", "scan_limit",
+    "skipcovered", "tile_format", "tile_scale", "tilesize", "time_limit", "unscale", "url",
+    "use_epsg", "width", "zooms"))
 
 
 @dataclass(frozen=True)
@@ -255,6 +267,25 @@ def json_body(text: str, param: Param, config) -> Any:
         raise BadRequest("the request body is not valid JSON") from None
 
 
+def _json_object(text: str, param: Param, config) -> dict:
+    if param.max_length and len(text) > param.max_length:
+        raise BadRequest(f"'{param.name}' is longer than {param.max_length} characters")
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        raise BadRequest(f"'{param.name}' is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise BadRequest(f"'{param.name}' must be a JSON object, e.g. {param.example}")
+    return value
+
+
+def _half_pixels(text: str, param: Param, config) -> float:
+    number = _number(text, param, config)
+    if number * 2 != int(number * 2):
+        raise BadRequest(f"'{param.name}' must be a multiple of 0.5, got {number:g}")
+    return number
+
+
 def _colormap_name(text: str, param: Param, config):
     return colormaps.named(text)
 
@@ -415,7 +446,7 @@ RESCALE = Param("rescale", "`min,max` stretched to 0-255: one for all bands, or 
                 pattern=rf"^{_NUMBER_RE},{_NUMBER_RE}$", example=["0,255"])
 COLORMAP_NAME = Param("colormap_name", "A named colormap for one band (add `_r` to reverse); "
                       "see `/colorMaps`", "string", _colormap_name,
-                      enum=tuple(n + r for n in colormaps.names() for r in ("", "_r")),
+                      enum=colormaps.names(),
                       example="viridis")
 COLORMAP_ID = Param("colorMapId", "A colormap; see `/colorMaps`", "string", _colormap_name,
                     where="path", required=True, enum=COLORMAP_NAME.enum, example="viridis")
@@ -433,6 +464,20 @@ ZLEVEL = integer("zlevel", "PNG zlib compression level", 0, 9, default=6)
 QUALITY = integer("quality", "JPEG/WEBP quality (default 85 for JPEG, 75 for WEBP)", 1, 100)
 STYLE = (RESCALE, COLORMAP_NAME, COLORMAP, RETURN_MASK, ZLEVEL, QUALITY)
 
+ALGORITHM = Param("algorithm", "Post-processing of the pixels read, before rendering: terrain "
+                  "(hillshade, slope, contours, terrarium, terrainrgb), band maths "
+                  "(normalizedIndex, min, max, mean, median, std, var, sum), grayscale, "
+                  "bitonal, cast, floor, ceil; see `/algorithms`", "string", _choice,
+                  enum=tuple(algorithms.ALGORITHMS), example="hillshade")
+ALGORITHM_PARAMS = Param("algorithm_params", "The algorithm's parameters as a JSON object, "
+                         "e.g. `{\"azimuth\": 315}`; see `/algorithms/{algorithmId}`",
+                         "string", _json_object, max_length=4096,
+                         example='{"azimuth": 315}')
+ALGORITHM_ID = Param("algorithmId", "An algorithm; see `/algorithms`", "string", _choice,
+                     where="path", required=True, enum=ALGORITHM.enum, example="hillshade")
+#: Post-processing: an algorithm between reading and rendering.
+POST_PROCESS = (ALGORITHM, ALGORITHM_PARAMS)
+
 TMS_ID = Param("tileMatrixSetId", "A tile matrix set; see `/tileMatrixSets`", "string", _tms,
                where="path", required=True, enum=tilematrixsets.IDS,
                example=tilematrixsets.DEFAULT)
@@ -449,7 +494,13 @@ OUTSIDE = Param("outside", "What a tile outside the data answers: `404` (a JSON 
                 "(No Content: GDAL's WMTS/TMS readers take it as an empty tile) or `empty` (a "
                 "transparent tile; black in JPEG)", "string", _choice,
                 default="404", enum=("404", "204", "empty"))
-TILE = (TMS_ID, Z, X, Y, TILESIZE, OUTSIDE)
+BUFFER = Param("buffer", "Pixels added on each side of the tile, read from the data (a "
+               "multiple of 0.5): tiles of tilesize + 2 x buffer, as titiler. An algorithm's "
+               "own buffer (hillshade's 3) is read without it and counted in it",
+               "number", _half_pixels, minimum=0, maximum=64, example=1)
+PADDING = integer("padding", "Pixels read beyond each edge of the tile and dropped again "
+                  "(fewer resampling artefacts at the edges)", 0, 64)
+TILE = (TMS_ID, Z, X, Y, TILESIZE, OUTSIDE, BUFFER, PADDING)
 
 LONLAT = Param("lonlat", "`lon,lat` in degrees (WGS84)", "string", _lonlat, where="path",
                required=True, pattern=rf"^{_NUMBER_RE},{_NUMBER_RE}$", example="-77.7,24.5")
@@ -486,10 +537,10 @@ TILE_FORMAT = Param("tile_format", "Format of the tiles the document points to (
 TILE_SCALE = integer("tile_scale", "Tiles of N times the tile size (`@Nx`)", 1, 4, default=1)
 MINZOOM = integer("minzoom", "Override the data's minimum zoom", -10, tilematrixsets.MAX_ZOOM)
 MAXZOOM = integer("maxzoom", "Override the data's maximum zoom", -10, tilematrixsets.MAX_ZOOM)
-TILEJSON = (TILE_FORMAT, TILE_SCALE, MINZOOM, MAXZOOM, TILESIZE, OUTSIDE)
+TILEJSON = (TILE_FORMAT, TILE_SCALE, MINZOOM, MAXZOOM, TILESIZE, OUTSIDE, BUFFER, PADDING)
 WMTS_FORMAT = Param("tile_format", "Format of the tiles the service offers", "string",
                     _format, default="png", enum=formats.NAMES)
-WMTS = (WMTS_FORMAT, TILE_SCALE, MINZOOM, MAXZOOM, TILESIZE, OUTSIDE)
+WMTS = (WMTS_FORMAT, TILE_SCALE, MINZOOM, MAXZOOM, TILESIZE, OUTSIDE, BUFFER, PADDING)
 
 #: Parameters that configure a TileJSON or WMTS document itself; the others are carried
 #: into the tile URLs it lists.
@@ -508,6 +559,23 @@ class Values(SimpleNamespace):
         if name not in DECLARED:
             raise KeyError(f"no parameter is declared as {name!r}")
         return getattr(self, name, None)
+
+
+def check_names(declared: Sequence[Param], query: Query, where: str) -> None:
+    """Refuse, by name, a query parameter ``declared`` does not hold that this API or
+    titiler knows (it would be silently ignored: an image that looks right and is not), or
+    that is one letter from a declared one (a typo). Other names pass: clients add their
+    own (cache busters, access tokens)."""
+    names = {p.name for p in declared if p.where == "query"}
+    for name in query:
+        if name in names:
+            continue
+        if name in DECLARED or name in TITILER_NAMES:
+            raise BadRequest(f"{where} does not take '{name[:40]}'; see /openapi.json for "
+                             "the parameters of each route")
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.85)
+        if close:
+            raise BadRequest(f"unknown parameter '{name[:40]}': did you mean '{close[0]}'?")
 
 
 def parse(declared: Sequence[Param], query: Query | None = None,
@@ -604,9 +672,21 @@ def tile_address(v: Values) -> TileAddress:
                          f"of {tms.id}, got {row}")
     width = (v.tilesize or matrix.tile_width) * scale
     height = (v.tilesize or matrix.tile_height) * scale
-    if max(width, height) > MAX_TILE_SIZE:
-        raise BadRequest(f"tilesize times scale must be at most {MAX_TILE_SIZE} pixels")
-    return TileAddress(tms, z, v.x, row, width, height, fmt, v.outside)
+    buffer, padding = v.get("buffer") or 0.0, v.get("padding") or 0
+    if max(width, height) + 2 * (buffer + padding) > MAX_TILE_SIZE:
+        raise BadRequest(f"tilesize times scale, with buffer and padding, must be at most "
+                         f"{MAX_TILE_SIZE} pixels")
+    return TileAddress(tms, z, v.x, row, width, height, fmt, v.outside, buffer, padding)
+
+
+def algorithm(v: Values) -> algorithms.Algorithm | None:
+    """The post-processing step, from the ``POST_PROCESS`` group."""
+    name, params = v.get("algorithm"), v.get("algorithm_params")
+    if name is None:
+        if params is not None:
+            raise BadRequest("'algorithm_params' is given without 'algorithm'")
+        return None
+    return algorithms.named(name, params)
 
 
 def image_size(v: Values, fmt=None, size: tuple | None = None) -> ImageSize:

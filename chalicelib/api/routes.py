@@ -24,7 +24,7 @@ from ..core import settings
 from ..core.errors import BadRequest, TilerError
 from ..core.settings import Settings
 from . import middleware
-from .params import Param, Values, parse
+from .params import Param, Values, check_names, parse
 from .responses import error_response, shape
 
 logger = logging.getLogger("cogtiler")
@@ -160,6 +160,7 @@ class RouteTable:
                 body = (current.raw_body or b"").decode("utf-8")
             except UnicodeDecodeError:
                 raise BadRequest("the request body is not UTF-8 text") from None
+        check_names(route.params, query, route.path)
         values = parse(route.params, query, path_params, config, body)
         headers = current.headers
         host = headers.get("x-forwarded-host") or headers.get("host", "localhost")

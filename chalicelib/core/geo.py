@@ -56,6 +56,22 @@ def geographic_overlap(a: tuple, b: tuple) -> bool:
                for b0, b1 in lon_spans(b[0], b[2]))
 
 
+def widened(bounds: tuple, width: int, height: int,
+            margin: float) -> tuple[Bounds, int, int]:
+    """``bounds`` drawn as ``width`` x ``height`` pixels, with ``margin`` more pixels on each
+    side (a half pixel allowed): the bounds and size of the larger image.
+
+    >>> widened((0.0, 0.0, 256.0, 256.0), 256, 256, 3)
+    (Bounds(left=-3.0, bottom=-3.0, right=259.0, top=259.0), 262, 262)
+    """
+    left, bottom, right, top = bounds
+    if not margin:
+        return Bounds(left, bottom, right, top), width, height
+    dx, dy = (right - left) / width * margin, (top - bottom) / height * margin
+    return (Bounds(left - dx, bottom - dy, right + dx, top + dy), round(width + 2 * margin),
+            round(height + 2 * margin))
+
+
 def to_geographic(crs: CRS, bounds: tuple) -> LonLatBounds | None:
     """``bounds`` in ``crs`` as degrees, densified so that curved edges, poles and the
     antimeridian are accounted for; None if they cannot be."""

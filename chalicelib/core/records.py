@@ -19,7 +19,7 @@ from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.transform import from_bounds
 
-from .geo import Bounds
+from .geo import Bounds, widened
 
 if TYPE_CHECKING:  # records name these types; they never need the modules at runtime
     from affine import Affine
@@ -83,6 +83,20 @@ class TileAddress:
     height: int
     format: ImageFormat | None  # None: PNG if any pixel is masked, JPEG otherwise
     outside: str = "404"  # a tile outside the data: "404", "204" or "empty"
+    #: Pixels the answer has beyond the tile on each side (titiler's ``buffer``: a tile of
+    #: width + 2 x buffer; a multiple of 0.5).
+    buffer: float = 0.0
+    #: Pixels read beyond the tile and cropped off again (titiler's ``padding``).
+    padding: int = 0
+    #: Pixels the reader reads beyond the tile on each side: buffer, padding and what an
+    #: algorithm's neighbourhood needs (set by the operation that reads the tile).
+    margin: float = 0.0
+
+    def bounds(self, margin: float | None = None) -> tuple[Bounds, int, int]:
+        """The tile's bounds and size with ``margin`` pixels more on each side (default:
+        :attr:`margin`)."""
+        return widened(self.tms.xy_bounds(self.z, self.x, self.y), self.width, self.height,
+                       self.margin if margin is None else margin)
 
 
 @dataclass(frozen=True)
@@ -95,6 +109,8 @@ class ImageSize:
     max_size: int
     width: int | None = None
     height: int | None = None
+    #: Pixels read beyond the image on each side (what an algorithm's neighbourhood needs).
+    margin: int = 0
 
 
 @dataclass(frozen=True)
@@ -141,6 +157,10 @@ class ImageData:
     band_names: tuple[str, ...]
     palette: np.ndarray | None = None
     dataset_statistics: Ranges | None = None
+    #: The nodata value the bands were read with (None: none, or not per band): a band's
+    #: own pixels equal to it are not valid in that band, though ``mask`` shows the pixel
+    #: when another band is valid (GDAL's nodata is per band).
+    nodata: float | None = None
 
     @property
     def height(self) -> int:
@@ -154,6 +174,35 @@ class ImageData:
     def transform(self) -> Affine:
         transform: Affine = from_bounds(*self.bounds, self.width, self.height)
         return transform
+
+    def band_validity(self) -> np.ndarray:
+        """(bands, h, w) True where each band is valid: ``mask``, less each band's own
+        nodata pixels."""
+        valid = np.broadcast_to(self.mask, self.data.shape)
+        if self.nodata is None:
+            return valid
+        if math.isnan(self.nodata):
+            return valid & ~np.isnan(self.data)
+        own: np.ndarray = self.data != np.asarray(self.nodata).astype(self.data.dtype)
+        both: np.ndarray = valid & own
+        return both
+
+    def cropped(self, pixels: int) -> ImageData:
+        """This image without ``pixels`` on each side (a buffer the read added), its bounds
+        shrunk to match."""
+        if pixels <= 0:
+            return self
+        if 2 * pixels >= min(self.width, self.height):
+            raise ValueError(f"cannot crop {pixels} pixels off a {self.width}x{self.height} "
+                             "image")
+        left, bottom, right, top = self.bounds
+        dx, dy = (right - left) / self.width, (top - bottom) / self.height
+        p = pixels
+        return ImageData(self.data[:, p:-p, p:-p], self.mask[p:-p, p:-p],
+                         type(self.bounds)(left + p * dx, bottom + p * dy, right - p * dx,
+                                           top - p * dy),
+                         self.crs, self.band_names, self.palette, self.dataset_statistics,
+                         self.nodata)
 
 
 @dataclass

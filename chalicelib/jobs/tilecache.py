@@ -37,7 +37,8 @@ from ..sources import aws
 logger = logging.getLogger("cogtiler.tilecache")
 MAX_BATCH = 200
 #: Render parameters a batch carries (as in tile URLs), per kind of source.
-RENDER_PARAMS = {kind: (params.TILESIZE, *selection, *params.STYLE) for kind, selection in (
+RENDER_PARAMS = {kind: (params.TILESIZE, *selection, *params.POST_PROCESS, *params.STYLE)
+                 for kind, selection in (
     ("cog", params.SELECTION), ("stac", params.STAC_SELECTION),
     ("mosaicjson", params.MOSAIC_SELECTION))}
 
@@ -89,8 +90,13 @@ def plan(event: dict, config: Settings) -> tuple[dict, list[tuple[int, int, int]
     kind = event.get("source", "cog")
     if kind not in RENDER_PARAMS:
         raise BadRequest("'source' is one of: " + ", ".join(RENDER_PARAMS))
+    unknown = sorted(set(query) - {p.name for p in RENDER_PARAMS[kind]})
+    if unknown:
+        raise BadRequest(f"the seed event's params has '{unknown[0]}', which tiles do not "
+                         "take: " + ", ".join(sorted({p.name for p in RENDER_PARAMS[kind]})))
     values = params.parse(RENDER_PARAMS[kind], query, config=config)
-    params.selection(values), params.style(values)  # refuse bad render parameters now
+    # refuse bad render parameters now
+    params.selection(values), params.style(values), params.algorithm(values)
     # allow-listed as for the API
     source = open_reader(kind, url, config, params.selection(values))
     box = _bbox(event, source)
@@ -180,7 +186,8 @@ def render_batch(body: str, config: Settings) -> dict:
             values = params.parse((params.TMS_ID, params.Z, params.X, params.Y, params.OUTSIDE,
                                    *RENDER_PARAMS[kind]), query, path, config)
             image = tiler.tile(source, params.tile_address(values),
-                               params.selection(values), params.style(values))
+                               params.selection(values), params.style(values),
+                               params.algorithm(values))
         except TileOutsideBounds:
             skipped += 1
             continue

@@ -64,8 +64,11 @@ def encode_image(image: ImageData, style: Style, fmt: ImageFormat | None) -> Enc
 
 
 def draw(read: Callable[[bool], ImageData], style: Style, fmt: ImageFormat | None,
-         algorithm: Algorithm | None = None) -> EncodedImage:
-    """``read(statistics)`` the pixels, then process (``algorithm``), render and encode
-    them. ``read`` is told whether the style needs the dataset statistics attached."""
-    image = read(render.stretches(style, raw(fmt)))
-    return encode_image(post_process(image, algorithm), style, fmt)
+         algorithm: Algorithm | None = None, crop: int = 0) -> EncodedImage:
+    """``read(statistics)`` the pixels, then process (``algorithm``), crop ``crop`` pixels
+    off each side (a padding the read added), render and encode them. ``read`` is told
+    whether the style needs the dataset statistics attached."""
+    statistics = render.stretches(style, raw(fmt)) and (
+        algorithm is None or algorithm.needs_statistics)
+    image = post_process(read(statistics), algorithm).cropped(crop)
+    return encode_image(image, style, fmt)

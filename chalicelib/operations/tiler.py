@@ -7,6 +7,7 @@ render, encode), and returns plain data (or an :class:`~chalicelib.core.records.
 for the HTTP layer to answer with. Errors are :class:`~chalicelib.core.errors.TilerError`.
 """
 
+from dataclasses import replace
 from urllib.parse import urlencode
 
 import numpy as np
@@ -25,8 +26,10 @@ from ..core.records import (
 from ..core.settings import DEMO_URL, Settings
 from ..grids.tilematrixsets import TileMatrixSet
 from ..pixels import formats
+from ..pixels.algorithms import Algorithm
 from ..pixels.encode import Options
 from ..pixels.formats import ImageFormat
+from ..pixels.statistics import image_statistics
 from ..readers.protocol import Reader
 from ..sources import allowlist
 from .pipeline import draw
@@ -56,14 +59,15 @@ def _tile_headers(address: TileAddress, bounds: Bounds) -> dict:
             "Content-Crs": f"<{address.tms.crs_uri}>"}
 
 
-def _outside_tile(address: TileAddress, style: Style) -> EncodedImage:
+def _outside_tile(address: TileAddress, style: Style, buffer: float) -> EncodedImage:
     """A tile outside the data, for clients that take a 404 as a failure: 204 No Content,
-    or a fully transparent tile (black where the format has no alpha)."""
+    or a fully transparent tile (black where the format has no alpha) of the tile's size
+    with ``buffer`` pixels on each side."""
     fmt = address.format or formats.PNG
     if address.outside == "204":
         return EncodedImage(b"", fmt.media_type, fmt.extension, empty=True, status=204)
-    shape = (address.height, address.width)
-    bounds = address.tms.xy_bounds(address.z, address.x, address.y)
+    bounds, width, height = address.bounds(buffer)
+    shape = (height, width)
     alpha = None if fmt.alpha == "never" or not style.return_mask else np.zeros(shape, np.uint8)
     body = fmt.encoder(np.zeros((1, *shape), np.uint8), alpha, Options(
         zlevel=style.png_zlevel, quality=style.quality, crs=address.tms.crs, bounds=bounds))
@@ -76,19 +80,30 @@ def _check_zoom(z: int, config: Settings) -> None:
         raise BadRequest(f"zoom {z} is deeper than this server serves (MAX_ZOOM={config.max_zoom})")
 
 
-def tile(source: Reader, address: TileAddress, selection: Selection,
-         style: Style) -> EncodedImage:
+def _margin(address: TileAddress, algorithm: Algorithm | None) -> tuple[float, float]:
+    """(pixels read beyond the tile, pixels of them the answer keeps) on each side. The
+    read adds what the algorithm's neighbourhood needs, and the request's buffer counts
+    that need first: ``buffer=3&algorithm=hillshade`` (titiler's recipe) answers tiles of
+    the tile size, as titiler does, and ``algorithm=hillshade`` alone does too (titiler's
+    shrink by the buffer cropped off)."""
+    need = algorithm.buffer if algorithm is not None else 0
+    return max(address.buffer, need) + address.padding, max(address.buffer - need, 0.0)
+
+
+def tile(source: Reader, address: TileAddress, selection: Selection, style: Style,
+         algorithm: Algorithm | None = None) -> EncodedImage:
     """A map tile; outside the data, what ``address.outside`` asks (404, 204, empty)."""
     _check_zoom(address.z, source.config)
+    margin, kept = _margin(address, algorithm)
+    read_at = replace(address, margin=margin)
     try:
-        result = draw(lambda statistics: source.tile(address, selection, statistics), style,
-                      address.format)
+        result = draw(lambda statistics: source.tile(read_at, selection, statistics), style,
+                      address.format, algorithm, crop=address.padding)
     except TileOutsideBounds:
         if address.outside == "404":
             raise
-        return _outside_tile(address, style)
-    result.headers = _tile_headers(address, address.tms.xy_bounds(address.z, address.x,
-                                                                  address.y))
+        return _outside_tile(address, style, kept)
+    result.headers = _tile_headers(address, address.bounds(kept)[0])
     return result
 
 
@@ -100,16 +115,23 @@ def _check_size(size: ImageSize, config: Settings) -> None:
                              "(MAX_IMAGE_SIZE)")
 
 
-def preview(source: Reader, size: ImageSize, selection: Selection,
-            style: Style) -> EncodedImage:
+def _with_margin(size: ImageSize, algorithm: Algorithm | None) -> ImageSize:
+    """``size`` read with what ``algorithm``'s neighbourhood needs around it."""
+    return size if algorithm is None or not algorithm.buffer else replace(
+        size, margin=algorithm.buffer)
+
+
+def preview(source: Reader, size: ImageSize, selection: Selection, style: Style,
+            algorithm: Algorithm | None = None) -> EncodedImage:
     """The whole source as one image of ``size``."""
     _check_size(size, source.config)
-    return draw(lambda statistics: source.preview(selection, size, statistics), style,
-                size.format)
+    read_as = _with_margin(size, algorithm)
+    return draw(lambda statistics: source.preview(selection, read_as, statistics), style,
+                size.format, algorithm)
 
 
 def bbox(source: Reader, bounds: LonLatBounds, size: ImageSize, selection: Selection,
-         style: Style) -> EncodedImage:
+         style: Style, algorithm: Algorithm | None = None) -> EncodedImage:
     """The part of the source inside ``bounds`` (degrees), as an EPSG:4326 image."""
     if size.format is None:
         k = source.kind
@@ -118,8 +140,9 @@ def bbox(source: Reader, bounds: LonLatBounds, size: ImageSize, selection: Selec
                          + f"), as in /{k}/bbox/minx,miny,maxx,maxy.png or "
                          f"/{k}/bbox/minx,miny,maxx,maxy/512x512.png")
     _check_size(size, source.config)
-    return draw(lambda statistics: source.bbox(bounds, selection, size, statistics), style,
-                size.format)
+    read_as = _with_margin(size, algorithm)
+    return draw(lambda statistics: source.bbox(bounds, selection, read_as, statistics),
+                style, size.format, algorithm)
 
 
 def point(source: Reader, lonlat: tuple[float, float], selection: Selection) -> dict:
@@ -144,10 +167,16 @@ def info_geojson(source: Reader, tms: TileMatrixSet) -> dict:
     return {"type": "Feature", "geometry": geometry, "properties": properties}
 
 
-def statistics(source: Reader, selection: Selection, options: StatisticsOptions) -> dict:
-    """Per-band statistics of the source, from an overview of ``options.max_size``."""
-    _check_size(ImageSize(None, options.max_size), source.config)
-    return source.statistics(selection, options)
+def statistics(source: Reader, selection: Selection, options: StatisticsOptions,
+               algorithm: Algorithm | None = None) -> dict:
+    """Per-band statistics of the source (of ``algorithm``'s output, if given), from an
+    overview of ``options.max_size``."""
+    size = ImageSize(None, options.max_size)
+    _check_size(size, source.config)
+    if algorithm is None:
+        return source.statistics(selection, options)
+    image = algorithm(source.preview(selection, _with_margin(size, algorithm)))
+    return image_statistics(image, options)
 
 
 def tile_url_template(base_url: str, kind: str, tms: TileMatrixSet, scale: int,
@@ -176,7 +205,8 @@ def zooms(source: Reader, tms: TileMatrixSet, minzoom: int | None,
 
 
 def check_tiles_render(source: Reader, tms: TileMatrixSet, z: int, selection: Selection,
-                       style: Style, fmt: ImageFormat | None) -> None:
+                       style: Style, fmt: ImageFormat | None,
+                       algorithm: Algorithm | None = None) -> None:
     """Render one tile of the data (at ``z``, near its centre) as the document's tiles will
     be, so a parameter that does not fit this source (a band it lacks, a colormap over three
     bands, a rescale per band that miscounts) is refused now, with the message the tiles
@@ -189,18 +219,19 @@ def check_tiles_render(source: Reader, tms: TileMatrixSet, z: int, selection: Se
     matrix = tms.matrix(z)
     address = TileAddress(tms, z, x, y, matrix.tile_width, matrix.tile_height, fmt)
     try:
-        tile(source, address, selection, style)
+        tile(source, address, selection, style, algorithm)
     except (TileOutsideBounds, TooLarge):
         pass
 
 
 def tilejson(source: Reader, tms: TileMatrixSet, options: TilesetOptions,
              passthrough: list[tuple[str, str]], base_url: str, selection: Selection,
-             style: Style) -> dict:
+             style: Style, algorithm: Algorithm | None = None) -> dict:
     """A TileJSON 3.0.0 document whose tile URLs carry the render parameters through,
-    ``selection`` and ``style`` checked against the source first."""
+    ``selection``, ``style`` and ``algorithm`` checked against the source first."""
     minzoom, maxzoom = zooms(source, tms, options.minzoom, options.maxzoom)
-    check_tiles_render(source, tms, maxzoom, selection, style, options.tile_format)
+    check_tiles_render(source, tms, maxzoom, selection, style, options.tile_format,
+                       algorithm)
     west, south, east, north = source.geographic_bounds
     if tms.is_web_mercator:
         south, north = max(south, -MAX_LAT), min(north, MAX_LAT)

@@ -30,23 +30,38 @@ def _tables() -> dict[str, np.ndarray]:
 
 
 @lru_cache(maxsize=1)
-def names() -> tuple[str, ...]:
-    """Every accepted ``colormap_name``; each also exists reversed as ``<name>_r``. Read
-    from the archive's directory: the parameter declarations list them when the app loads,
-    and most cold starts never need a table (7 ms to read all 53)."""
+def _stored() -> tuple[str, ...]:
+    """The archive's table names, read from its directory: the parameter declarations list
+    them when the app loads, and most cold starts never need a table."""
     with np.load(_TABLES) as data:
         return tuple(sorted(data.files))
 
 
+@lru_cache(maxsize=1)
+def base_names() -> tuple[str, ...]:
+    """The colormaps, without their reversals (each also exists as ``<name>_r``)."""
+    return tuple(n for n in _stored() if not n.endswith("_r"))
+
+
+@lru_cache(maxsize=1)
+def names() -> tuple[str, ...]:
+    """Every accepted ``colormap_name``: rio-tiler's (titiler's) names, and the ``_r``
+    reversal of each."""
+    return tuple(sorted({*_stored(), *(n + "_r" for n in base_names())}))
+
+
 def named(name: str) -> np.ndarray:
-    """The (256, 4) uint8 table for ``name`` (case-insensitive, ``_r`` for reversed)."""
+    """The (256, 4) uint8 table for ``name`` (case-insensitive, ``_r`` for reversed: the
+    table rio-tiler ships for it, else the base table turned around)."""
     key = name.strip().lower()
-    reverse = key.endswith("_r")
-    table = _tables().get(key[:-2] if reverse else key)
+    tables = _tables()
+    table = tables.get(key)
+    if table is None and key.endswith("_r") and key[:-2] in tables:
+        table = tables[key[:-2]][::-1]
     if table is None:
         raise BadRequest(f"unknown colormap_name '{name[:40]}'; choose one of: "
-                         + ", ".join(names()) + " (add _r to reverse)")
-    return table[::-1] if reverse else table
+                         + ", ".join(base_names()) + " (add _r to reverse)")
+    return table
 
 
 def _colour(value) -> tuple[int, int, int, int]:

@@ -138,9 +138,9 @@ def apply_style(image: ImageData, style: Style, raw_format: bool = False) -> Ren
     if style.rescale is not None:
         values = to_uint8(data, style.rescale)
     elif needs_stretch(data.dtype, style, raw_format):
-        if image.dataset_statistics is None:
-            raise ValueError("the read was not asked for the dataset statistics this "
-                             "style stretches by")
+        if image.dataset_statistics is None:  # an algorithm's output of unknown range
+            raise BadRequest(f"the {data.dtype} values have no known range to show as "
+                             "colours: add rescale=min,max (or use a raw format: tif, npy)")
         values = to_uint8(data, image.dataset_statistics)
     else:
         values = data  # 8-bit, or the raw values a discrete colormap matches

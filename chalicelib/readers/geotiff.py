@@ -26,7 +26,7 @@ from rasterio.warp import transform as transform_points
 from rasterio.windows import Window, from_bounds
 
 from ..core.errors import BadRequest, TileOutsideBounds
-from ..core.geo import WGS84, Bounds, geographic_overlap
+from ..core.geo import WGS84, Bounds, geographic_overlap, widened
 from ..core.memo import remembered
 from ..core.records import ImageData, ImageSize, Ranges, Selection, StatisticsOptions, TileAddress
 from ..grids.footprints import TileRange, footprint_of
@@ -84,8 +84,9 @@ def _valid(data: np.ndarray, nodata: float | None) -> np.ndarray:
 
 
 def _finish(dataset: OpenDataset, selection: Selection, data: np.ndarray, mask: np.ndarray,
-            indexes: tuple[int, ...], bounds, crs) -> ImageData:
-    """Apply the expression (if any) and mask what is not a finite number."""
+            indexes: tuple[int, ...], bounds, crs, nodata: float | None) -> ImageData:
+    """Apply the expression (if any) and mask what is not a finite number; the bands as
+    read keep their ``nodata``."""
     if selection.expression is not None:
         by_band = dict(zip(indexes, data))
         data = selection.expression.evaluate({name: by_band[band_number(name) or 0]
@@ -95,7 +96,8 @@ def _finish(dataset: OpenDataset, selection: Selection, data: np.ndarray, mask: 
         names = tuple(f"b{i}" for i in indexes)
     if data.dtype.kind == "f":
         mask = mask & np.isfinite(data).all(axis=0)
-    return ImageData(data=data, mask=mask, bounds=Bounds(*bounds), crs=crs, band_names=names)
+    return ImageData(data=data, mask=mask, bounds=Bounds(*bounds), crs=crs, band_names=names,
+                     nodata=None if selection.expression is not None else nodata)
 
 
 def part(dataset: OpenDataset, bounds, crs, width: int, height: int,
@@ -147,7 +149,7 @@ def part(dataset: OpenDataset, bounds, crs, width: int, height: int,
             data = vrt.read(read, out_shape=(len(read), height, width),
                             resampling=selection.resampling)
     data, mask = _split_alpha(data, bool(extra), nodata)
-    return _finish(dataset, selection, data, mask, indexes, bounds, crs)
+    return _finish(dataset, selection, data, mask, indexes, bounds, crs, nodata)
 
 
 def _split_alpha(data: np.ndarray, has_alpha: bool, nodata: float | None):
@@ -182,7 +184,7 @@ def _read_window(dataset: OpenDataset, selection: Selection, window, width: int,
         mask = np.ones((height, width), dtype=bool)
     else:
         mask = src.dataset_mask(window=window, out_shape=(height, width)) > 0
-    return _finish(dataset, selection, data, mask, indexes, bounds, crs)
+    return _finish(dataset, selection, data, mask, indexes, bounds, crs, nodata)
 
 
 def _all_valid(dataset: OpenDataset) -> bool:
@@ -212,15 +214,16 @@ def tile(dataset: OpenDataset, address: TileAddress, selection: Selection) -> Im
     if not tile_exists(dataset, tms, z, x, y):
         raise TileOutsideBounds(f"tile {tms.id}/{z}/{x}/{y} is outside the data; "
                                 "see /cog/info for its bounds and zoom levels")
-    return part(dataset, tms.xy_bounds(z, x, y), tms.crs, address.width, address.height,
-                selection)
+    bounds, width, height = address.bounds()
+    return part(dataset, bounds, tms.crs, width, height, selection)
 
 
 def preview(dataset: OpenDataset, selection: Selection, size: ImageSize) -> ImageData:
     """The whole image in its own CRS, longest side at most ``size.max_size``."""
     src = dataset.src
-    width, height = fit_size(src.width, src.height, size)
-    return part(dataset, src.bounds, src.crs, width, height, selection)
+    bounds, width, height = widened(src.bounds, *fit_size(src.width, src.height, size),
+                                    size.margin)
+    return part(dataset, bounds, src.crs, width, height, selection)
 
 
 def bbox(dataset: OpenDataset, bounds, selection: Selection, size: ImageSize) -> ImageData:
@@ -229,8 +232,10 @@ def bbox(dataset: OpenDataset, bounds, selection: Selection, size: ImageSize) ->
     if not geographic_overlap(bounds, dataset.geographic_bounds):
         raise TileOutsideBounds("the bbox does not touch the data; see /cog/info for its bounds")
     resolution = dataset.native_resolution(WGS84)
-    width, height = fit_size((east - west) / resolution, (north - south) / resolution, size)
-    return part(dataset, bounds, WGS84, width, height, selection)
+    box, width, height = widened(bounds, *fit_size((east - west) / resolution,
+                                                   (north - south) / resolution, size),
+                                 size.margin)
+    return part(dataset, box, WGS84, width, height, selection)
 
 
 def point(dataset: OpenDataset, lon: float, lat: float, selection: Selection) -> ImageData:

@@ -17,7 +17,7 @@ import numpy as np
 from rasterio.warp import transform_bounds
 
 from ..core.errors import BadRequest, NotARaster, TileOutsideBounds
-from ..core.geo import WGS84, Bounds, LonLatBounds, geographic_overlap
+from ..core.geo import WGS84, Bounds, LonLatBounds, geographic_overlap, widened
 from ..core.memo import remembered
 from ..core.records import ImageData, ImageSize, Selection, StatisticsOptions, TileAddress
 from ..core.settings import Settings
@@ -339,10 +339,10 @@ class STACReader:
                 statistics: bool = False) -> ImageData:
         plan = self._plan(selection)
         bounds, crs, resolution = self._grid(plan)
-        width, height = _sized(bounds, resolution, size)
+        box, width, height = widened(bounds, *_sized(bounds, resolution, size), size.margin)
         check_expression_memory(selection, width, height)
-        image = self._read(selection,
-                           lambda cog, s: cog.part(bounds, crs, width, height, s), plan)
+        image = self._read(selection, lambda cog, s: cog.part(box, crs, width, height, s),
+                           plan)
         return self._attach(image, selection, statistics)
 
     def bbox(self, bounds: LonLatBounds, selection: Selection, size: ImageSize,
@@ -352,10 +352,10 @@ class STACReader:
         plan = self._plan(selection)
         resolution = min(r.native_resolution(WGS84)
                          for r in self._readers([name for name, _ in plan.reads]))
-        width, height = _sized(bounds, resolution, size)
+        box, width, height = widened(bounds, *_sized(bounds, resolution, size), size.margin)
         check_expression_memory(selection, width, height)
-        image = self._read(selection,
-                           lambda cog, s: cog.part(bounds, WGS84, width, height, s), plan)
+        image = self._read(selection, lambda cog, s: cog.part(box, WGS84, width, height, s),
+                           plan)
         return self._attach(image, selection, statistics)
 
     def point(self, lon: float, lat: float, selection: Selection) -> dict:

@@ -1,0 +1,116 @@
+"""titiler itself as the oracle: the same request (path and query) to titiler (in process,
+the ``titiler`` fixture) and to our handler, on the real rasters; the same answer: status,
+size, bands, mask and values. Where we differ on purpose, the README says so and the
+difference is tested where it is built (tests/test_algorithms.py: tiles keep their size
+without ``buffer=``; a hillshade's nodata stays masked)."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from chalicelib.pixels.algorithms import ALGORITHMS
+
+TILE = "/cog/tiles/WebMercatorQuad/9/175/98"  # inside cog.tif
+RGB = "/cog/preview.npy?url={data}/RGB.byte.tif&width=300&height=272"  # nodata 0 per band
+SHADE = "/cog/preview.npy?url={data}/shade.tif&max_size=256"  # nodata 255
+
+# (request, how much of the mask must agree): titiler's gradients mask a nodata pixel's
+# neighbours, and show a nodata pixel whose neighbours are valid (we mask it).
+CASES = [
+    (TILE + ".npy?url={data}/cog.tif&algorithm=hillshade&buffer=3", 1.0),
+    (TILE + ".npy?url={data}/cog.tif&algorithm=hillshade&buffer=3"
+     '&algorithm_params={{"azimuth": 315, "angle_altitude": 30, "z_exaggeration": 3}}', 1.0),
+    (TILE + ".npy?url={data}/cog.tif&algorithm=slope&buffer=3", 1.0),
+    (TILE + ".npy?url={data}/cog.tif&algorithm=contours"
+     '&algorithm_params={{"increment": 500, "minz": 0, "maxz": 10000, "thickness": 10}}', 1.0),
+    (TILE + ".npy?url={data}/cog.tif&algorithm=terrarium", 1.0),
+    (TILE + ".npy?url={data}/cog.tif&algorithm=terrainrgb", 1.0),
+    (TILE + ".npy?url={data}/cog.tif&algorithm=cast", 1.0),
+    (TILE + ".npy?url={data}/cog.tif&algorithm=floor", 1.0),
+    (TILE + ".npy?url={data}/cog.tif&algorithm=ceil", 1.0),
+    (SHADE + '&algorithm=hillshade&algorithm_params={{"buffer": 0}}', 0.999),
+    (SHADE + '&algorithm=slope&algorithm_params={{"buffer": 0}}', 0.999),
+    (SHADE + "&algorithm=terrarium", 1.0),
+    (SHADE + '&algorithm=terrarium&algorithm_params={{"nodata_height": 0}}', 1.0),
+    (SHADE + '&algorithm=terrainrgb&algorithm_params={{"nodata_height": -20}}', 1.0),
+    (SHADE + '&algorithm=contours&algorithm_params={{"increment": 10, "minz": 0, '
+     '"maxz": 255}}', 1.0),
+    (RGB + "&algorithm=normalizedIndex&bidx=3&bidx=1", 1.0),
+    (RGB + "&algorithm=grayscale", 1.0),
+    (RGB + "&algorithm=bitonal", 1.0),
+    (RGB + "&algorithm=bitonal&bidx=2", 1.0),
+    *((RGB + f"&algorithm={name}", 1.0) for name in ("min", "max", "mean", "median", "std",
+                                                      "var")),
+    ("/cog/preview.npy?url={data}/float_raster_with_nodata.tif&algorithm=sum", 1.0),
+    ("/cog/bbox/-61,73,-60,73.5/300x200.npy?url={data}/cog.tif&algorithm=hillshade", None),
+]
+
+
+def _ours(client, path):
+    response = client.http.get(path)
+    return response.status_code, response.body
+
+
+def _theirs(titiler, path):
+    response = titiler.get(path)
+    return response.status_code, response.content
+
+
+def _same_image(ours: np.ndarray, theirs: np.ndarray, mask_agreement: float) -> None:
+    assert ours.shape == theirs.shape and ours.dtype == theirs.dtype
+    mine, their = ours[-1] > 0, theirs[-1] > 0  # npy: the mask is the last band
+    assert (mine == their).mean() >= mask_agreement
+    assert mine.any()
+    both = mine & their
+    if ours.dtype.kind == "f":
+        np.testing.assert_allclose(ours[:-1][:, both], theirs[:-1][:, both], rtol=1e-6)
+    else:
+        np.testing.assert_array_equal(ours[:-1][:, both], theirs[:-1][:, both])
+
+
+@pytest.mark.parametrize(("request_path", "mask_agreement"), CASES)
+def test_algorithms_answer_as_titiler(client, titiler, shared, request_path, mask_agreement):
+    path = request_path.format(data=shared)
+    (status, body), (their_status, their_body) = _ours(client, path), _theirs(titiler, path)
+    assert (status, their_status) == (200, 200), body[:300]
+    ours, theirs = np.load(io.BytesIO(body)), np.load(io.BytesIO(their_body))
+    if mask_agreement is None:  # titiler's part shrinks by the buffer it cannot read
+        b = ALGORITHMS["hillshade"]().buffer
+        assert theirs.shape[1:] == (ours.shape[1] - 2 * b, ours.shape[2] - 2 * b)
+        return
+    _same_image(ours, theirs, mask_agreement)
+
+
+def test_a_hillshade_png_shows_what_titilers_shows(client, titiler, shared):
+    path = f"{TILE}.png?url={shared}/cog.tif&algorithm=hillshade&buffer=3"
+    (status, body), (their_status, their_body) = _ours(client, path), _theirs(titiler, path)
+    assert status == their_status == 200
+    ours = np.asarray(Image.open(io.BytesIO(body)).convert("RGBA"))
+    theirs = np.asarray(Image.open(io.BytesIO(their_body)).convert("RGBA"))
+    np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("name", list(ALGORITHMS))
+def test_algorithm_definitions_are_titilers(client, titiler, name):
+    ours = client.http.get(f"/algorithms/{name}").json_body
+    assert ours == titiler.get(f"/algorithms/{name}").json()
+
+
+def test_the_algorithm_list_is_titilers(client, titiler):
+    ours = [a["id"] for a in client.http.get("/algorithms").json_body["algorithms"]]
+    assert ours == [a["id"] for a in titiler.get("/algorithms").json()["algorithms"]]
+
+
+@pytest.mark.parametrize("query", [
+    '&algorithm=hillshade&algorithm_params={{"azimuth": 400}}',
+    '&algorithm=hillshade&algorithm_params={{"azimuth": "north"}}',
+    "&algorithm=nope",
+    "&algorithm=normalizedIndex",
+])
+def test_refused_where_titiler_refuses(client, titiler, shared, query):
+    path = f"{TILE}.npy?url={shared}/cog.tif" + query.format()
+    status, _ = _ours(client, path)
+    their_status, _ = _theirs(titiler, path)
+    assert status == 400 and their_status >= 400
