@@ -303,7 +303,7 @@ def declare_family(f: Family) -> None:
             tag=tag)(_preview(f, sized=True))
     # API Gateway path parts are literal or a whole {variable}: "preview.{format}" is not
     # allowed, so each format gets its own literal route.
-    for fmt in formats.EXTENSIONS:
+    for fmt in formats.NAMES:  # every spelling: preview.jpg and preview.jpeg, as titiler
         api.get(f"{k}/preview.{fmt}", f"The whole of {f.what} as {fmt}", params=image_params,
                 returns=IMAGE_OUT, tag=tag)(_preview(f, formats.get(fmt)))
 

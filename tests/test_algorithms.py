@@ -216,7 +216,7 @@ def test_terrain_rgb_decodes_back_to_the_heights(client, dem, algorithm, decode,
     ("algorithm=mean", None),  # float out: stretched by the input's range
     ("algorithm=std", "rescale"),  # no range to stretch by: say what to add
     ("buffer=1", "/cog/preview.png does not take 'buffer'"),  # not ignored
-    ("color_formu=gamma", None),  # far from any name: a client's own (a cache buster)
+    ("v=3", None),  # far from any name: a client's own (a cache buster)
     ("rescal=0,1", "unknown parameter 'rescal': did you mean 'rescale'?"),
 ])
 def test_algorithm_errors_name_what_to_change(client, dem, query, message):

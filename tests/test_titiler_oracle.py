@@ -114,3 +114,93 @@ def test_refused_where_titiler_refuses(client, titiler, shared, query):
     status, _ = _ours(client, path)
     their_status, _ = _theirs(titiler, path)
     assert status == 400 and their_status >= 400
+
+
+# ---- post-processing and rendering parameters --------------------------------------------
+
+@pytest.fixture(scope="module")
+def scaled(shared, rasters):
+    """cog.tif with a scale and an offset in its metadata (what unscale applies)."""
+    import rasterio
+    path = rasters / "scaled.tif"
+    with rasterio.open(shared / "cog.tif") as src:
+        profile, data = src.profile, src.read()
+    profile.update(driver="GTiff")
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+        dst.scales, dst.offsets = (0.01,), (-5.0,)
+    return path
+
+
+RENDER_CASES = [
+    RGB + "&rescale=0,200",
+    RGB + "&rescale=0,200&rescale=10,250&rescale=30,180",
+    RGB + "&color_formula=gamma rgb 1.5",
+    RGB + "&color_formula=Gamma RGB 3.5 Saturation 1.7 Sigmoidal RGB 15 0.35",
+    RGB + "&color_formula=gamma b 1.2, sigmoidal rg 5 0.4&rescale=0,220",
+    RGB + "&color_formula=saturation 2&rescale=0,200",
+    RGB + "&color_formula=saturation 0.2",
+    "/cog/preview.npy?url={data}/cog.tif&max_size=256&rescale=0,8000&color_formula=gamma r 2",
+    "/cog/preview.npy?url={data}/float_raster_with_nodata.tif&rescale=-1,1",
+    "/cog/preview.npy?url={scaled}&max_size=256&unscale=true",
+    "/cog/preview.npy?url={scaled}&max_size=256&unscale=true&rescale=0,50",
+    TILE + ".npy?url={scaled}&unscale=true&algorithm=hillshade&buffer=3",
+]
+
+
+@pytest.mark.parametrize("request_path", RENDER_CASES)
+def test_rendering_answers_as_titiler(client, titiler, shared, scaled, request_path):
+    path = request_path.format(data=shared, scaled=scaled)
+    (status, body), (their_status, their_body) = _ours(client, path), _theirs(titiler, path)
+    assert (status, their_status) == (200, 200), body[:300]
+    _same_image(np.load(io.BytesIO(body)), np.load(io.BytesIO(their_body)), 1.0)
+
+
+def test_an_unscaled_point_is_titilers(client, titiler, scaled):
+    path = f"/cog/point/-57,73.5?url={scaled}&unscale=true"
+    ours, theirs = client.http.get(path).json_body, titiler.get(path).json()
+    assert ours["values"] == pytest.approx(theirs["values"])
+    assert ours["values"][0] != client.http.get(f"/cog/point/-57,73.5?url={scaled}"
+                                                ).json_body["values"][0]
+
+
+@pytest.mark.parametrize("formula", ["gamma", "gamma rgb 0", "gamma x 1.2", "sigmoidal rgb 3",
+                                     "contrast rgb 2"])
+def test_bad_color_formulas_are_refused(client, shared, formula):
+    response = client.http.get(f"{RGB.format(data=shared)}&color_formula={formula}")
+    assert response.status_code == 400 and "color_formula" in response.json_body["Message"]
+
+
+# ---- formats ------------------------------------------------------------------------------
+
+def _decoded(body: bytes) -> np.ndarray:
+    from rasterio.io import MemoryFile
+    with MemoryFile(body) as memory, memory.open() as image:
+        return image.read()
+
+
+@pytest.mark.parametrize("request_path", [
+    "/cog/preview.pngraw?url={data}/cog.tif&max_size=256",  # 16-bit, values kept
+    "/cog/preview.pngraw?url={data}/cog_nodata.tif&max_size=256",
+    TILE + ".pngraw?url={data}/cog.tif",
+    RGB.replace(".npy", ".pngraw"),
+    "/cog/preview.jp2?url={data}/cog.tif&max_size=256",
+    RGB.replace(".npy", ".jp2"),
+    TILE + ".jp2?url={data}/cog.tif",
+    RGB.replace(".npy", ".jpeg"),
+    TILE + ".jpeg?url={data}/cog.tif&rescale=0,8000",
+])
+def test_formats_answer_as_titiler(client, titiler, shared, request_path):
+    path = request_path.format(data=shared)
+    ours = client.http.get(path, headers={"Accept": "image/*"})
+    theirs = titiler.get(path)
+    assert ours.status_code == theirs.status_code == 200, ours.body[:300]
+    assert ours.headers["Content-Type"] == theirs.headers["content-type"]
+    np.testing.assert_array_equal(_decoded(ours.body), _decoded(theirs.content))
+
+
+def test_pngraw_refuses_what_png_cannot_hold(client, titiler, shared):
+    path = f"/cog/preview.pngraw?url={shared}/float_raster_with_nodata.tif"
+    response = client.http.get(path)
+    assert response.status_code == 400 and titiler.get(path).status_code == 400
+    assert "pngraw holds uint8 or uint16" in response.json_body["Message"]

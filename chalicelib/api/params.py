@@ -39,7 +39,7 @@ from ..core.records import (
 )
 from ..core.settings import Settings
 from ..grids import tilematrixsets
-from ..pixels import algorithms, colormaps, formats
+from ..pixels import algorithms, color_formula, colormaps, formats
 from ..pixels.expression import parse as parse_expression
 from ..pixels.pixel_selection import METHODS
 
@@ -296,6 +296,11 @@ def _colormap(text: str, param: Param, config):
     return colormaps.parse(text)
 
 
+def _color_formula(text: str, param: Param, config):
+    _text(text, param, config)
+    return color_formula.parse(text)
+
+
 def _format(text: str, param: Param, config):
     return formats.get(text)
 
@@ -304,7 +309,7 @@ def _tms(text: str, param: Param, config):
     return tilematrixsets.get(text)
 
 
-_TILE_Y = re.compile(r"([0-9]{1,10})(?:@([0-9])x)?(?:\.([A-Za-z]{1,8}))?")
+_TILE_Y = re.compile(r"([0-9]{1,10})(?:@([0-9])x)?(?:\.([A-Za-z0-9]{1,8}))?")
 
 
 def _tile_y(text: str, param: Param, config) -> tuple:
@@ -350,7 +355,7 @@ def _bbox(text: str, param: Param, config) -> tuple:
     """``minx,miny,maxx,maxy.fmt`` (the format is required unless a size segment follows:
     the builder checks)."""
     coords, dot, fmt = text.rpartition(".")
-    if not dot or not re.fullmatch(r"[A-Za-z]{1,8}", fmt):
+    if not dot or not re.fullmatch(r"[A-Za-z][A-Za-z0-9]{0,7}", fmt):
         return bbox_value(text), None
     return bbox_value(coords), formats.get(fmt)
 
@@ -405,9 +410,13 @@ RESAMPLING = Param("resampling", "Resampling for reading and choosing overviews"
                    _choice, default="nearest", enum=READ_RESAMPLING)
 REPROJECT = Param("reproject", "Resampling for warping to the output CRS", "string", _choice,
                   default="nearest", enum=WARP_RESAMPLING)
-SELECTION = (BIDX, EXPRESSION, NODATA, RESAMPLING, REPROJECT)
-#: What a point query reads (no resampling: one pixel as it is).
-POINT_SELECTION = (BIDX, EXPRESSION, NODATA)
+UNSCALE = Param("unscale", "Apply each band's scale and offset (from the file's metadata) "
+                "to the values read: `value * scale + offset`, as float", "boolean", _boolean,
+                default=False)
+SELECTION = (BIDX, EXPRESSION, NODATA, UNSCALE, RESAMPLING, REPROJECT)
+#: What a point query reads (one pixel as it is: resampling and reproject change nothing,
+#: and are taken as titiler takes them).
+POINT_SELECTION = (BIDX, EXPRESSION, NODATA, UNSCALE, RESAMPLING, REPROJECT)
 
 ASSETS = Param("assets", "Assets of the STAC item to read, repeatable or comma-separated; "
                "their bands are stacked in this order (see `/stac/assets`)", "string",
@@ -426,9 +435,10 @@ ASSET_BIDX = Param("asset_bidx", "Bands to read of an asset: `asset|1,2,3`, repe
 ASSET_AS_BAND = Param("asset_as_band", "Name each single-band asset's band by the asset "
                       "(as titiler); expressions may name assets either way", "boolean",
                       _boolean, default=False)
-STAC_SELECTION = (ASSETS, ASSET_EXPRESSION, ASSET_BIDX, ASSET_AS_BAND, NODATA, RESAMPLING,
-                  REPROJECT)
-STAC_POINT_SELECTION = (ASSETS, ASSET_EXPRESSION, ASSET_BIDX, ASSET_AS_BAND, NODATA)
+STAC_SELECTION = (ASSETS, ASSET_EXPRESSION, ASSET_BIDX, ASSET_AS_BAND, NODATA, UNSCALE,
+                  RESAMPLING, REPROJECT)
+STAC_POINT_SELECTION = (ASSETS, ASSET_EXPRESSION, ASSET_BIDX, ASSET_AS_BAND, NODATA, UNSCALE,
+                        RESAMPLING, REPROJECT)
 #: Which assets an item's info describes.
 STAC_INFO = (ASSETS,)
 
@@ -462,7 +472,12 @@ RETURN_MASK = Param("return_mask", "Add the mask as an alpha channel (`false`: o
                     "boolean", _boolean, default=True)
 ZLEVEL = integer("zlevel", "PNG zlib compression level", 0, 9, default=6)
 QUALITY = integer("quality", "JPEG/WEBP quality (default 85 for JPEG, 75 for WEBP)", 1, 100)
-STYLE = (RESCALE, COLORMAP_NAME, COLORMAP, RETURN_MASK, ZLEVEL, QUALITY)
+COLOR_FORMULA = Param("color_formula", "Colour operations on the 8-bit values, after "
+                      "`rescale` (rio-color's language, as titiler): `gamma BANDS g`, "
+                      "`sigmoidal BANDS contrast bias`, `saturation proportion`, chained; "
+                      "bands as `rgb` or `123`", "string", _color_formula, max_length=512,
+                      example="gamma rgb 1.3 sigmoidal rgb 10 0.35 saturation 1.2")
+STYLE = (RESCALE, COLOR_FORMULA, COLORMAP_NAME, COLORMAP, RETURN_MASK, ZLEVEL, QUALITY)
 
 ALGORITHM = Param("algorithm", "Post-processing of the pixels read, before rendering: terrain "
                   "(hillshade, slope, contours, terrarium, terrainrgb), band maths "
@@ -632,6 +647,7 @@ def selection(v: Values) -> Selection:
         asset_indexes=tuple(asset_indexes),
         asset_as_band=bool(v.get("asset_as_band")),
         pixel_selection=v.get("pixel_selection") or "first",
+        unscale=bool(v.get("unscale")),
     )
 
 
@@ -641,7 +657,8 @@ def style(v: Values) -> Style:
     if name is not None and custom is not None:
         raise BadRequest("give either 'colormap_name' or 'colormap', not both")
     return Style(rescale=v.rescale, colormap=name if name is not None else custom,
-                 return_mask=v.return_mask, png_zlevel=v.zlevel, quality=v.quality)
+                 return_mask=v.return_mask, png_zlevel=v.zlevel, quality=v.quality,
+                 color_formula=v.color_formula)
 
 
 def tile_matrix_set_of(v: Values) -> tilematrixsets.TileMatrixSet:

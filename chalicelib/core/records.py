@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # records name these types; they never need the modules at ru
     from affine import Affine
 
     from ..grids.tilematrixsets import TileMatrixSet
+    from ..pixels.color_formula import Operation
     from ..pixels.expression import Expression
     from ..pixels.formats import ImageFormat
 
@@ -45,18 +46,20 @@ class Selection:
     asset_indexes: tuple[tuple[str, tuple[int, ...]], ...] = ()
     asset_as_band: bool = False
     pixel_selection: str = "first"
+    #: Apply the bands' scales and offsets (``value * scale + offset``, float) when reading.
+    unscale: bool = False
 
     @property
     def key(self) -> tuple:
         """What identifies the output bands (for caching statistics)."""
         nodata = "nan" if self.nodata is not None and math.isnan(self.nodata) else self.nodata
         return (self.indexes, self.expression.text if self.expression else None, nodata,
-                self.assets, self.asset_indexes, self.pixel_selection)
+                self.assets, self.asset_indexes, self.pixel_selection, self.unscale)
 
     def for_file(self, indexes: tuple[int, ...] | None = None) -> Selection:
         """What to read of one file of a multi-file source: its bands, no expression."""
         return Selection(indexes=indexes, nodata=self.nodata, resampling=self.resampling,
-                         reproject=self.reproject)
+                         reproject=self.reproject, unscale=self.unscale)
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class Style:
     return_mask: bool = True
     png_zlevel: int = 6
     quality: int | None = None  # JPEG/WEBP quality; None = the format's default
+    #: Colour operations on the 8-bit values (``pixels.color_formula``), after the stretch.
+    color_formula: tuple[Operation, ...] | None = None
 
 
 @dataclass(frozen=True)

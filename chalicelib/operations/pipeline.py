@@ -45,6 +45,9 @@ def encode_image(image: ImageData, style: Style, fmt: ImageFormat | None) -> Enc
     if not fmt.raw and styled.dtype != np.uint8:
         raise BadRequest(f"{fmt.name.upper()} holds 8-bit data; add rescale=min,max or use "
                          "a raw format (tif, npy)")
+    if fmt.dtypes is not None and styled.dtype.name not in fmt.dtypes:
+        raise BadRequest(f"{fmt.name} holds {' or '.join(fmt.dtypes)} values, these are "
+                         f"{styled.dtype}: add rescale=min,max or use tif or npy")
     alpha = None
     if style.return_mask and fmt.alpha != "never" and not (
             fmt.alpha == "when_masked" and styled.fully_opaque):

@@ -21,6 +21,8 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
 from rasterio.transform import from_bounds
 
+from ..core.errors import BadRequest
+
 # PNG/JPEG/WEBP carry no georeferencing; rasterio warns about that on every write.
 warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
 
@@ -66,8 +68,12 @@ def _chunk(kind: bytes, body: bytes | bytearray) -> bytes:
 def _png(planes: np.ndarray, colour_type: int, zlevel: int, filtered_rows: bool = True,
          extra: tuple[bytes, ...] = ()) -> bytes:
     count, height, width = planes.shape
-    rows = np.moveaxis(planes, 0, -1).reshape(height, width * count)  # interleaved
-    filtered = np.empty((height, width * count + 1), np.uint8)
+    depth = 8 * planes.dtype.itemsize  # 8, or 16 (big-endian samples: filtered as bytes)
+    rows = np.moveaxis(planes, 0, -1)  # interleaved
+    if depth == 16:
+        rows = np.ascontiguousarray(rows, dtype=">u2").view(np.uint8)
+    rows = rows.reshape(height, width * count * planes.dtype.itemsize)
+    filtered = np.empty((height, rows.shape[1] + 1), np.uint8)
     if filtered_rows:
         filtered[:, 0] = 2  # filter type "Up" (the first row's "above" is zeros)
         filtered[0, 1:] = rows[0]
@@ -75,7 +81,7 @@ def _png(planes: np.ndarray, colour_type: int, zlevel: int, filtered_rows: bool 
     else:  # filter type "None": palette indices are not quantities
         filtered[:, 0] = 0
         filtered[:, 1:] = rows
-    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0)
     return b"".join((_PNG_SIGNATURE, _chunk(b"IHDR", header), *extra,
                      _chunk(b"IDAT", deflate.zlib_compress(filtered.tobytes(), zlevel)),
                      _chunk(b"IEND", b"")))
@@ -90,8 +96,13 @@ def png(data: np.ndarray, alpha: np.ndarray | None, options: Options) -> bytes:
     band of indices into it (see :func:`_paletted_png`)."""
     if options.palette is not None:
         return _paletted_png(data[0], alpha, options)
-    return _png(_with_alpha(data, alpha), _PNG_COLOUR[data.shape[0] + (alpha is not None)],
-                options.zlevel)
+    if data.dtype == np.uint16 and alpha is not None:  # pngraw: 16-bit alpha
+        alpha = alpha.astype(np.uint16) * np.uint16(257)
+    channels = data.shape[0] + (alpha is not None)
+    if channels not in _PNG_COLOUR:
+        raise BadRequest(f"PNG holds at most 4 channels (RGBA); this image has {channels} "
+                         "with its alpha: choose bands with bidx, or use tif or npy")
+    return _png(_with_alpha(data, alpha), _PNG_COLOUR[channels], options.zlevel)
 
 
 def _paletted_png(indices: np.ndarray, alpha: np.ndarray | None, options: Options) -> bytes:
@@ -123,6 +134,14 @@ def _paletted_png(indices: np.ndarray, alpha: np.ndarray | None, options: Option
 def jpeg(data: np.ndarray, alpha: np.ndarray | None, options: Options) -> bytes:
     """A JPEG (GDAL's driver); JPEG has no alpha."""
     return _gdal("JPEG", data, QUALITY=str(options.quality or JPEG_QUALITY))
+
+
+def jp2(data: np.ndarray, alpha: np.ndarray | None, options: Options) -> bytes:
+    """A JPEG 2000 (GDAL's OpenJPEG driver, its default quality), the alpha as a band of
+    the data's type (as rio-tiler)."""
+    if alpha is not None and data.dtype != np.uint8:
+        alpha = np.where(alpha > 0, np.iinfo(data.dtype).max, 0).astype(data.dtype)
+    return _gdal("JP2OpenJPEG", _with_alpha(data, alpha))
 
 
 def webp(data: np.ndarray, alpha: np.ndarray | None, options: Options) -> bytes:

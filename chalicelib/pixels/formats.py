@@ -33,6 +33,8 @@ class ImageFormat:
     raw: bool = False
     alpha: str = "when_masked"
     paletted: bool = False
+    #: For a raw format that cannot hold every type: the types it holds.
+    dtypes: tuple[str, ...] | None = None
 
 
 FORMATS: tuple[ImageFormat, ...] = (
@@ -47,6 +49,12 @@ FORMATS: tuple[ImageFormat, ...] = (
     ImageFormat("npy", "npy", "application/x-binary", encode.npy,
                 "NumPy array of the raw values, the mask appended as the last band",
                 raw=True, alpha="always"),
+    ImageFormat("pngraw", "pngraw", "image/png", encode.png,
+                "PNG of the raw values (8 or 16 bits, as titiler), with alpha",
+                raw=True, alpha="always", dtypes=("uint8", "uint16")),
+    ImageFormat("jp2", "jp2", "image/jp2", encode.jp2,
+                "JPEG 2000 (GDAL's OpenJPEG driver) of the values (8 or 16 bits), with alpha",
+                raw=True, alpha="always", dtypes=("uint8", "int16", "uint16")),
 )
 
 _BY_NAME = {name: fmt for fmt in FORMATS for name in (fmt.name, fmt.extension, *fmt.aliases)}

@@ -7,6 +7,8 @@ Rules:
   dataset's own 2nd-98th percentiles (``ImageData.dataset_statistics``), so float or 16-bit
   data never renders as a black tile. These rules are :func:`stretches` and
   :func:`needs_stretch`; nothing else decides them.
+* ``color_formula`` (gamma, sigmoidal, saturation: ``pixels.color_formula``) works on the
+  8-bit values, after the stretch and before a colormap, as titiler's.
 * A colormap (``colormap_name``, ``colormap`` JSON, or a paletted file's own table) colours
   a single band. Discrete and interval colormaps match raw values unless ``rescale`` is
   given; lookup tables take the 8-bit values.
@@ -19,7 +21,7 @@ import numpy as np
 
 from ..core.errors import BadRequest
 from ..core.records import ImageData, Style
-from . import colormaps
+from . import color_formula, colormaps
 
 
 @dataclass
@@ -94,7 +96,8 @@ def stretches(style: Style, raw_format: bool = False) -> bool:
     no ``rescale`` and no discrete colormap, and not a raw format with nothing to colour
     (GeoTIFF/NPY keep the raw values). A read for such a style asks for the statistics
     (``dataset_statistics``)."""
-    if raw_format and style.rescale is None and style.colormap is None:
+    if raw_format and style.rescale is None and style.colormap is None \
+            and style.color_formula is None:
         return False
     return style.rescale is None and not _discrete(style.colormap)
 
@@ -105,7 +108,8 @@ def needs_stretch(dtype: np.dtype, style: Style, raw_format: bool = False) -> bo
 
 
 def to_uint8(data: np.ndarray, ranges) -> np.ndarray:
-    """Linear stretch of each band from its (min, max) to 0-255."""
+    """Linear stretch of each band from its (min, max) to 0-255, truncated, in float64 (as
+    rio-tiler's ``rescale``: same values, same 8-bit levels)."""
     if len(ranges) == 1:
         ranges = tuple(ranges) * data.shape[0]
     if len(ranges) != data.shape[0]:
@@ -114,9 +118,14 @@ def to_uint8(data: np.ndarray, ranges) -> np.ndarray:
     out = np.empty(data.shape, dtype="uint8")
     with np.errstate(invalid="ignore", over="ignore"):  # masked nodata may be +-3.4e38
         for i, (band, (low, high)) in enumerate(zip(data, ranges)):
-            scaled = (band.astype("float32") - np.float32(low)) * np.float32(255.0 / (high - low))
-            np.clip(scaled, 0, 255, out=scaled)
-            out[i] = np.nan_to_num(scaled + 0.5, nan=0.0)
+            scaled = np.clip(band, low, high, dtype=np.float64)
+            scaled -= low
+            scaled /= np.float64(high - low)
+            scaled *= 255
+            if band.dtype == np.float32:  # rio-tiler stores the result in the data's type
+                scaled = scaled.astype(np.float32)
+            np.nan_to_num(scaled, copy=False, nan=0.0)
+            out[i] = scaled
     return out
 
 
@@ -130,7 +139,7 @@ def apply_style(image: ImageData, style: Style, raw_format: bool = False) -> Ren
     if cmap is None and image.palette is not None and style.rescale is None \
             and shown_as_is(data.dtype) and data.shape[0] == 1:
         cmap = image.palette
-    if raw_format and cmap is None and style.rescale is None:
+    if raw_format and cmap is None and style.rescale is None and style.color_formula is None:
         return Rendered(data, mask=mask)
     if cmap is not None and data.shape[0] != 1:
         raise BadRequest(f"a colormap colours one band, but the output has {data.shape[0]}: "
@@ -144,6 +153,8 @@ def apply_style(image: ImageData, style: Style, raw_format: bool = False) -> Ren
         values = to_uint8(data, image.dataset_statistics)
     else:
         values = data  # 8-bit, or the raw values a discrete colormap matches
+    if style.color_formula:
+        values = color_formula.apply(values, style.color_formula)
     if cmap is None:
         if values.shape[0] == 2:
             values = values[:1]

@@ -85,8 +85,16 @@ def _valid(data: np.ndarray, nodata: float | None) -> np.ndarray:
 
 def _finish(dataset: OpenDataset, selection: Selection, data: np.ndarray, mask: np.ndarray,
             indexes: tuple[int, ...], bounds, crs, nodata: float | None) -> ImageData:
-    """Apply the expression (if any) and mask what is not a finite number; the bands as
-    read keep their ``nodata``."""
+    """Unscale (if asked), apply the expression (if any) and mask what is not a finite
+    number; the bands as read keep their ``nodata``."""
+    if selection.unscale:
+        scales = np.array([dataset.src.scales[i - 1] for i in indexes])[:, None, None]
+        offsets = np.array([dataset.src.offsets[i - 1] for i in indexes])[:, None, None]
+        if (scales != 1).any() or (offsets != 0).any():  # float32 as rio-tiler
+            data = data.astype("float32")
+            np.multiply(data, scales, out=data, casting="unsafe")
+            np.add(data, offsets, out=data, casting="unsafe")
+            nodata = None  # the values are no longer those nodata names
     if selection.expression is not None:
         by_band = dict(zip(indexes, data))
         data = selection.expression.evaluate({name: by_band[band_number(name) or 0]
