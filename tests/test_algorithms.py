@@ -254,7 +254,8 @@ def test_buffer_and_padding_size_the_tile(client, aligned_dem):
 def test_statistics_of_an_algorithms_output(client, dem):
     response = client.http.get(f"/cog/statistics?url={dem}&algorithm=slope&max_size=256")
     assert response.status_code == 200, response.body[:300]
-    slope = response.json_body["slope"]
+    slope = response.json_body["b1"]
+    assert slope["description"] == "slope"
     assert 0 <= slope["min"] <= slope["max"] <= 90
 
 

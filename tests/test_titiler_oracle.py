@@ -204,3 +204,32 @@ def test_pngraw_refuses_what_png_cannot_hold(client, titiler, shared):
     response = client.http.get(path)
     assert response.status_code == 400 and titiler.get(path).status_code == 400
     assert "pngraw holds uint8 or uint16" in response.json_body["Message"]
+
+
+# ---- statistics ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("query", [
+    "cog.tif&max_size=256",
+    "cog.tif&max_size=256&histogram_bins=0,1000,5000,10000",
+    "cog.tif&max_size=256&histogram_bins=20&histogram_range=0,8000&p=5&p=50&p=95",
+    "cog_cmap.tif&max_size=256&categorical=true",
+    "cog_cmap.tif&max_size=256&categorical=true&c=1&c=2&c=100",
+    "RGB.byte.tif&max_size=256&bidx=3&bidx=1",
+    "cog.tif&max_size=256&algorithm=slope&algorithm_params={\"buffer\": 0}",
+    "RGB.byte.tif&max_size=256&algorithm=normalizedIndex&bidx=3&bidx=1",
+])
+def test_statistics_answer_as_titiler(client, titiler, shared, query):
+    path = f"/cog/statistics?url={shared}/{query}"
+    ours, theirs = client.http.get(path), titiler.get(path)
+    assert ours.status_code == theirs.status_code == 200, ours.body[:300]
+    ours, theirs = ours.json_body, theirs.json()
+    assert list(ours) == list(theirs)
+    for band, expected in theirs.items():
+        for key, value in expected.items():
+            if key == "histogram":
+                assert ours[band][key][0] == value[0]
+                np.testing.assert_allclose(ours[band][key][1], value[1], rtol=1e-6)
+            elif isinstance(value, str):
+                assert ours[band][key] == value
+            else:
+                assert ours[band][key] == pytest.approx(value, rel=1e-6, abs=1e-9), key

@@ -286,6 +286,18 @@ def _half_pixels(text: str, param: Param, config) -> float:
     return number
 
 
+def _bins(text: str, param: Param, config) -> int | tuple[float, ...]:
+    """A number of bins (1 to 1000), or increasing edges ``a,b,c``."""
+    if "," not in text:
+        return _integer(text, integer("histogram_bins", "", 1, 1000), config)
+    edges = tuple(number_value(part, param.name) for part in text.split(","))
+    if len(edges) > 1001:
+        raise BadRequest("'histogram_bins' takes at most 1001 edges")
+    if any(b <= a for a, b in zip(edges, edges[1:])):
+        raise BadRequest("'histogram_bins' edges must increase: e.g. 0,10,100")
+    return edges
+
+
 def _colormap_name(text: str, param: Param, config):
     return colormaps.named(text)
 
@@ -537,14 +549,25 @@ IMAGE = (MAX_SIZE, WIDTH, HEIGHT)
 
 PERCENTILES = Param("p", "Percentiles to compute, repeatable or comma-separated", "number",
                     _each(_number), repeat=True, minimum=0, maximum=100, default=[2, 98])
-HISTOGRAM_BINS = integer("histogram_bins", "Number of histogram bins", 1, 1000, default=10)
+HISTOGRAM_BINS = Param("histogram_bins", "Number of equal histogram bins (1 to 1000), or "
+                       "the bins' edges, increasing and comma-separated (`0,10,100,1000`)",
+                       "string", _bins, default="10",
+                       pattern=rf"^([0-9]{{1,4}}|{_NUMBER_RE}(,{_NUMBER_RE}){{1,1000}})$",
+                       example="10")
+CATEGORICAL = Param("categorical", "Count each value (classes, land cover) instead of "
+                    "binning: the histogram is [counts, values]", "boolean", _boolean,
+                    default=False)
+CATEGORIES = Param("c", "With `categorical`: the values to count (repeatable or "
+                   "comma-separated; default: every value present)", "number",
+                   _each(_number), repeat=True, example=[1, 2])
 HISTOGRAM_RANGE = Param("histogram_range", "`min,max` of the histogram (default: the data's)",
                         "string", _text, pattern=rf"^{_NUMBER_RE},{_NUMBER_RE}$",
                         example="0,1000")
 #: Statistics hold several float64 copies of what they read: bounded tighter than images.
 STATISTICS_MAX_SIZE = integer("max_size", "Longest side of the overview the statistics are "
                               "computed from, in pixels", 1, 2048, default=1024)
-STATISTICS = (STATISTICS_MAX_SIZE, PERCENTILES, HISTOGRAM_BINS, HISTOGRAM_RANGE)
+STATISTICS = (STATISTICS_MAX_SIZE, CATEGORICAL, CATEGORIES, PERCENTILES, HISTOGRAM_BINS,
+              HISTOGRAM_RANGE)
 
 TILE_FORMAT = Param("tile_format", "Format of the tiles the document points to (default: PNG "
                     "where pixels are masked, else JPEG)", "string", _format,
@@ -726,14 +749,18 @@ def statistics_options(v: Values) -> StatisticsOptions:
         low, high = (number_value(p, "histogram_range") for p in parts)
         if not high > low:
             raise BadRequest("'histogram_range' needs max greater than min")
-        with np.errstate(all="ignore"):  # numpy's own test for usable bins
-            edges = np.linspace(low, high, v.histogram_bins + 1)
-        if not (np.isfinite(edges).all() and (np.diff(edges) > 0).all()):
-            raise BadRequest("'histogram_range' is too wide or too narrow for "
-                             f"{v.histogram_bins} bins")
+        if isinstance(v.histogram_bins, int):
+            with np.errstate(all="ignore"):  # numpy's own test for usable bins
+                edges = np.linspace(low, high, v.histogram_bins + 1)
+            if not (np.isfinite(edges).all() and (np.diff(edges) > 0).all()):
+                raise BadRequest("'histogram_range' is too wide or too narrow for "
+                                 f"{v.histogram_bins} bins")
         histogram_range = (low, high)
+    if v.c and not v.categorical:
+        raise BadRequest("'c' (categories) is given without categorical=true")
     return StatisticsOptions(max_size=v.max_size, percentiles=v.p, bins=v.histogram_bins,
-                             histogram_range=histogram_range)
+                             histogram_range=histogram_range, categorical=v.categorical,
+                             categories=v.c)
 
 
 # ---- documentation -----------------------------------------------------------------------

@@ -124,8 +124,12 @@ class StatisticsOptions:
 
     max_size: int = 1024
     percentiles: tuple[float, ...] = (2.0, 98.0)
-    bins: int = 10
+    #: A number of equal bins, or the bins' edges (increasing).
+    bins: int | tuple[float, ...] = 10
     histogram_range: tuple[float, float] | None = None
+    #: Count each value (``categories``: those values) instead of binning.
+    categorical: bool = False
+    categories: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ band.
 """
 
 import math
+import re
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -19,7 +20,7 @@ def _json_number(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _histogram(values: np.ndarray, bins: int, histogram_range) -> tuple:
+def _histogram(values: np.ndarray, bins: int | tuple[float, ...], histogram_range) -> tuple:
     """numpy's histogram of the finite values; one bin where their range is too narrow to
     split in float64 (all values equal and huge, as ``b1**b1`` makes)."""
     finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values
@@ -31,25 +32,41 @@ def _histogram(values: np.ndarray, bins: int, histogram_range) -> tuple:
         return np.array([inside.size]), np.array([low, high], "float64")
 
 
-def band_statistics(values: np.ndarray, total: int, percentiles=(2, 98), bins: int = 10,
-                    histogram_range=None) -> dict:
-    """Statistics of the valid ``values`` of one band (``total`` pixels in all)."""
+def band_statistics(values: np.ndarray, total: int, percentiles=(2, 98),
+                    bins: int | tuple[float, ...] = 10, histogram_range=None,
+                    categorical: bool = False,
+                    categories: tuple[float, ...] | None = None) -> dict:
+    """Statistics of the valid ``values`` of one band (``total`` pixels in all), in
+    rio-tiler's shape: ``bins`` a number of bins or their edges; ``categorical``: the
+    histogram counts each value (or each of ``categories``) instead."""
     count = int(values.size)
     result: dict = {"valid_pixels": count, "masked_pixels": total - count,
                     "valid_percent": round(100.0 * count / total, 2) if total else 0.0}
     if count == 0:
-        result.update({k: None for k in ("min", "max", "mean", "std", "median", "sum")})
+        result.update({k: None for k in ("min", "max", "mean", "std", "median", "sum",
+                                         "majority", "minority")})
         result.update({f"percentile_{p:g}": None for p in percentiles})
-        result["histogram"] = [[], []]
+        result.update(count=0, unique=0, histogram=[[], []])
         return result
+    keys, key_counts = np.unique(values, return_counts=True)
     values = values.astype("float64", copy=False)
-    counts, edges = _histogram(values, bins, histogram_range)
+    if categorical:
+        wanted = np.array(categories, "float64") if categories else keys.astype("float64")
+        found = dict(zip(keys.astype("float64").tolist(), key_counts.tolist()))
+        histogram = [[found.get(k, 0) for k in wanted.tolist()],
+                     [_json_number(k) for k in wanted]]
+    else:
+        counts, edges = _histogram(values, bins, histogram_range)
+        histogram = [counts.tolist(), [_json_number(e) for e in edges]]
     result.update({
         "min": _json_number(values.min()), "max": _json_number(values.max()),
         "mean": _json_number(values.mean()), "std": _json_number(values.std()),
         "median": _json_number(np.median(values)), "sum": _json_number(values.sum()),
         "count": count,
-        "histogram": [counts.tolist(), [_json_number(e) for e in edges]],
+        "majority": _json_number(keys[key_counts.argmax()]),
+        "minority": _json_number(keys[key_counts.argmin()]),
+        "unique": int(keys.size),
+        "histogram": histogram,
     })
     for p, value in zip(percentiles, np.percentile(values, percentiles)):
         result[f"percentile_{p:g}"] = _json_number(value)
@@ -67,9 +84,21 @@ def image_statistics(image: ImageData, options: StatisticsOptions = StatisticsOp
     """``{band name: band_statistics}`` of ``image``, each band's valid pixels those of
     ``band_masks`` (default: the image's mask)."""
     total = image.mask.size
-    return {name: band_statistics(values, total, options.percentiles, options.bins,
-                                  options.histogram_range)
-            for name, values in zip(image.band_names, _valid_values(image, band_masks))}
+    return {_key(i, name): {**band_statistics(values, total, options.percentiles, options.bins,
+                                              options.histogram_range, options.categorical,
+                                              options.categories), "description": name}
+            for i, (name, values) in enumerate(zip(image.band_names,
+                                                   _valid_values(image, band_masks)))}
+
+
+_BAND = re.compile(r"(?:[A-Za-z0-9_.\-:]+_)?b[0-9]+")
+
+
+def _key(index: int, name: str) -> str:
+    """A band's key, as rio-tiler's: its name where it is a band (``b1``, ``visual_b2``),
+    else ``b{n}`` (an expression's or an algorithm's output; the name is its
+    ``description``)."""
+    return name if _BAND.fullmatch(name) else f"b{index + 1}"
 
 
 def percentile_ranges(image: ImageData,
