@@ -277,11 +277,13 @@ def declare_family(f: Family) -> None:
     @api.get(f"{k}/{{tileMatrixSetId}}/WMTSCapabilities.xml", "OGC WMTS 1.0.0 capabilities",
              params=(TMS_ID, *wmts_params), returns=XML, tag=tag)
     def wmts_capabilities(r: Request):
-        tms = tile_matrix_set_of(r.values)
+        v = r.values
+        tms, select = tile_matrix_set_of(v), selection(v)
         self_url = f"{r.base_url}{k}/{tms.id}/WMTSCapabilities.xml?" + urlencode(
-            [(name, v) for name, values in r.query.items() for v in values])
-        return Page(wmts.capabilities(_source(f, r), tms, tileset_options(r.values),
-                                      _passthrough(r), r.base_url, self_url),
+            [(name, value) for name, values in r.query.items() for value in values])
+        return Page(wmts.capabilities(_source(f, r, select), tms, tileset_options(v),
+                                      _passthrough(r), r.base_url, self_url, select, style(v),
+                                      algorithm(v)),
                     XML.media_types[0])
 
     if not f.images:

@@ -189,6 +189,7 @@ def _decoded(body: bytes) -> np.ndarray:
     TILE + ".jp2?url={data}/cog.tif",
     RGB.replace(".npy", ".jpeg"),
     TILE + ".jpeg?url={data}/cog.tif&rescale=0,8000",
+    TILE + "?url={data}/cog.tif&format=pngraw",  # titiler's ?format= on a tile
 ])
 def test_formats_answer_as_titiler(client, titiler, shared, request_path):
     path = request_path.format(data=shared)

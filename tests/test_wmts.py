@@ -80,6 +80,28 @@ def test_capabilities_errors(client, shared, path, status):
     assert response.status_code == status and response.json_body["Message"]
 
 
+@pytest.mark.parametrize("path, message", [
+    ("/cog/WMTSCapabilities.xml?url={data}/RGB.byte.tif&bidx=4", "band 4 does not exist"),
+    ("/cog/WMTSCapabilities.xml?url={data}/RGB.byte.tif&algorithm=hillshade", "takes 1 band"),
+    ("/cog/WMTSCapabilities.xml?url={data}/RGB.byte.tif&colormap_name=viridis",
+     "a colormap colours one band"),
+    ("/cog/WMTSCapabilities.xml?url={data}/cog.tif&rescale=0,1&rescale=0,2",
+     "2 ranges for 1 bands"),
+    ("/stac/WMTSCapabilities.xml?url=chalicelib/demo/item.json", "choose what to read"),
+])
+def test_a_layer_whose_tiles_would_fail_is_refused(client, shared, path, message):
+    """QGIS and GDAL take a capabilities document as a valid layer and show its failing
+    tiles as blank, without an error: the document itself says what is wrong."""
+    response = client.http.get(path.format(data=shared))
+    assert response.status_code == 400 and message in response.json_body["Message"]
+    # the same tiles render once the parameter is right
+    fixed = path.format(data=shared).replace("bidx=4", "bidx=1").replace(
+        "colormap_name=viridis", "bidx=1&colormap_name=viridis").replace(
+        "algorithm=hillshade", "algorithm=grayscale").replace("&rescale=0,2", "").replace(
+        "item.json", "item.json&assets=visual")
+    assert client.http.get(fixed).status_code == 200
+
+
 # ---- GDAL's WMTS driver as the client ------------------------------------------------------
 
 @pytest.fixture(scope="module")

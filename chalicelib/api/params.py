@@ -527,7 +527,9 @@ BUFFER = Param("buffer", "Pixels added on each side of the tile, read from the d
                "number", _half_pixels, minimum=0, maximum=64, example=1)
 PADDING = integer("padding", "Pixels read beyond each edge of the tile and dropped again "
                   "(fewer resampling artefacts at the edges)", 0, 64)
-TILE = (TMS_ID, Z, X, Y, TILESIZE, OUTSIDE, BUFFER, PADDING)
+TILE_QUERY_FORMAT = Param("format", "The tile's format, where the path has no extension "
+                          "(as titiler's `?format=`)", "string", _format, enum=formats.NAMES)
+TILE = (TMS_ID, Z, X, Y, TILESIZE, OUTSIDE, BUFFER, PADDING, TILE_QUERY_FORMAT)
 
 LONLAT = Param("lonlat", "`lon,lat` in degrees (WGS84)", "string", _lonlat, where="path",
                required=True, pattern=rf"^{_NUMBER_RE},{_NUMBER_RE}$", example="-77.7,24.5")
@@ -700,6 +702,11 @@ def tile_address(v: Values) -> TileAddress:
     ``tilesize``) times ``@Nx``."""
     tms, z = tile_matrix_set_of(v), v.z
     row, scale, fmt = v.y
+    asked = v.get("format")
+    if asked is not None and fmt is not None and asked is not fmt:
+        raise BadRequest(f"the tile's extension says {fmt.name}, 'format' says {asked.name}: "
+                         "give one")
+    fmt = fmt or asked
     if not tms.minzoom <= z <= tms.deepest:
         raise BadRequest(f"'z' must be between {tms.minzoom} and {tms.deepest} in {tms.id}, "
                          f"got {z}")

@@ -10,11 +10,12 @@ axis order (latitude first for EPSG:4326), unlike the rest of this API.
 from html import escape as _html_escape
 
 from ..core.errors import BadRequest
-from ..core.records import TilesetOptions
+from ..core.records import Selection, Style, TilesetOptions
 from ..grids.tilematrixsets import TileMatrixSet
 from ..pixels import formats
+from ..pixels.algorithms import Algorithm
 from ..readers.protocol import Reader
-from .tiler import tile_url_template, zooms
+from .tiler import check_tiles_render, tile_url_template, zooms
 
 
 def escape(text: str) -> str:
@@ -53,8 +54,13 @@ def _matrix_xml(tms: TileMatrixSet, z: int, width: int, height: int) -> str:
 
 
 def capabilities(source: Reader, tms: TileMatrixSet, options: TilesetOptions,
-                 passthrough: list[tuple[str, str]], base_url: str, self_url: str) -> str:
-    """The capabilities document (found at ``self_url``)."""
+                 passthrough: list[tuple[str, str]], base_url: str, self_url: str,
+                 selection: Selection | None = None, style: Style | None = None,
+                 algorithm: Algorithm | None = None) -> str:
+    """The capabilities document (found at ``self_url``). The tiles it lists are drawn
+    with ``selection``, ``style`` and ``algorithm``, which are checked against the source
+    first: a layer whose every tile would fail (a band the file lacks) is refused now,
+    with the tiles' message, instead of showing blank in QGIS or GDAL."""
     if tms.variable:
         raise BadRequest(f"{tms.id} has rows of merged tiles (variable matrix widths), which "
                          "WMTS 1.0 cannot describe; use another tile matrix set")
@@ -66,6 +72,8 @@ def capabilities(source: Reader, tms: TileMatrixSet, options: TilesetOptions,
     if not limits:
         raise BadRequest(f"the data has no tiles in {tms.id} between zoom {minzoom} and "
                          f"{maxzoom}")
+    check_tiles_render(source, tms, max(limits), selection or Selection(), style or Style(),
+                       fmt, algorithm)
     west, south, east, north = source.geographic_bounds
     if west > east:  # crosses 180 degrees: WGS84BoundingBox spans the world instead
         west, east = -180.0, 180.0
