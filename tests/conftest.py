@@ -65,15 +65,24 @@ def shared():
 
 @pytest.fixture(scope="session")
 def titiler():
-    """titiler itself (titiler.core's COG factory, its algorithms and colormaps) in process:
+    """titiler itself (titiler.core's COG and STAC factories, its algorithms and colormaps) in
+    process:
     the oracle for every titiler URL, asked the same request as our handler."""
     from fastapi import FastAPI
+    from rio_tiler.io import STACReader
     from starlette.testclient import TestClient
     from titiler.core.errors import DEFAULT_STATUS_CODES, add_exception_handlers
-    from titiler.core.factory import AlgorithmFactory, ColorMapFactory, TilerFactory
+    from titiler.core.factory import (
+        AlgorithmFactory,
+        ColorMapFactory,
+        MultiBaseTilerFactory,
+        TilerFactory,
+    )
 
     app = FastAPI()
     app.include_router(TilerFactory(router_prefix="/cog").router, prefix="/cog")
+    app.include_router(MultiBaseTilerFactory(reader=STACReader, router_prefix="/stac").router,
+                       prefix="/stac")
     app.include_router(AlgorithmFactory().router)
     app.include_router(ColorMapFactory().router)
     add_exception_handlers(app, DEFAULT_STATUS_CODES)

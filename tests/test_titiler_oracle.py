@@ -234,3 +234,39 @@ def test_statistics_answer_as_titiler(client, titiler, shared, query):
                 assert ours[band][key] == value
             else:
                 assert ours[band][key] == pytest.approx(value, rel=1e-6, abs=1e-9), key
+
+
+# ---- STAC items: titiler 2's asset options ---------------------------------------------------
+
+ITEM = "/stac/{kind}?url={root}/chalicelib/demo/item.json"
+
+
+@pytest.mark.parametrize(("kind", "query", "mask_agreement"), [
+    ("preview.npy", "&assets=visual&width=200&height=180", 1.0),
+    ("preview.npy", "&assets=visual|bidx=3,2,1&width=200&height=180", 1.0),
+    ("tiles/WebMercatorQuad/9/145/219.npy", "&assets=visual|bidx=2", 1.0),
+    ("tiles/WebMercatorQuad/9/145/219.npy",  # nodata's neighbours: see CASES
+     "&assets=visual|bidx=2&algorithm=hillshade&buffer=3", 0.999),
+    ("tiles/WebMercatorQuad/9/145/219.npy", "&assets=visual&algorithm=grayscale", 1.0),
+])
+def test_stac_asset_options_answer_as_titiler(client, titiler, kind, query, mask_agreement):
+    from tests.support import ROOT
+    path = ITEM.format(kind=kind, root=ROOT) + query
+    (status, body), (their_status, their_body) = _ours(client, path), _theirs(titiler, path)
+    assert (status, their_status) == (200, 200), body[:300]
+    _same_image(np.load(io.BytesIO(body)), np.load(io.BytesIO(their_body)), mask_agreement)
+
+
+def test_the_old_asset_bidx_reads_what_the_new_syntax_reads(client):
+    from tests.support import ROOT
+    base = ITEM.format(kind="preview.npy", root=ROOT) + "&width=64&height=64"
+    old = _ours(client, base + "&assets=visual&asset_bidx=visual|3,1")
+    new = _ours(client, base + "&assets=visual|bidx=3,1")
+    assert old[0] == new[0] == 200 and old[1] == new[1]
+    every = _ours(client, base + "&assets=:all:")
+    assert every == _ours(client, base + "&assets=visual")  # the item's one asset
+    twice = client.http.get(base + "&assets=visual|bidx=3&asset_bidx=visual|1")
+    assert twice.status_code == 400 and "given twice" in twice.json_body["Message"]
+    option = client.http.get(base + "&assets=visual|expression=b1*2")
+    assert option.status_code == 400 and "'expression' is not supported" in \
+        option.json_body["Message"]

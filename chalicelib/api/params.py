@@ -227,6 +227,28 @@ def _asset(text: str, param: Param, config) -> str:
     return name
 
 
+def _assets(text: str, param: Param, config) -> tuple:
+    """Asset names (comma-separated), or one asset with titiler 2's options after ``|``:
+    ``visual|bidx=3,2,1`` is an (asset, bands) pair."""
+    if "|" not in text:
+        return _each(_asset)(text, param, config)
+    name, _, options = text.partition("|")
+    bands: tuple[int, ...] | None = None
+    for option in options.split("|"):
+        key, equals, value = option.partition("=")
+        if key == "bidx" and equals:
+            bands = tuple(_integer(b, BIDX, config) for b in value.split(",") if b.strip())
+        elif key in ("expression", "bands"):
+            raise BadRequest(f"the asset option '{key}' is not supported: use expression= "
+                             "over the assets ({asset}_b{n}) or bidx= in the asset's options")
+        else:
+            raise BadRequest(f"unknown asset option {option[:24]!r}: the options are "
+                             "bidx=1,2,3 (e.g. assets=visual|bidx=3,2,1)")
+    if not bands:
+        raise BadRequest("'assets' options name no band: e.g. visual|bidx=3,2,1")
+    return ((_asset(name, param, config), bands),)
+
+
 def _asset_bands(text: str, param: Param, config) -> tuple:
     """``visual|1,2,3``: an asset and the bands to read of it (one item)."""
     name, sep, bands = text.partition("|")
@@ -431,8 +453,10 @@ SELECTION = (BIDX, EXPRESSION, NODATA, UNSCALE, RESAMPLING, REPROJECT)
 POINT_SELECTION = (BIDX, EXPRESSION, NODATA, UNSCALE, RESAMPLING, REPROJECT)
 
 ASSETS = Param("assets", "Assets of the STAC item to read, repeatable or comma-separated; "
-               "their bands are stacked in this order (see `/stac/assets`)", "string",
-               _each(_asset), repeat=True, pattern=r"^[A-Za-z0-9_.\-:,]{1,1024}$",
+               "their bands are stacked in this order (see `/stac/assets`). `:all:` reads "
+               "every asset; titiler 2's options follow a name: `visual|bidx=3,2,1`", "string",
+               _assets, repeat=True,
+               pattern=r"^[A-Za-z0-9_.\-:,]{1,128}(\|bidx=[0-9]{1,5}(,[0-9]{1,5})*)?$",
                example=["visual"])
 ASSET_EXPRESSION = Param(
     "expression", "Band math over the item's assets: a single-band asset by its name "
@@ -659,16 +683,21 @@ def selection(v: Values) -> Selection:
     """What to read, from any route's selection group (``SELECTION``, ``STAC_SELECTION``,
     ``MOSAIC_SELECTION`` or a point's)."""
     expression = v.get("expression")
-    asset_indexes = v.get("asset_bidx") or ()
+    listed = v.get("assets")
+    assets = None if listed is None else tuple(
+        item if isinstance(item, str) else item[0] for item in listed)
+    asset_indexes = (*(item for item in listed or () if not isinstance(item, str)),
+                     *(v.get("asset_bidx") or ()))
     if len({name for name, _ in asset_indexes}) < len(asset_indexes):
-        raise BadRequest("'asset_bidx' names an asset twice")
+        raise BadRequest("the bands of an asset are given twice ('assets' options or "
+                         "'asset_bidx')")
     return Selection(
         indexes=None if expression else v.get("bidx"),
         expression=expression,
         nodata=v.get("nodata"),
         resampling=Resampling[v.get("resampling") or "nearest"],
         reproject=Resampling[v.get("reproject") or "nearest"],
-        assets=v.get("assets"),
+        assets=assets,
         asset_indexes=tuple(asset_indexes),
         asset_as_band=bool(v.get("asset_as_band")),
         pixel_selection=v.get("pixel_selection") or "first",

@@ -37,6 +37,8 @@ from .protocol import point_values
 RASTER_TYPES = ("image/tiff; application=geotiff", "image/tiff; profile=cloud-optimized",
                 "image/vnd.stac.geotiff", "image/tiff")
 MAX_ASSETS = 32  # files one request may read
+#: ``assets=:all:`` (titiler): every asset of the item.
+ALL_ASSETS = ":all:"
 _ASSET_BAND = re.compile(r"^(.+)_[bB]([0-9]{1,5})$")
 
 
@@ -156,6 +158,8 @@ class STACReader:
         return found
 
     def _focus_assets(self) -> list[str]:
+        if self.focus is not None and self.focus.assets == (ALL_ASSETS,):
+            return list(self.item.assets)
         if self.focus is not None and (self.focus.assets or self.focus.expression):
             return [name for name, _ in self._plan(self.focus).reads]
         return list(self.item.assets)
@@ -168,6 +172,8 @@ class STACReader:
 
     def _plan(self, selection: Selection) -> _Plan:
         listed = tuple(dict.fromkeys(selection.assets or ()))
+        if listed == (ALL_ASSETS,):  # titiler's ":all:"
+            listed = tuple(self.item.assets)
         expression = selection.expression
         if not listed and expression is None:
             raise BadRequest("choose what to read: assets=... (repeatable) or an expression; "
