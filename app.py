@@ -25,6 +25,7 @@ from chalicelib.api.params import (
     DOCUMENT_ONLY,
     FORMAT,
     IMAGE,
+    LANDING_FORMAT,
     LONLAT,
     MOSAIC_POINT_SELECTION,
     MOSAIC_SELECTION,
@@ -58,7 +59,7 @@ from chalicelib.api.params import (
 from chalicelib.api.responses import Page
 from chalicelib.api.routes import SIMPLE_ERRORS, Request, Returns, RouteTable
 from chalicelib.core import settings
-from chalicelib.core.errors import NotFound, TilerError
+from chalicelib.core.errors import BadRequest, NotFound, TilerError
 from chalicelib.core.records import Selection
 from chalicelib.grids import tilematrixsets
 from chalicelib.jobs import cogify, tilecache
@@ -96,11 +97,26 @@ def _passthrough(r: Request) -> list[tuple[str, str]]:
 
 # ---- pages and lists ------------------------------------------------------------------------
 
-@api.get("/", "Map viewer", returns=HTML, errors=SIMPLE_ERRORS, tag="pages")
-def viewer(r: Request):
+def _viewer_page(r: Request) -> Page:
     demo = tiler.demo_url(r.config)  # None where the stage does not allow it (prod)
     return Page(VIEWER.replace("__API_PREFIX__", json.dumps(r.prefix))
                 .replace("__DEFAULT_URL__", json.dumps(demo)), HTML.media_types[0])
+
+
+@api.get("/", "Map viewer; with `Accept: application/json` (or `f=json`) the OGC API landing "
+         "page (links)", returns=Returns(("text/html; charset=utf-8", "application/json"),
+                                          "The viewer, or the landing page's links"),
+         errors=SIMPLE_ERRORS, tag="pages", any_query=True)
+def viewer(r: Request):
+    if r.wants_json():
+        return tiler.landing(r.base_url)
+    return _viewer_page(r)
+
+
+@api.get("/conformance", "The OGC API conformance classes this API implements",
+         returns=JSON, errors=SIMPLE_ERRORS, tag="pages", params=(LANDING_FORMAT,))
+def conformance(r: Request):
+    return {"conformsTo": list(tiler.CONFORMANCE)}
 
 
 @api.get("/docs", "API documentation (Swagger UI)", returns=HTML, errors=SIMPLE_ERRORS,
@@ -246,6 +262,28 @@ def declare_family(f: Family) -> None:
     def point(r: Request):
         select = selection(r.values)
         return tiler.point(_source(f, r, select), r.values.lonlat, select)
+
+    @api.get(f"{k}/tiles", f"The tilesets of {f.what}, one per tile matrix set (OGC API "
+             "Tiles)", params=(f.url, *f.info), returns=JSON, tag=tag)
+    def tileset_list(r: Request):
+        return tiler.tilesets(_source(f, r), [tilematrixsets.get(i) for i in tilematrixsets.IDS],
+                              r.base_url, urlencode(r.query, doseq=True))
+
+    @api.get(f"{k}/tiles/{{tileMatrixSetId}}", f"One tileset of {f.what}: links and the tiles "
+             "that hold data at each zoom (OGC API Tiles)", params=(TMS_ID, f.url, *f.info),
+             returns=JSON, tag=tag)
+    def tileset_description(r: Request):
+        return tiler.tileset(_source(f, r), r.values.tileMatrixSetId, r.base_url,
+                             urlencode(r.query, doseq=True))
+
+    @api.get(f"{k}/{{tileMatrixSetId}}/map.html", f"The map viewer on {f.what} (titiler's "
+             "map.html; WebMercatorQuad)", params=(TMS_ID, f.url), returns=HTML, tag=tag,
+             any_query=True)
+    def map_page(r: Request):
+        if not r.values.tileMatrixSetId.is_web_mercator:
+            raise BadRequest("the map viewer shows WebMercatorQuad; for other tile matrix sets "
+                             f"use {k}/{{tileMatrixSetId}}/tilejson.json or WMTS in a GIS")
+        return _viewer_page(r)
 
     tile_params = (f.url, *TILE, *select, *style_params)
 

@@ -296,13 +296,17 @@ def test_tilejson_under_an_api_gateway_stage():
 ])
 def test_lambda_proxy_tile_is_base64_for_api_gateway(rgb, accept):
     from app import app
+    # the resource API Gateway has for /cog/tiles/{z}/{x}/{y}: its variables take the names
+    # of /cog/tiles/{tileMatrixSetId}/{z}/{x}/{y}'s (one variable child per resource)
+    resource = "/cog/tiles/{tileMatrixSetId}/{z}/{x}"
     event = {
-        "resource": "/cog/tiles/{z}/{x}/{y}", "path": "/cog/tiles/10/300/380.webp",
+        "resource": resource, "path": "/cog/tiles/10/300/380.webp",
         "httpMethod": "GET", "headers": accept, "multiValueHeaders": {},
-        "pathParameters": {"z": "10", "x": "300", "y": "380.webp"}, "stageVariables": None,
+        "pathParameters": {"tileMatrixSetId": "10", "z": "300", "x": "380.webp"},
+        "stageVariables": None,
         "multiValueQueryStringParameters": {"url": [rgb[1]]}, "body": None,
         "queryStringParameters": {"url": rgb[1]},
-        "requestContext": {"resourcePath": "/cog/tiles/{z}/{x}/{y}", "httpMethod": "GET",
+        "requestContext": {"resourcePath": resource, "httpMethod": "GET",
                            "path": "/api/cog/tiles/10/300/380.webp"},
         "isBase64Encoded": False,
     }

@@ -104,3 +104,53 @@ def test_a_route_is_declared_once_per_method():
         api.get("/x", "x", returns=JSON)(lambda r: {})
     with pytest.raises(ValueError, match="one body parameter"):
         api.post("/y", "y", returns=JSON)(lambda r: {})  # a POST without a body
+
+
+def _variable_children(paths) -> dict[str, set[str]]:
+    children: dict[str, set[str]] = {}
+    for path in paths:
+        parts = path.strip("/").split("/")
+        for i, part in enumerate(parts):
+            if part.startswith("{"):
+                children.setdefault("/" + "/".join(parts[:i]), set()).add(part)
+    return children
+
+
+def test_each_resource_has_one_variable_child_as_api_gateway_requires():
+    """API Gateway refuses a resource with two variable children ("A sibling ({z}) of this
+    resource already has a variable path part -- only one is allowed"), which chalice
+    local, the test client and moto all accept: the whole app's resources are checked
+    here, and a table of the test's own shows the renaming at work."""
+    from app import app
+    clashes = {p: n for p, n in _variable_children(app.routes).items() if len(n) > 1}
+    assert not clashes
+    assert len(_variable_children([r.path for r in __import__("app").api.routes])[
+        "/cog/tiles"]) == 2  # the declarations do clash: the registration resolves it
+
+    own = Chalice(app_name="siblings")
+    own.api.binary_types = ["*/*"]
+    table = RouteTable(own, Response, Settings())
+    tms, z, x, y = (Param(name, name, "string", lambda text, p, c: text, where="path",
+                          required=True) for name in ("tileMatrixSetId", "z", "x", "y"))
+
+    @table.get("/t/{z}/{x}/{y}", "short", params=(z, x, y), returns=JSON)
+    @table.get("/t/{tileMatrixSetId}/{z}/{x}/{y}", "long", params=(tms, z, x, y),
+               returns=JSON)
+    @table.get("/t/{tileMatrixSetId}", "one", params=(tms,), returns=JSON)
+    def view(r):
+        return {name: r.values.get(name) for name in ("tileMatrixSetId", "z", "x", "y")}
+
+    assert sorted(own.routes) == ["/t/{tileMatrixSetId}", "/t/{tileMatrixSetId}/{z}/{x}",
+                                  "/t/{tileMatrixSetId}/{z}/{x}/{y}"]
+    with Client(own, stage_name="test", project_dir=str(ROOT)) as client:
+        assert client.http.get("/t/9/1/2").json_body == {
+            "tileMatrixSetId": None, "z": "9", "x": "1", "y": "2"}  # named as declared
+        assert client.http.get("/t/WebMercatorQuad/9/1/2").json_body == {
+            "tileMatrixSetId": "WebMercatorQuad", "z": "9", "x": "1", "y": "2"}
+        assert client.http.get("/t/WebMercatorQuad").json_body["tileMatrixSetId"] == \
+            "WebMercatorQuad"
+    with pytest.raises(ValueError, match="same API Gateway resource"):
+        table.get("/t/{a}/{b}/{c}", "again", params=(), returns=JSON)(lambda r: {})
+    with pytest.raises(ValueError, match="declare the longer route first"):
+        table.get("/u/{x}", "x", params=(), returns=JSON)(lambda r: {})
+        table.get("/u/{y}/{x}/{z}", "yxz", params=(), returns=JSON)(lambda r: {})

@@ -270,3 +270,67 @@ def test_the_old_asset_bidx_reads_what_the_new_syntax_reads(client):
     option = client.http.get(base + "&assets=visual|expression=b1*2")
     assert option.status_code == 400 and "'expression' is not supported" in \
         option.json_body["Message"]
+
+
+# ---- OGC API routes -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["cog.tif", "world.rgb.tif", "RGB.byte.tif"])
+def test_tilesets_describe_what_titilers_do(client, titiler, shared, name):
+    url = f"{shared}/{name}"
+    ours = client.http.get(f"/cog/tiles?url={url}").json_body["tilesets"]
+    theirs = titiler.get("/cog/tiles", params={"url": url}).json()["tilesets"]
+    assert [t["title"] for t in ours] == [t["title"] for t in theirs]
+    # the same CRS, though titiler echoes some tile matrix sets' URN spelling
+    assert [t["crs"] for t in ours] == [_crs_uri(t["crs"]) for t in theirs]
+    for tms_id in ("WebMercatorQuad", "WorldCRS84Quad", "WGS1984Quad"):
+        ours = client.http.get(f"/cog/tiles/{tms_id}?url={url}").json_body
+        theirs = titiler.get(f"/cog/tiles/{tms_id}", params={"url": url}).json()
+        theirs["crs"] = _crs_uri(theirs["crs"])
+        for key in ("title", "dataType", "crs"):
+            assert ours[key] == theirs[key], (tms_id, key)
+        # the tiles with data, at the zooms both count (the zoom ranges themselves are
+        # computed differently: see docs/titiler.md)
+        mine = {m["tileMatrix"]: m for m in ours["tileMatrixSetLimits"]}
+        common = [m for m in theirs["tileMatrixSetLimits"] if m["tileMatrix"] in mine]
+        assert common and all(mine[m["tileMatrix"]] == m for m in common), tms_id
+        np.testing.assert_allclose(ours["boundingBox"]["lowerLeft"] + ours["boundingBox"][
+            "upperRight"], theirs["boundingBox"]["lowerLeft"] + theirs["boundingBox"][
+            "upperRight"])
+        tile = next(link for link in ours["links"] if link["rel"] == "tile")["href"]
+        path = "/" + tile.split("//", 1)[1].split("/", 1)[1]
+        z, x, y = _a_tile(ours)
+        assert client.http.get(path.replace("{z}/{x}/{y}", f"{z}/{x}/{y}")).status_code == 200
+
+
+def _crs_uri(crs: str) -> str:
+    if crs.startswith("urn:ogc:def:crs:"):
+        authority, _, code = crs[len("urn:ogc:def:crs:"):].partition("::")
+        return f"http://www.opengis.net/def/crs/{authority}/0/{code}"
+    return crs
+
+
+def _a_tile(tileset: dict) -> tuple[int, int, int]:
+    deepest = tileset["tileMatrixSetLimits"][-1]
+    return (int(deepest["tileMatrix"]), (deepest["minTileCol"] + deepest["maxTileCol"]) // 2,
+            (deepest["minTileRow"] + deepest["maxTileRow"]) // 2)
+
+
+def test_landing_and_conformance(client):
+    page = client.http.get("/", headers={"Accept": "application/json"})
+    assert page.headers["Content-Type"] == "application/json"
+    rels = {link["rel"]: link["href"] for link in page.json_body["links"]}
+    assert {"self", "service-desc", "service-doc", "conformance", "data"} <= set(rels)
+    assert client.http.get("/", headers={"Accept": "text/html"}).headers[
+        "Content-Type"].startswith("text/html")
+    assert client.http.get("/?f=json").json_body["title"] == "cogtiler"
+    conforms = client.http.get("/conformance").json_body["conformsTo"]
+    assert "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tileset" in conforms
+    # the viewer keeps its state in the query: a reload is never refused
+    assert client.http.get("/?url=x&rescale=0,1&colormap_name=viridis").status_code == 200
+
+
+def test_map_html_is_the_viewer(client, shared):
+    page = client.http.get(f"/cog/WebMercatorQuad/map.html?url={shared}/cog.tif&rescale=0,1")
+    assert page.status_code == 200 and b"leaflet" in page.body.lower()
+    other = client.http.get(f"/cog/WGS1984Quad/map.html?url={shared}/cog.tif")
+    assert other.status_code == 400 and "WebMercatorQuad" in other.json_body["Message"]

@@ -524,6 +524,8 @@ ALGORITHM_PARAMS = Param("algorithm_params", "The algorithm's parameters as a JS
                          "e.g. `{\"azimuth\": 315}`; see `/algorithms/{algorithmId}`",
                          "string", _json_object, max_length=4096,
                          example='{"azimuth": 315}')
+LANDING_FORMAT = Param("f", "The response's type (as titiler: JSON here)", "string", _choice,
+                       enum=("json",))
 ALGORITHM_ID = Param("algorithmId", "An algorithm; see `/algorithms`", "string", _choice,
                      where="path", required=True, enum=ALGORITHM.enum, example="hillshade")
 #: Post-processing: an algorithm between reading and rendering.

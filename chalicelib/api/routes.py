@@ -58,6 +58,18 @@ class Request:
     config: Settings
     base_url: str
     prefix: str
+    #: The request's Accept header ("" when none).
+    accept: str = ""
+
+    def wants_json(self) -> bool:
+        """Whether the client asks for JSON rather than a page (``f=json``, or an Accept
+        header that names JSON before HTML), as titiler's landing routes decide."""
+        f = (self.query.get("f") or [""])[0].lower()
+        if f in ("json", "html"):
+            return f == "json"
+        accept = self.accept.lower()
+        json_at, html_at = accept.find("json"), accept.find("text/html")
+        return json_at >= 0 and (html_at < 0 or json_at < html_at)
 
 
 @dataclass(frozen=True)
@@ -74,6 +86,8 @@ class Route:
     tag: str = ""
     listed: bool = True  # in the OpenAPI document
     method: str = "GET"
+    #: A page that keeps its state in the query (the viewer): any name is taken.
+    any_query: bool = False
 
     @property
     def reads_sources(self) -> bool:
@@ -87,6 +101,7 @@ class Route:
 
 
 _PATH_PARAM = re.compile(r"\{(\w+)\+?\}")
+_VARIABLE = re.compile(r"\{(\w+)(\+?)\}")
 
 
 def _prefix(template: str, uri_params: dict | None, context_path: str) -> str:
@@ -112,6 +127,10 @@ class RouteTable:
         self.routes: list[Route] = []
         self.api_key_required = config.api_key_required
         self._by_path: dict[str, dict[str, Route]] = {}
+        #: The variable name of each resource's path-variable child, and the resource path
+        #: each declared path is registered at (see :meth:`_resource`).
+        self._variables: dict[str, str] = {}
+        self._resources: dict[str, str] = {}
         app.middleware("http")(middleware.accept_any)
 
     def get(self, path: str, summary: str, **declaration):
@@ -124,10 +143,11 @@ class RouteTable:
 
     def _declare(self, method: str, path: str, summary: str, *, params: tuple[Param, ...] = (),
                  returns: Returns, errors: tuple[int, ...] = DATA_ERRORS,
-                 description: str = "", tag: str = "", listed: bool = True):
+                 description: str = "", tag: str = "", listed: bool = True,
+                 any_query: bool = False):
         def register(view):
             route = Route(path, view, summary, tuple(params), returns, tuple(errors),
-                          description, tag, listed, method)
+                          description, tag, listed, method, any_query)
             if (route.body is not None) != (method == "POST"):
                 raise ValueError(f"{method} {path}: a POST route takes one body parameter, "
                                  "a GET route none")
@@ -144,10 +164,42 @@ class RouteTable:
             return view
         return register
 
+    def _resource(self, path: str) -> tuple[str, dict[str, str]]:
+        """The resource ``path`` is registered at, and its variables' declared names by
+        their names there. API Gateway allows one variable child per resource ("A sibling
+        ({z}) of this resource already has a variable path part"), so a variable takes
+        the name its position already has: ``/cog/tiles/{z}/{x}/{y}`` beside
+        ``/cog/tiles/{tileMatrixSetId}/{z}/{x}/{y}`` is registered as
+        ``/cog/tiles/{tileMatrixSetId}/{z}/{x}``, and its view still gets z, x and y."""
+        parts: list[str] = []
+        names: dict[str, str] = {}
+        for part in path.strip("/").split("/"):
+            match = _VARIABLE.fullmatch(part)
+            if match is None:
+                parts.append(part)
+                continue
+            name = self._variables.setdefault("/" + "/".join(parts), match.group(1))
+            if name in names:
+                raise ValueError(f"{path} would name two of its variables {{{name}}} as an API "
+                                 "Gateway resource: declare the longer route first")
+            names[name] = match.group(1)
+            parts.append("{" + name + match.group(2) + "}")
+        resource = "/" + "/".join(parts)
+        if resource in self._resources.values():
+            raise ValueError(f"{path} is the same API Gateway resource as another route "
+                             f"({resource})")
+        return resource, names
+
+    def resource_of(self, path: str) -> str:
+        """The API Gateway resource a declared path is registered at."""
+        return self._resources[path]
+
     def _register(self, path: str, reads_sources: bool) -> None:
-        handler = self._handler(self._by_path[path])
+        resource, names = self._resource(path)
+        self._resources[path] = resource
+        handler = self._handler(self._by_path[path], names)
         handler.__name__ = "route" + re.sub(r"\W+", "_", path).rstrip("_")
-        self.app.route(path, methods=METHODS, content_types=["*/*"],
+        self.app.route(resource, methods=METHODS, content_types=["*/*"],
                        api_key_required=self.api_key_required and reads_sources)(handler)
 
     def _request(self, route: Route, path_params: dict, config: Settings) -> Request:
@@ -160,17 +212,20 @@ class RouteTable:
                 body = (current.raw_body or b"").decode("utf-8")
             except UnicodeDecodeError:
                 raise BadRequest("the request body is not UTF-8 text") from None
-        check_names(route.params, query, route.path)
+        if not route.any_query:
+            check_names(route.params, query, route.path)
         values = parse(route.params, query, path_params, config, body)
         headers = current.headers
         host = headers.get("x-forwarded-host") or headers.get("host", "localhost")
         scheme = headers.get("x-forwarded-proto", "http").split(",")[0].strip()
-        prefix = _prefix(route.path, current.uri_params, (current.context or {}).get(
-            "path", ""))
-        return Request(values, query, config, f"{scheme}://{host}{prefix}", prefix)
+        prefix = _prefix(self._resources[route.path], current.uri_params,
+                         (current.context or {}).get("path", ""))
+        return Request(values, query, config, f"{scheme}://{host}{prefix}", prefix,
+                       headers.get("accept", ""))
 
-    def _handler(self, methods: dict[str, Route]):
-        def handler(**path_params):
+    def _handler(self, methods: dict[str, Route], names: dict[str, str]):
+        def handler(**registered):
+            path_params = {names[name]: value for name, value in registered.items()}
             current = self.app.current_request
             method = current.method
             config = settings.current()

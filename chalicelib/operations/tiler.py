@@ -248,3 +248,81 @@ def tilejson(source: Reader, tms: TileMatrixSet, options: TilesetOptions,
         "bounds": [west, south, east, north],
         "center": [center_lon, (south + north) / 2, minzoom],
     }
+
+
+def _tileset_links(base_url: str, kind: str, tms: TileMatrixSet, query: str) -> list[dict]:
+    q = f"?{query}" if query else ""
+    return [{"href": f"{base_url}/{kind}/tiles/{tms.id}{q}", "rel": "self",
+             "type": "application/json", "title": f"Tileset tiled using {tms.id} TileMatrixSet"},
+            {"href": f"{base_url}/{kind}/tiles/{tms.id}/{{z}}/{{x}}/{{y}}{q}", "rel": "tile",
+             "templated": True, "title": "Templated link for retrieving Raster tiles"}]
+
+
+def _tileset_base(source: Reader, tms: TileMatrixSet) -> dict:
+    west, south, east, north = source.geographic_bounds
+    return {"title": f"tileset tiled using {tms.id} TileMatrixSet", "dataType": "map",
+            "crs": tms.crs_uri,
+            "boundingBox": {"lowerLeft": [west, south], "upperRight": [east, north],
+                            "crs": "http://www.opengis.net/def/crs/EPSG/0/4326"},
+            "accessConstraints": "unclassified"}
+
+
+def tilesets(source: Reader, tms_list: list[TileMatrixSet], base_url: str,
+             query: str) -> dict:
+    """OGC API Tiles' list of the source's tilesets, one per tile matrix set (titiler's
+    ``/cog/tiles``)."""
+    return {"tilesets": [{**_tileset_base(source, tms),
+                          "links": _tileset_links(base_url, source.kind, tms, query)}
+                         for tms in tms_list]}
+
+
+def tileset(source: Reader, tms: TileMatrixSet, base_url: str, query: str) -> dict:
+    """One tileset (titiler's ``/cog/tiles/{tileMatrixSetId}``): its links, and the tiles
+    that hold data at each zoom (``tileMatrixSetLimits``)."""
+    low, high = zooms(source, tms, None, None)
+    limits = []
+    for z in range(low, high + 1):
+        found = source.tile_limits(tms, z)
+        if found is not None:
+            limits.append({"tileMatrix": str(z), "minTileRow": found[1], "maxTileRow": found[3],
+                           "minTileCol": found[0], "maxTileCol": found[2]})
+    q = f"?{query}" if query else ""
+    links = _tileset_links(base_url, source.kind, tms, query)
+    links.append({"href": f"{base_url}/{source.kind}/{tms.id}/map.html{q}", "rel": "data",
+                  "type": "text/html", "title": f"Map viewer for '{tms.id}' tileMatrixSet"})
+    return {**_tileset_base(source, tms), "links": links, "tileMatrixSetLimits": limits}
+
+
+#: The OGC API conformance classes the API implements (``/conformance``).
+CONFORMANCE = (
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/landing-page",
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/json",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tileset",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tilesets-list",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/png",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/jpeg",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tiff",
+    "http://www.opengis.net/spec/tms/2.0/conf/tilematrixset",
+    "http://www.opengis.net/spec/tms/2.0/conf/json-tilematrixset",
+)
+
+
+def landing(base_url: str) -> dict:
+    """The OGC API landing page: what the API is, and links to its parts."""
+    def link(path: str, rel: str, kind: str, title: str) -> dict:
+        return {"href": f"{base_url}{path}", "rel": rel, "type": kind, "title": title}
+    return {"title": "cogtiler", "description": "Dynamic raster tiles from Cloud-Optimized "
+            "GeoTIFFs, STAC items and mosaics", "links": [
+                link("/?f=json", "self", "application/json", "This landing page"),
+                link("/", "alternate", "text/html", "The map viewer"),
+                link("/openapi.json", "service-desc",
+                     "application/vnd.oai.openapi+json;version=3.0", "The API definition"),
+                link("/docs", "service-doc", "text/html", "The API documentation"),
+                link("/conformance", "conformance", "application/json",
+                     "Conformance classes"),
+                link("/tileMatrixSets", "data", "application/json", "Tile matrix sets"),
+                link("/algorithms", "data", "application/json", "Algorithms"),
+                link("/colorMaps", "data", "application/json", "Colormaps")]}
