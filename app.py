@@ -150,13 +150,15 @@ def colormap_names(r: Request):
 
 
 @api.get("/colorMaps/{colorMapId}", "A colormap's 256 colours, {\"0\": [r, g, b, a], ...}, "
-         "or its swatch (format=png)", params=(COLORMAP_ID, *COLORMAP_IMAGE),
-         returns=Returns(("application/json", "image/png"), "The colormap"),
+         "or its swatch as an image (format=png, or titiler's f=png)",
+         params=(COLORMAP_ID, *COLORMAP_IMAGE),
+         returns=Returns(("application/json", *formats.MEDIA_TYPES), "The colormap"),
          errors=(400, 500), tag="lists")
 def colormap_table(r: Request):
     v = r.values
-    if v.format == "png":
-        return tiler.colormap_swatch(v.colorMapId, v.width, v.height)
+    fmt = v.format or (formats.get(v.f) if v.f not in (None, "json") else None)
+    if fmt is not None:
+        return tiler.colormap_swatch(v.colorMapId, fmt, v.orientation, v.width, v.height)
     return {str(i): colour.tolist() for i, colour in enumerate(v.colorMapId)}
 
 

@@ -334,3 +334,34 @@ def test_map_html_is_the_viewer(client, shared):
     assert page.status_code == 200 and b"leaflet" in page.body.lower()
     other = client.http.get(f"/cog/WGS1984Quad/map.html?url={shared}/cog.tif")
     assert other.status_code == 400 and "WebMercatorQuad" in other.json_body["Message"]
+
+
+# ---- colormaps ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["viridis", "cfastie", "rplumbo", "tab10", "tab10_r",
+                                  "schwarzwald", "thermal_r", "terrain"])
+def test_colormap_tables_are_titilers(client, titiler, name):
+    assert client.http.get(f"/colorMaps/{name}").json_body == \
+        titiler.get(f"/colorMaps/{name}").json()
+
+
+@pytest.mark.parametrize("query", ["f=png", "f=png&orientation=vertical", "f=jpeg",
+                                   "f=webp&orientation=horizontal"])
+def test_colormap_swatches_are_titilers(client, titiler, query):
+    ours = client.http.get(f"/colorMaps/cfastie?{query}", headers={"Accept": "image/*"})
+    theirs = titiler.get(f"/colorMaps/cfastie?{query}")
+    assert ours.status_code == theirs.status_code == 200
+    assert ours.headers["Content-Type"] == theirs.headers["content-type"]
+    mine, their = _decoded(ours.body), _decoded(theirs.content)
+    assert mine.shape[1:] == their.shape[1:]
+    if "jpeg" in query or "webp" in query:  # lossy: close
+        assert np.abs(mine[:3].astype(int) - their[:3].astype(int)).mean() < 3
+    else:
+        np.testing.assert_array_equal(mine[:3], their[:3])
+
+
+def test_the_colormap_list_is_titilers_and_more(client, titiler):
+    ours = {c["id"] for c in client.http.get("/colorMaps").json_body["colormaps"]}
+    theirs = {c["id"] for c in titiler.get("/colorMaps").json()["colormaps"]}
+    assert theirs <= ours
+    assert ours - theirs == {"cfastie_r", "rplumbo_r", "schwarzwald_r"}  # reversible too

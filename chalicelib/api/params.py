@@ -496,10 +496,18 @@ COLORMAP_NAME = Param("colormap_name", "A named colormap for one band (add `_r` 
                       example="viridis")
 COLORMAP_ID = Param("colorMapId", "A colormap; see `/colorMaps`", "string", _colormap_name,
                     where="path", required=True, enum=COLORMAP_NAME.enum, example="viridis")
-COLORMAP_FORMAT = Param("format", "`png`: the colormap as a horizontal swatch image "
-                        "(default: the JSON table)", "string", _choice, enum=("png",))
-COLORMAP_IMAGE = (COLORMAP_FORMAT, integer("width", "Swatch width in pixels", 1, 1024, 256),
-                  integer("height", "Swatch height in pixels", 1, 256, 20))
+COLORMAP_FORMAT = Param("format", "An image format: the colormap as a swatch (default: the "
+                        "JSON table)", "string", _format, enum=formats.NAMES)
+COLORMAP_F = Param("f", "As `format` (titiler's name), or `json`", "string", _choice,
+                   enum=("json", *formats.NAMES))
+COLORMAP_IMAGE = (COLORMAP_FORMAT, COLORMAP_F,
+                  Param("orientation", "The swatch's direction (first colour at the left or "
+                        "top)", "string", _choice, default="horizontal",
+                        enum=("horizontal", "vertical")),
+                  integer("width", "Swatch width in pixels (default 256, or 20 vertical)", 1,
+                          1024),
+                  integer("height", "Swatch height in pixels (default 20, or 256 vertical)", 1,
+                          1024))
 COLORMAP = Param("colormap", "A colormap as JSON: discrete `{\"1\": [r,g,b,a], \"2\": "
                  "\"#00ff00\"}` or intervals `[[[min,max],[r,g,b,a]], ...]`; values matched "
                  "raw unless `rescale` is given", "string", _colormap,

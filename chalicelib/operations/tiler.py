@@ -35,13 +35,20 @@ from ..sources import allowlist
 from .pipeline import draw
 
 
-def colormap_swatch(table: np.ndarray, width: int, height: int) -> EncodedImage:
-    """A colormap's (256, 4) ``table`` drawn left to right as a ``width`` x ``height`` PNG."""
-    colours = table[np.linspace(0, len(table) - 1, width).round().astype(int)]  # (w, 4)
-    pixels = np.broadcast_to(colours.T[:, None, :], (4, height, width))
-    fmt = formats.PNG
-    return EncodedImage(fmt.encoder(np.ascontiguousarray(pixels[:3]), pixels[3].copy(),
-                                    Options()), fmt.media_type, fmt.extension)
+def colormap_swatch(table: np.ndarray, fmt: ImageFormat, orientation: str = "horizontal",
+                    width: int | None = None, height: int | None = None) -> EncodedImage:
+    """A colormap's (256, 4) ``table`` drawn as an image, its first colour at the left (or
+    the top, ``vertical``): 256 x 20 pixels by default (20 x 256), as titiler's."""
+    vertical = orientation == "vertical"
+    width = width or (20 if vertical else 256)
+    height = height or (256 if vertical else 20)
+    steps = height if vertical else width
+    colours = table[np.linspace(0, len(table) - 1, steps).round().astype(int)]  # (n, 4)
+    pixels = (np.broadcast_to(colours.T[:, :, None], (4, height, width)) if vertical
+              else np.broadcast_to(colours.T[:, None, :], (4, height, width)))
+    alpha = None if fmt.alpha == "never" else pixels[3].copy()
+    body = fmt.encoder(np.ascontiguousarray(pixels[:3]), alpha, Options())
+    return EncodedImage(body, fmt.media_type, fmt.extension)
 
 
 def demo_url(config: Settings) -> str | None:
