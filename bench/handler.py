@@ -21,6 +21,23 @@ FILES = {  # name -> extra query (the same on both sides)
     "large_rgb_3857.tif": {},
 }
 FORMATS = ("png", "webp")
+#: Terrain tiles (algorithm=...) on the DEM, PNG, beside titiler's on the same tiles: titiler's
+#: own recipe for a hillshade (buffer=3, so that its tile keeps 256 pixels) and terrain RGB.
+ALGORITHMS = {
+    "hillshade": {"algorithm": "hillshade", "buffer": "3"},
+    "terrainrgb": {"algorithm": "terrainrgb"},
+}
+DEM = "dem_float_nodata.tif"
+
+
+#: The API Gateway resource of /cog/tiles/{z}/{x}/{y} (its variables take the names of
+#: /cog/tiles/{tileMatrixSetId}/{z}/{x}/{y}'s: one variable child per resource).
+TILE_RESOURCE = "/cog/tiles/{tileMatrixSetId}/{z}/{x}"
+
+
+def tile_parameters(t, last: str) -> dict:
+    """The path parameters API Gateway sends for /cog/tiles/{t.z}/{t.x}/{last}."""
+    return {"tileMatrixSetId": str(t.z), "z": str(t.x), "x": last}
 
 
 class Context:
@@ -74,9 +91,8 @@ def main() -> None:
         for fmt in FORMATS:
             def ours(t, fmt=fmt):
                 last = f"{t.y}.{fmt}"
-                response = cogtiler(event(f"/cog/tiles/{t.z}/{t.x}/{last}",
-                                          "/cog/tiles/{z}/{x}/{y}",
-                                          {"z": str(t.z), "x": str(t.x), "y": last}, query),
+                response = cogtiler(event(f"/cog/tiles/{t.z}/{t.x}/{last}", TILE_RESOURCE,
+                                          tile_parameters(t, last), query),
                                     context)
                 assert response["statusCode"] == 200, response
 
@@ -89,8 +105,35 @@ def main() -> None:
             rows.append(common.compare(name, fmt, tiles, ours, theirs, "titiler"))
     overall = statistics.geometric_mean(r["ratio"] for r in rows)
     print(f"geometric mean of median ratios (cogtiler / titiler+Mangum): {overall:.2f}")
+    terrain = algorithm_rows(cogtiler, titiler, context, args.per_zoom)
     png = against_rio_tiler(cogtiler, context, args.per_zoom)
-    common.save("handler", {"rows": rows, "ratio": overall, "target": 0.7, **png})
+    common.save("handler", {"rows": rows, "ratio": overall, "target": 0.7,
+                            "algorithm_rows": terrain, **png})
+
+
+def algorithm_rows(cogtiler, titiler, context, per_zoom: int) -> list[dict]:
+    """Hillshade and terrain-RGB PNG tiles of the DEM, both handlers, the same tiles."""
+    path = str(common.path_of(DEM))
+    tiles = common.sample_tiles(path, per_zoom)
+    rows = []
+    print(f"\n{'file':22} {'algorithm':10} {'tiles':>5} {'cogtiler p50/p90 ms':>20} "
+          f"{'titiler p50/p90 ms':>20} {'ratio':>6}")
+    for name, extra in ALGORITHMS.items():
+        query = {"url": path, **extra}
+
+        def ours(t):
+            last = f"{t.y}.png"
+            response = cogtiler(event(f"/cog/tiles/{t.z}/{t.x}/{last}", TILE_RESOURCE,
+                                      tile_parameters(t, last), query), context)
+            assert response["statusCode"] == 200, response
+
+        def theirs(t):
+            path_ = f"/cog/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}.png"
+            response = titiler(event(path_, "/{proxy+}", {"proxy": path_[1:]}, query), context)
+            assert response["statusCode"] == 200, response
+
+        rows.append(common.compare(DEM, name, tiles, ours, theirs, "titiler"))
+    return rows
 
 
 def against_rio_tiler(cogtiler, context, per_zoom: int) -> dict:
@@ -117,8 +160,8 @@ def against_rio_tiler(cogtiler, context, per_zoom: int) -> dict:
 
         def ours(t):
             last = f"{t.y}.png"
-            response = cogtiler(event(f"/cog/tiles/{t.z}/{t.x}/{last}", "/cog/tiles/{z}/{x}/{y}",
-                                      {"z": str(t.z), "x": str(t.x), "y": last}, query), context)
+            response = cogtiler(event(f"/cog/tiles/{t.z}/{t.x}/{last}", TILE_RESOURCE,
+                                      tile_parameters(t, last), query), context)
             assert response["statusCode"] == 200, response
             return len(base64.b64decode(response["body"]))
 

@@ -51,8 +51,9 @@ def worker(impl: str, count: int) -> dict:
 
         def make(path, extra, t, fmt):
             last = f"{t.y}.{fmt}"
-            return bench_handler.event(f"/cog/tiles/{t.z}/{t.x}/{last}", "/cog/tiles/{z}/{x}/{y}",
-                                       {"z": str(t.z), "x": str(t.x), "y": last},
+            return bench_handler.event(f"/cog/tiles/{t.z}/{t.x}/{last}",
+                                       bench_handler.TILE_RESOURCE,
+                                       bench_handler.tile_parameters(t, last),
                                        {"url": path, **extra})
     else:
         function = bench_handler.titiler_handler()

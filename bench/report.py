@@ -138,6 +138,13 @@ def main() -> None:
                 "TilerFactory behind Mangum, both in this process.", ""]
         out += ratio_table(handler["rows"], "titiler", "titiler")
         out += ["", f"**Geometric mean: {handler['ratio']:.2f}.**", ""]
+    if handler and handler.get("algorithm_rows"):
+        out += ["### Terrain tiles (algorithms) against titiler", "",
+                "PNG tiles of the DEM through both handlers, the same tiles: `algorithm="
+                "hillshade&buffer=3` (titiler's recipe, 256-pixel tiles on both sides) and "
+                "`algorithm=terrainrgb`. The format column names the algorithm.", ""]
+        out += ratio_table(handler["algorithm_rows"], "titiler", "titiler")
+        out.append("")
     if handler and "png_rows" in handler:
         out += [f"### PNG through the handler against rio-tiler (target: ≤ "
                 f"{handler['png_target']} × rio-tiler, bytes ≤ {handler['png_bytes_target']} ×)",

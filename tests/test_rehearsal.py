@@ -89,10 +89,11 @@ def test_api_keys_and_cors_origin_reach_api_gateway(rehearsal):
     the CORS preflight answers with that origin."""
     sent = rehearsal["api"]["sent"]
     assert sent["securityDefinitions"]["api_key"]["name"] == "x-api-key"
-    assert sent["paths"]["/cog/tiles/{z}/{x}/{y}"]["get"]["security"] == [{"api_key": []}]
+    tiles = "/cog/tiles/{tileMatrixSetId}/{z}/{x}/{y}"
+    assert sent["paths"][tiles]["get"]["security"] == [{"api_key": []}]
     assert "security" not in sent["paths"]["/"]["get"]
     assert "security" not in sent["paths"]["/openapi.json"]["get"]
-    preflight = sent["paths"]["/cog/tiles/{z}/{x}/{y}"]["options"][
+    preflight = sent["paths"][tiles]["options"][
         "x-amazon-apigateway-integration"]["responses"]["default"]["responseParameters"]
     origin = rehearse.ACCESS["CORS_ORIGINS"]
     assert preflight["method.response.header.Access-Control-Allow-Origin"] == f"'{origin}'"

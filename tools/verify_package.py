@@ -101,15 +101,17 @@ def tile_event(fmt: str, scale: str = "", source: str = DEMO, method: str = "GET
     z, x, y = tile
     last = f"{y}{scale}.{fmt}"
     query = {"url": [source], **{k: [v] for k, v in extra.items()}}
-    prefix, resource, parameters = f"/{kind}/tiles", f"/{kind}/tiles/{{z}}/{{x}}/{{y}}", {}
     if tms:
         prefix = f"/{kind}/tiles/{tms}"
         resource = f"/{kind}/tiles/{{tileMatrixSetId}}/{{z}}/{{x}}/{{y}}"
-        parameters = {"tileMatrixSetId": tms}
+        parameters = {"tileMatrixSetId": tms, "z": str(z), "x": str(x), "y": last}
+    else:  # /{kind}/tiles/{z}/{x}/{y} is API Gateway's .../{tileMatrixSetId}/{z}/{x}
+        prefix = f"/{kind}/tiles"  # resource: one variable child per resource
+        resource = f"/{kind}/tiles/{{tileMatrixSetId}}/{{z}}/{{x}}"
+        parameters = {"tileMatrixSetId": str(z), "z": str(x), "x": last}
     return api_event(f"{prefix}/{z}/{x}/{last}", query,
                      accept="image/avif,image/webp,image/apng,image/*,*/*;q=0.8",
-                     resource=resource, method=method,
-                     path_parameters={**parameters, "z": str(z), "x": str(x), "y": last})
+                     resource=resource, method=method, path_parameters=parameters)
 
 
 @dataclass
