@@ -35,6 +35,7 @@ from chalicelib.api.params import (
     READ_RESAMPLING,
     SELECTION,
     SIZE,
+    STAC_ASSET_SELECTION,
     STAC_INFO,
     STAC_POINT_SELECTION,
     STAC_SELECTION,
@@ -364,6 +365,15 @@ for _family in FAMILIES:
          returns=Returns(("application/json",), "Asset names", schema="Names"), tag="stac")
 def stac_assets(r: Request):
     return open_reader("stac", r.values.url, r.config).asset_names()
+
+
+@api.get("/stac/asset_statistics", "Each asset's own statistics, by asset (as titiler)",
+         params=(STAC_URL, *STAC_ASSET_SELECTION, *STATISTICS), returns=JSON, tag="stac")
+def stac_asset_statistics(r: Request):
+    v = r.values
+    select = selection(v)
+    source = open_reader("stac", v.url, r.config, select)
+    return tiler.asset_statistics(source, select, statistics_options(v))
 
 
 @api.get("/{proxy+}", "Any other path: a JSON 404", returns=JSON, errors=(404,),

@@ -365,3 +365,58 @@ def test_the_colormap_list_is_titilers_and_more(client, titiler):
     theirs = {c["id"] for c in titiler.get("/colorMaps").json()["colormaps"]}
     assert theirs <= ours
     assert ours - theirs == {"cfastie_r", "rplumbo_r", "schwarzwald_r"}  # reversible too
+
+
+# ---- every titiler parameter: taken, or refused by name --------------------------------------
+
+_OURS = {  # titiler's path templates -> ours
+    "/cog/tiles/{tileMatrixSetId}/{z}/{x}/{y}.{format}": "/cog/tiles/{tileMatrixSetId}/{z}/{x}/{y}",
+    "/cog/point/{lon},{lat}": "/cog/point/{lonlat}",
+    "/cog/preview.{format}": "/cog/preview.png",
+    "/cog/preview/{width}x{height}.{format}": "/cog/preview/{size}",
+    "/cog/bbox/{minx},{miny},{maxx},{maxy}.{format}": "/cog/bbox/{bbox}",
+    "/cog/bbox/{minx},{miny},{maxx},{maxy}/{width}x{height}.{format}": "/cog/bbox/{bbox}/{size}",
+}
+
+
+@pytest.mark.parametrize("family", ["cog", "stac"])
+def test_every_titiler_parameter_is_taken_or_refused_by_name(titiler, family):
+    """Each query parameter of each titiler GET route: our route of that path declares it,
+    or refuses it by name (a 400 that names it), never ignores it."""
+    from app import api
+    from chalicelib.api.params import check_names
+    from chalicelib.core.errors import BadRequest
+
+    ours = {r.path: r for r in api.routes if r.method == "GET"}
+    checked = 0
+    for path, operations in titiler.get("/openapi.json").json()["paths"].items():
+        if not path.startswith(f"/{family}/") or "get" not in operations:
+            continue
+        mine = ours.get(_OURS.get(path.replace(f"/{family}/", "/cog/"), "").replace(
+            "/cog/", f"/{family}/", 1) or path)
+        assert mine is not None, f"no route for titiler's {path}"
+        declared = {p.name for p in mine.params}
+        for parameter in operations["get"].get("parameters", []):
+            name = parameter["name"]
+            if parameter["in"] != "query" or name in declared:
+                continue
+            with pytest.raises(BadRequest, match=f"does not take '{name}'"):
+                check_names(mine.params, {name: ["1"]}, mine.path)
+            checked += 1
+    assert checked  # some are refused (coord_crs, dst_crs...), by name
+
+
+@pytest.mark.parametrize("assets", ["visual", "visual|bidx=2"])
+def test_asset_statistics_answer_as_titiler(client, titiler, assets):
+    from tests.support import ROOT
+    path = f"/stac/asset_statistics?url={ROOT}/chalicelib/demo/item.json&assets={assets}" \
+           "&max_size=64"
+    ours, theirs = client.http.get(path).json_body, titiler.get(path).json()
+    # titiler names an asset read with options after them ("visual|indexes=[2]"): by name here
+    assert list(ours) == ["visual"] and len(theirs) == 1
+    mine, their = ours["visual"], next(iter(theirs.values()))
+    assert list(mine) == list(their)
+    for band, expected in their.items():
+        for key in ("min", "max", "mean", "std", "median", "majority", "valid_pixels"):
+            assert mine[band][key] == pytest.approx(expected[key])
+        assert mine[band]["histogram"][0] == expected["histogram"][0]

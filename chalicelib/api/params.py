@@ -475,6 +475,8 @@ STAC_SELECTION = (ASSETS, ASSET_EXPRESSION, ASSET_BIDX, ASSET_AS_BAND, NODATA, U
                   RESAMPLING, REPROJECT)
 STAC_POINT_SELECTION = (ASSETS, ASSET_EXPRESSION, ASSET_BIDX, ASSET_AS_BAND, NODATA, UNSCALE,
                         RESAMPLING, REPROJECT)
+#: What /stac/asset_statistics reads (each asset's own bands; no expression).
+STAC_ASSET_SELECTION = (ASSETS, NODATA, UNSCALE, RESAMPLING, REPROJECT)
 #: Which assets an item's info describes.
 STAC_INFO = (ASSETS,)
 

@@ -186,6 +186,12 @@ def statistics(source: Reader, selection: Selection, options: StatisticsOptions,
     return image_statistics(image, options)
 
 
+def asset_statistics(source, selection: Selection, options: StatisticsOptions) -> dict:
+    """A STAC item's statistics per asset (``/stac/asset_statistics``)."""
+    _check_size(ImageSize(None, options.max_size), source.config)
+    return source.asset_statistics(selection, options)
+
+
 def tile_url_template(base_url: str, kind: str, tms: TileMatrixSet, scale: int,
                       fmt: ImageFormat | None, passthrough: list[tuple[str, str]],
                       placeholders=("{z}", "{x}", "{y}")) -> str:

@@ -377,6 +377,13 @@ class STACReader:
         return image_statistics(self.preview(selection, ImageSize(None, options.max_size)),
                                 options)
 
+    def asset_statistics(self, selection: Selection, options: StatisticsOptions) -> dict:
+        """Each asset's own statistics (titiler's ``/stac/asset_statistics``): by asset
+        name, its bands (those of ``assets=name|bidx=...``, else all but alpha)."""
+        plan = self._plan(selection)
+        return {name: self._asset(name).statistics(selection.for_file(bands), options)
+                for name, bands in plan.reads}
+
     def zoom_range(self, tms: TileMatrixSet) -> tuple[int, int]:
         zooms = [r.zoom_range(tms) for r in self._readers(self._focus_assets())]
         return min(z[0] for z in zooms), max(z[1] for z in zooms)
