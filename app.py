@@ -115,32 +115,33 @@ def viewer(r: Request):
 
 
 @api.get("/conformance", "The OGC API conformance classes this API implements",
-         returns=JSON, errors=SIMPLE_ERRORS, tag="pages", params=(LANDING_FORMAT,))
+         returns=JSON, errors=(400, 500), tag="pages", params=(LANDING_FORMAT,))
 def conformance(r: Request):
     return {"conformsTo": list(tiler.CONFORMANCE)}
 
 
 @api.get("/docs", "API documentation (Swagger UI)", returns=HTML, errors=SIMPLE_ERRORS,
-         tag="pages")
+         tag="pages", any_query=True)
 def docs(r: Request):
     from chalicelib.api import openapi  # only these two routes need it: not on the tile path
     return Page(openapi.swagger_page(r.prefix), HTML.media_types[0])
 
 
 @api.get("/openapi.json", "This API as an OpenAPI 3 document", returns=JSON,
-         errors=SIMPLE_ERRORS, tag="pages")
+         errors=SIMPLE_ERRORS, tag="pages", any_query=True)
 def openapi_document(r: Request):
     from chalicelib.api import openapi
     return openapi.document(api.routes, r.prefix, r.config)
 
 
-@api.get("/healthz", "Liveness check", returns=JSON, errors=SIMPLE_ERRORS, tag="pages")
+@api.get("/healthz", "Liveness check", returns=JSON, errors=SIMPLE_ERRORS, tag="pages",
+         any_query=True)
 def healthz(r: Request):
     return {"status": "ok"}
 
 
-@api.get("/colorMaps", "Names of the colormaps", returns=JSON, errors=SIMPLE_ERRORS,
-         tag="lists")
+@api.get("/colorMaps", "Names of the colormaps", returns=JSON, errors=(400, 500),
+         tag="lists", params=(LANDING_FORMAT,))
 def colormap_names(r: Request):
     return {"colorMaps": colormaps.base_names(),  # each also reversed, as <name>_r
             "colormaps": [  # titiler's shape: every name, with its link
@@ -164,7 +165,7 @@ def colormap_table(r: Request):
 
 
 @api.get("/algorithms", "The algorithms that post-process pixels (`algorithm=`)",
-         returns=JSON, errors=SIMPLE_ERRORS, tag="lists")
+         returns=JSON, errors=(400, 500), tag="lists", params=(LANDING_FORMAT,))
 def algorithm_list(r: Request):
     return {"algorithms": [
         {"id": name, "title": cls.title,
@@ -174,21 +175,22 @@ def algorithm_list(r: Request):
 
 
 @api.get("/algorithms/{algorithmId}", "An algorithm: title, description, inputs, outputs "
-         "and parameters (titiler's shape)", params=(ALGORITHM_ID,), returns=JSON,
+         "and parameters (titiler's shape)", params=(ALGORITHM_ID, LANDING_FORMAT),
+         returns=JSON,
          errors=(400, 500), tag="lists")
 def algorithm_definition(r: Request):
     return algorithms.ALGORITHMS[r.values.algorithmId].describe()
 
 
 @api.get("/tileMatrixSets", "The tile matrix sets tiles can be cut from", returns=JSON,
-         errors=SIMPLE_ERRORS, tag="lists")
+         errors=(400, 500), tag="lists", params=(LANDING_FORMAT,))
 def tile_matrix_sets(r: Request):
     return {"tileMatrixSets": [tilematrixsets.get(i).summary(r.base_url)
                                for i in tilematrixsets.IDS]}
 
 
 @api.get("/tileMatrixSets/{tileMatrixSetId}", "A tile matrix set (OGC TileMatrixSet 2.0)",
-         params=(TMS_ID,), returns=JSON, errors=(404, 500), tag="lists")
+         params=(TMS_ID, LANDING_FORMAT), returns=JSON, errors=(400, 404, 500), tag="lists")
 def tile_matrix_set(r: Request):
     return r.values.tileMatrixSetId.definition
 
