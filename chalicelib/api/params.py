@@ -311,7 +311,7 @@ def _half_pixels(text: str, param: Param, config) -> float:
 def _bins(text: str, param: Param, config) -> int | tuple[float, ...]:
     """A number of bins (1 to 1000), or increasing edges ``a,b,c``."""
     if "," not in text:
-        return _integer(text, integer("histogram_bins", "", 1, 1000), config)
+        return _integer(text, _BIN_COUNT, config)
     edges = tuple(number_value(part, param.name) for part in text.split(","))
     if len(edges) > 1001:
         raise BadRequest("'histogram_bins' takes at most 1001 edges")
@@ -587,6 +587,7 @@ IMAGE = (MAX_SIZE, WIDTH, HEIGHT)
 
 PERCENTILES = Param("p", "Percentiles to compute, repeatable or comma-separated", "number",
                     _each(_number), repeat=True, minimum=0, maximum=100, default=[2, 98])
+_BIN_COUNT = integer("histogram_bins", "A number of bins", 1, 1000)  # its limits, for _bins
 HISTOGRAM_BINS = Param("histogram_bins", "Number of equal histogram bins (1 to 1000), or "
                        "the bins' edges, increasing and comma-separated (`0,10,100,1000`)",
                        "string", _bins, default="10",
