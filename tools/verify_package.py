@@ -130,6 +130,15 @@ CHECKS = [  # the first one is the cold-start tile
     Check("JPEG tile", tile_event("jpg"), 200, "image/jpeg", (256, 256)),
     Check("GeoTIFF tile", tile_event("tif"), 200, "image/tiff; application=geotiff"),
     Check("NPY tile", tile_event("npy"), 200, "application/x-binary"),
+    # post-processing in the packaged engine: an algorithm with its buffered read (numpy's
+    # gradient), a colour formula, a 16-bit PNG
+    Check("hillshade tile", tile_event("png", bidx="2", algorithm="hillshade"), 200,
+          "image/png", (256, 256)),
+    Check("terrain RGB tile", tile_event("png", bidx="2", algorithm="terrainrgb"), 200,
+          "image/png", (256, 256)),
+    Check("colour formula tile", tile_event("png", color_formula="gamma rgb 1.5"), 200,
+          "image/png", (256, 256)),
+    Check("pngraw tile", tile_event("pngraw"), 200, "image/png", (256, 256)),
     Check("bad request", tile_event("png", bidx="0"), 400, "application/json"),
     Check("bad tile address", tile_event("gif"), 400, "application/json"),
     Check("forbidden source", api_event("/cog/info", {"url": ["/etc/passwd"]}), 403,
