@@ -145,6 +145,9 @@ RENDER_CASES = [
     "/cog/preview.npy?url={scaled}&max_size=256&unscale=true",
     "/cog/preview.npy?url={scaled}&max_size=256&unscale=true&rescale=0,50",
     TILE + ".npy?url={scaled}&unscale=true&algorithm=hillshade&buffer=3",
+    TILE + ".npy?url={data}/cog.tif&buffer=1",  # 258 x 258
+    TILE + ".npy?url={data}/cog.tif&buffer=0.5",  # 257 x 257
+    TILE + ".npy?url={data}/cog.tif&padding=2",
 ]
 
 

@@ -290,8 +290,7 @@ def json_body(text: str, param: Param, config) -> Any:
 
 
 def _json_object(text: str, param: Param, config) -> dict:
-    if param.max_length and len(text) > param.max_length:
-        raise BadRequest(f"'{param.name}' is longer than {param.max_length} characters")
+    _text(text, param, config)
     try:
         value = json.loads(text)
     except (ValueError, RecursionError):

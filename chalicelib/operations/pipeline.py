@@ -71,7 +71,8 @@ def draw(read: Callable[[bool], ImageData], style: Style, fmt: ImageFormat | Non
     """``read(statistics)`` the pixels, then process (``algorithm``), crop ``crop`` pixels
     off each side (a padding the read added), render and encode them. ``read`` is told
     whether the style needs the dataset statistics attached."""
+    # an algorithm's output is stretched by the input's statistics only if on its scale
     statistics = render.stretches(style, raw(fmt)) and (
-        algorithm is None or algorithm.needs_statistics)
+        algorithm is None or algorithm.keeps_scale)
     image = post_process(read(statistics), algorithm).cropped(crop)
     return encode_image(image, style, fmt)

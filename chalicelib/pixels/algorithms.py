@@ -151,11 +151,6 @@ class Algorithm:
             return ((float(info.min), float(info.max)),)
         return None
 
-    @property
-    def needs_statistics(self) -> bool:
-        """Whether rendering its output may stretch by the input's statistics."""
-        return self.keeps_scale
-
     def apply(self, image: ImageData) -> ImageData:
         """The algorithm itself, on the pixels read with :attr:`buffer` more on each side."""
         raise NotImplementedError
