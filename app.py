@@ -22,7 +22,12 @@ from chalicelib.api.params import (
     BBOX,
     COLORMAP_ID,
     COLORMAP_IMAGE,
+    COORD_CRS,
     DOCUMENT_ONLY,
+    DST_CRS,
+    FEATURE,
+    FEATURE_IMAGE,
+    FEATURES,
     FORMAT,
     IMAGE,
     LANDING_FORMAT,
@@ -34,6 +39,7 @@ from chalicelib.api.params import (
     POST_PROCESS,
     READ_RESAMPLING,
     SELECTION,
+    SHAPE_STATISTICS,
     SIZE,
     STAC_ASSET_SELECTION,
     STAC_INFO,
@@ -49,7 +55,10 @@ from chalicelib.api.params import (
     WMTS,
     Param,
     algorithm,
+    bbox_of,
+    coord_crs,
     image_size,
+    point_of,
     selection,
     statistics_options,
     style,
@@ -63,6 +72,7 @@ from chalicelib.core import settings
 from chalicelib.core.errors import BadRequest, NotFound, TilerError
 from chalicelib.core.records import Selection
 from chalicelib.grids import tilematrixsets
+from chalicelib.grids.shapes import shapes_of
 from chalicelib.jobs import cogify, tilecache
 from chalicelib.operations import tiler, wmts
 from chalicelib.pixels import algorithms, colormaps, formats
@@ -81,7 +91,8 @@ app.api.cors = CORSConfig(allow_origin=_origin, max_age=600) if _origin else Fal
 api = RouteTable(app, Response, _loaded_with)
 
 JSON = Returns(("application/json",), "JSON")
-IMAGE_OUT = Returns(formats.MEDIA_TYPES, "The image", headers=("Cache-Control",))
+IMAGE_OUT = Returns(formats.MEDIA_TYPES, "The image",
+                    headers=("Cache-Control", "Content-Bbox", "Content-Crs"))
 TILE_OUT = Returns(formats.MEDIA_TYPES, "The tile",
                    headers=("Cache-Control", "Content-Bbox", "Content-Crs"))
 HTML = Returns(("text/html; charset=utf-8",), "An HTML page")
@@ -206,7 +217,7 @@ class Family:
     selection: tuple[Param, ...]  # what to read
     point: tuple[Param, ...]  # what to read at a point
     info: tuple[Param, ...] = ()  # what info describes (a STAC item's assets)
-    images: bool = True  # previews, bbox images and statistics
+    whole: bool = True  # previews and statistics of the whole source
 
     @property
     def what(self) -> str:  # "the raster", for summaries
@@ -216,7 +227,7 @@ class Family:
 FAMILIES = (
     Family("cog", URL, SELECTION, POINT_SELECTION),
     Family("stac", STAC_URL, STAC_SELECTION, STAC_POINT_SELECTION, info=STAC_INFO),
-    Family("mosaicjson", MOSAIC_URL, MOSAIC_SELECTION, MOSAIC_POINT_SELECTION, images=False),
+    Family("mosaicjson", MOSAIC_URL, MOSAIC_SELECTION, MOSAIC_POINT_SELECTION, whole=False),
 )
 
 
@@ -231,18 +242,33 @@ def _preview(f: Family, fmt=None, sized=False):
         v = r.values
         size = image_size(v, fmt or v.get("format"), v.size if sized else None)
         select = selection(v)
-        return tiler.preview(_source(f, r, select), size, select, style(v), algorithm(v))
+        return tiler.preview(_source(f, r, select), size, select, style(v), algorithm(v),
+                             v.dst_crs)
     return view
 
 
 def _bbox(f: Family, sized=False):
     def view(r: Request):
         v = r.values
-        bounds, fmt = v.bbox
+        bounds, fmt = bbox_of(v)
         size = image_size(v, fmt, v.size if sized else None)
         select = selection(v)
         return tiler.bbox(_source(f, r, select), bounds, size, select, style(v),
-                          algorithm(v))
+                          algorithm(v), coord_crs(v), v.dst_crs)
+    return view
+
+
+def _feature(f: Family, fmt=None, sized=False):
+    def view(r: Request):
+        v = r.values
+        size = image_size(v, fmt or v.get("format"), v.size if sized else None)
+        select = selection(v)
+        found = shapes_of(v.feature, coord_crs(v))
+        if found.collection:
+            raise BadRequest("an image is of one Feature; POST a FeatureCollection to "
+                             f"/{f.kind}/statistics")
+        return tiler.feature(_source(f, r, select), found.shapes[0], size, select, style(v),
+                             algorithm(v), coord_crs(v), v.dst_crs)
     return view
 
 
@@ -263,10 +289,11 @@ def declare_family(f: Family) -> None:
         return tiler.info_geojson(_source(f, r), tile_matrix_set_of(r.values))
 
     @api.get(f"{k}/point/{{lonlat}}", "Each band's value at a point",
-             params=(f.url, LONLAT, *f.point), returns=JSON, tag=tag)
+             params=(f.url, LONLAT, *f.point, COORD_CRS), returns=JSON, tag=tag)
     def point(r: Request):
         select = selection(r.values)
-        return tiler.point(_source(f, r, select), r.values.lonlat, select)
+        return tiler.point(_source(f, r, select), point_of(r.values), select,
+                           coord_crs(r.values))
 
     @api.get(f"{k}/tiles", f"The tilesets of {f.what}, one per tile matrix set (OGC API "
              "Tiles)", params=(f.url, *f.info), returns=JSON, tag=tag)
@@ -329,8 +356,55 @@ def declare_family(f: Family) -> None:
                                       algorithm(v)),
                     XML.media_types[0])
 
-    if not f.images:
-        return
+    declare_parts(f)
+    if f.whole:
+        declare_whole(f)
+
+
+def declare_parts(f: Family) -> None:
+    """A family's routes of a part of the source: a box, a GeoJSON shape, its
+    statistics."""
+    k, tag, select = f"/{f.kind}", f.kind, f.selection
+    style_params = (*POST_PROCESS, *STYLE)
+    image_params = (f.url, *IMAGE, *select, *style_params)
+    api.get(f"{k}/bbox/{{bbox}}", f"A part of {f.what} as an image (in degrees, or in "
+            "coord_crs; the image in dst_crs)", params=(BBOX, *image_params, COORD_CRS,
+                                                        DST_CRS),
+            returns=IMAGE_OUT, tag=tag)(_bbox(f))
+    api.get(f"{k}/bbox/{{bbox}}/{{size}}", f"A part of {f.what} at {{width}}x{{height}}"
+            ".{format}", params=(BBOX, SIZE, *image_params, COORD_CRS, DST_CRS),
+            returns=IMAGE_OUT, tag=tag)(_bbox(f, sized=True))
+
+    shape_image = (f.url, *FEATURE_IMAGE, *select, *style_params, COORD_CRS, DST_CRS, FEATURE)
+    api.post(f"{k}/feature", f"The image of a GeoJSON Feature over {f.what}: its box, the "
+             "pixels outside the shape masked", params=(*shape_image, FORMAT),
+             returns=IMAGE_OUT, tag=tag)(_feature(f))
+    api.post(f"{k}/feature/{{size}}", "The image of a GeoJSON Feature at {width}x{height}"
+             "[.{format}]", params=(SIZE, *shape_image), returns=IMAGE_OUT,
+             tag=tag)(_feature(f, sized=True))
+    for fmt in formats.NAMES:
+        api.post(f"{k}/feature.{fmt}", f"The image of a GeoJSON Feature as {fmt}",
+                 params=shape_image, returns=IMAGE_OUT, tag=tag)(_feature(f, formats.get(fmt)))
+
+    @api.post(f"{k}/statistics", "Statistics of the pixels each shape of a GeoJSON Feature "
+              "or FeatureCollection covers, partial pixels weighted by their coverage",
+              params=(f.url, *select, *POST_PROCESS, *SHAPE_STATISTICS, COORD_CRS, DST_CRS,
+                      FEATURES), returns=Returns(("application/geo+json",), "The GeoJSON, "
+                                                 "each feature with its statistics"), tag=tag)
+    def shape_statistics(r: Request):
+        v = r.values
+        select = selection(v)
+        found = shapes_of(v.geojson, coord_crs(v))
+        return tiler.feature_statistics(
+            _source(f, r, select), found, select, statistics_options(v),
+            image_size(v), algorithm(v), coord_crs(v), v.dst_crs, v.cover_scale)
+
+
+
+def declare_whole(f: Family) -> None:
+    """A family's routes of the whole source: its statistics and previews."""
+    k, tag, select = f"/{f.kind}", f.kind, f.selection
+    image_params = (f.url, *IMAGE, *select, *POST_PROCESS, *STYLE)
 
     @api.get(f"{k}/statistics", "Per-band statistics: min, max, mean, percentiles, histogram",
              params=(f.url, *select, *POST_PROCESS, *STATISTICS), returns=JSON, tag=tag)
@@ -340,23 +414,17 @@ def declare_family(f: Family) -> None:
         return tiler.statistics(_source(f, r, select), select, statistics_options(v),
                                 algorithm(v))
 
-    image_params = (f.url, *IMAGE, *select, *style_params)
-    api.get(f"{k}/preview", f"The whole of {f.what} as an image",
-            params=(*image_params, FORMAT), returns=IMAGE_OUT, tag=tag)(_preview(f))
+    api.get(f"{k}/preview", f"The whole of {f.what} as an image (in its CRS, or dst_crs)",
+            params=(*image_params, FORMAT, DST_CRS), returns=IMAGE_OUT, tag=tag)(_preview(f))
     api.get(f"{k}/preview/{{size}}", f"The whole of {f.what} at {{width}}x{{height}}"
-            "[.{format}]", params=(SIZE, *image_params), returns=IMAGE_OUT,
+            "[.{format}]", params=(SIZE, *image_params, DST_CRS), returns=IMAGE_OUT,
             tag=tag)(_preview(f, sized=True))
     # API Gateway path parts are literal or a whole {variable}: "preview.{format}" is not
     # allowed, so each format gets its own literal route.
     for fmt in formats.NAMES:  # every spelling: preview.jpg and preview.jpeg, as titiler
-        api.get(f"{k}/preview.{fmt}", f"The whole of {f.what} as {fmt}", params=image_params,
-                returns=IMAGE_OUT, tag=tag)(_preview(f, formats.get(fmt)))
-
-    api.get(f"{k}/bbox/{{bbox}}", f"A part of {f.what}, as an EPSG:4326 image",
-            params=(BBOX, *image_params), returns=IMAGE_OUT, tag=tag)(_bbox(f))
-    api.get(f"{k}/bbox/{{bbox}}/{{size}}", f"A part of {f.what} at {{width}}x{{height}}"
-            ".{format}", params=(BBOX, SIZE, *image_params), returns=IMAGE_OUT,
-            tag=tag)(_bbox(f, sized=True))
+        api.get(f"{k}/preview.{fmt}", f"The whole of {f.what} as {fmt}",
+                params=(*image_params, DST_CRS), returns=IMAGE_OUT,
+                tag=tag)(_preview(f, formats.get(fmt)))
 
 
 for _family in FAMILIES:

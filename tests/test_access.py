@@ -76,7 +76,7 @@ def test_api_keys_guard_the_routes_that_read_sources():
     scheme = document["components"]["securitySchemes"]["api_key"]
     assert scheme["in"] == "header" and scheme["name"] == "x-api-key"
     documented = {api.resource_of(path) for path, ops in document["paths"].items()
-                  if ops["get"].get("security") == [{"api_key": []}]}
+                  if any(op.get("security") == [{"api_key": []}] for op in ops.values())}
     assert documented == guarded & {api.resource_of(path) for path in document["paths"]}
 
 

@@ -41,8 +41,11 @@ def test_every_route_and_parameter_is_in_it(client):
     assert set(paths) == {r.path for r in listed}
     assert "/{proxy+}" not in paths  # the catch-all 404 is not an operation
     for route in listed:
-        operation = paths[route.path]["get"]
-        assert list(parameters(doc, operation)) == [p.name for p in route.params]
+        operation = paths[route.path][route.method.lower()]
+        assert list(parameters(doc, operation)) == [p.name for p in route.params
+                                                     if p.where != "body"]
+        if route.body is not None:  # the body is the operation's requestBody
+            assert route.body.media_type in operation["requestBody"]["content"]
         no_content = {"204"} if "{z}" in route.path else set()  # tiles: outside=204
         assert {"200", *no_content, *map(str, route.errors)} == set(operation["responses"])
 

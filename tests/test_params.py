@@ -1,6 +1,7 @@
 """Parameters: parsed from their declarations into typed records, or a 400 naming them."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -129,17 +130,53 @@ def test_bad_statistics_parameters(query):
         params.statistics_options(params.parse(params.STATISTICS, query, config=Settings()))
 
 
-@pytest.mark.parametrize("text", ["1,2,3", "a,b,c,d", "0,0,10,10,5", "-200,0,10,10",
-                                  "0,10,10,0", "0,95,10,96", "10,0,5,1", "١,0,1,1"])
+@pytest.mark.parametrize("text", ["1,2,3", "a,b,c,d", "0,0,10,10,5", "0,10,10,0",
+                                  "10,0,5,1", "١,0,1,1", "0,0,0,1"])
 def test_bad_bboxes(text):
     with pytest.raises(BadRequest):
         params.bbox_value(text)
 
 
-@pytest.mark.parametrize("text", ["1", "a,b", "181,0", "0,91", "nan,0", "١,0"])
+@pytest.mark.parametrize("text", ["-200,0,10,10", "0,95,10,96"])
+def test_bboxes_in_degrees_unless_coord_crs_says_otherwise(text):
+    declared = (params.BBOX, params.COORD_CRS)
+    with pytest.raises(BadRequest, match="coord_crs"):
+        params.bbox_of(params.parse(declared, path={"bbox": text + ".png"}))
+    projected = params.parse(declared, {"coord_crs": ["EPSG:3857"]}, {"bbox": text + ".png"})
+    assert params.bbox_of(projected)[0] == tuple(float(v) for v in text.split(","))
+
+
+@pytest.mark.parametrize("text", ["1", "a,b", "nan,0", "١,0"])
 def test_bad_points(text):
     with pytest.raises(BadRequest):
         params.parse((params.LONLAT,), path={"lonlat": text})
+
+
+@pytest.mark.parametrize("text", ["181,0", "0,91"])
+def test_points_in_degrees_unless_coord_crs_says_otherwise(text):
+    declared = (params.LONLAT, params.COORD_CRS)
+    with pytest.raises(BadRequest, match="coord_crs"):
+        params.point_of(params.parse(declared, path={"lonlat": text}))
+    assert params.point_of(params.parse(declared, {"coord_crs": ["EPSG:32618"]},
+                                        {"lonlat": text})) == tuple(map(float, text.split(",")))
+
+
+@pytest.mark.parametrize(("text", "code"), [
+    ("EPSG:32633", 32633), ("epsg:4326", 4326),
+    ("http://www.opengis.net/def/crs/EPSG/0/3857", 3857), ("urn:ogc:def:crs:EPSG::2154", 2154)])
+def test_crs_by_code_uri_or_urn(text, code):
+    assert params.crs_value(text).to_epsg() == code
+    assert re.fullmatch(params.COORD_CRS.pattern, text)  # the OpenAPI pattern says the same
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("+proj=longlat +nadgrids=@http://x/grid.tif", "by its code"),
+    ('GEOGCS["x"]', "by its code"), ("EPSG:999999", "not a CRS this server knows"),
+    ("/vsicurl/http://x", "by its code")])
+def test_crs_strings_that_could_reach_out_are_refused(text, words):
+    with pytest.raises(BadRequest, match=words):
+        params.crs_value(text)
+    assert words != "by its code" or not re.fullmatch(params.COORD_CRS.pattern, text)
 
 
 def test_limits_that_depend_on_the_settings():

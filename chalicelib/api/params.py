@@ -17,6 +17,7 @@ body (``where="body"``, for POST routes: the body is its one raw value).
 """
 
 import difflib
+import functools
 import json
 import math
 import re
@@ -26,9 +27,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+from rasterio.crs import CRS
 from rasterio.enums import Resampling
+from rasterio.errors import CRSError
 
 from ..core.errors import BadRequest
+from ..core.geo import WGS84
 from ..core.records import (
     ImageSize,
     Selection,
@@ -358,30 +362,62 @@ def _tile_y(text: str, param: Param, config) -> tuple:
 
 
 def _lonlat(text: str, param: Param, config) -> tuple[float, float]:
+    """``x,y``: degrees (checked by :func:`point_of`) unless ``coord_crs`` says otherwise."""
     parts = text.split(",")
     if len(parts) != 2:
-        raise BadRequest("the point is lon,lat in degrees (WGS84)")
-    lon, lat = number_value(parts[0], "lon"), number_value(parts[1], "lat")
-    if not (-180 <= lon <= 180 and -90 <= lat <= 90):
-        raise BadRequest("the point must have -180 <= lon <= 180 and -90 <= lat <= 90")
-    return lon, lat
+        raise BadRequest("the point is lon,lat in degrees (or x,y in coord_crs)")
+    return number_value(parts[0], "lon"), number_value(parts[1], "lat")
 
 
 def bbox_value(text: str) -> tuple[float, float, float, float]:
-    """``minx,miny,maxx,maxy`` in degrees; minx > maxx is refused (split at 180 degrees)."""
+    """``minx,miny,maxx,maxy`` (degrees unless ``coord_crs`` says otherwise: checked by
+    :func:`bbox_of`); minx > maxx is refused (split at 180 degrees)."""
     parts = text.split(",")
     if len(parts) != 4:
-        raise BadRequest("the bbox is minx,miny,maxx,maxy in degrees (WGS84)")
+        raise BadRequest("the bbox is minx,miny,maxx,maxy in degrees (or in coord_crs)")
     minx, miny, maxx, maxy = (number_value(p, "bbox") for p in parts)
-    if not (-180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny < maxy <= 90):
-        raise BadRequest("the bbox must be minx,miny,maxx,maxy in degrees, with "
-                         "-180 <= x <= 180 and -90 <= miny < maxy <= 90")
-    if minx == maxx:
-        raise BadRequest("the bbox has no width")
+    if minx == maxx or miny == maxy:
+        raise BadRequest("the bbox has no width or no height")
+    if miny > maxy:
+        raise BadRequest("bbox miny must be less than maxy")
     if minx > maxx:
         raise BadRequest("bbox minx must be less than maxx (split a bbox that crosses 180 "
                          "degrees into two requests)")
     return minx, miny, maxx, maxy
+
+
+#: CRSs a request may name: an authority code, or its OGC URI or URN (no PROJ strings or
+#: WKT: they could name grid files).
+_AUTHORITY = "EPSG|ESRI|OGC|IAU_2015|epsg|esri|ogc|iau_2015"
+_CRS_RE = (rf"(?:(?P<auth>{_AUTHORITY}):(?P<code>[0-9A-Za-z]{{1,12}})"
+           r"|https?://www\.opengis\.net/def/crs/(?P<uauth>EPSG|OGC)/[0-9.]{1,8}/"
+           r"(?P<ucode>[0-9A-Za-z]{1,12})"
+           r"|urn:ogc:def:crs:(?P<nauth>EPSG|OGC):[0-9.]{0,8}:(?P<ncode>[0-9A-Za-z]{1,12}))")
+_CRS = re.compile(_CRS_RE)
+
+
+@functools.lru_cache(maxsize=256)
+def crs_value(text: str, name: str = "crs") -> CRS:
+    """A CRS named by its code (``EPSG:32633``), OGC URI or URN."""
+    match = _CRS.fullmatch(text.strip())
+    if match is None:
+        raise BadRequest(f"'{name}' names a CRS by its code, as EPSG:32633 or "
+                         "http://www.opengis.net/def/crs/EPSG/0/32633; got "
+                         f"{_short(text)}")
+    authority = (match.group("auth") or match.group("uauth") or match.group("nauth")).upper()
+    code = (match.group("code") or match.group("ucode") or match.group("ncode")).upper()
+    try:
+        crs = CRS.from_user_input(f"{authority}:{code}")
+    except CRSError:
+        raise BadRequest(f"'{name}': {authority}:{code} is not a CRS this server "
+                         "knows") from None
+    if not (crs.is_geographic or crs.is_projected):
+        raise BadRequest(f"'{name}': {authority}:{code} is neither geographic nor projected")
+    return crs
+
+
+def _crs(text: str, param: Param, config) -> CRS:
+    return crs_value(text, param.name)
 
 
 def _bbox(text: str, param: Param, config) -> tuple:
@@ -566,10 +602,12 @@ TILE_QUERY_FORMAT = Param("format", "The tile's format, where the path has no ex
                           "(as titiler's `?format=`)", "string", _format, enum=formats.NAMES)
 TILE = (TMS_ID, Z, X, Y, TILESIZE, OUTSIDE, BUFFER, PADDING, TILE_QUERY_FORMAT)
 
-LONLAT = Param("lonlat", "`lon,lat` in degrees (WGS84)", "string", _lonlat, where="path",
+LONLAT = Param("lonlat", "`lon,lat` in degrees (WGS84), or `x,y` in `coord_crs`", "string",
+               _lonlat, where="path",
                required=True, pattern=rf"^{_NUMBER_RE},{_NUMBER_RE}$", example="-77.7,24.5")
-BBOX = Param("bbox", "`minx,miny,maxx,maxy` in degrees (WGS84), then `.{format}` unless a "
-             "size segment follows", "string", _bbox, where="path", required=True,
+BBOX = Param("bbox", "`minx,miny,maxx,maxy` in degrees (WGS84) or in `coord_crs`, then "
+             "`.{format}` unless a size segment follows", "string", _bbox, where="path",
+             required=True,
              pattern=rf"^{_NUMBER_RE},{_NUMBER_RE},{_NUMBER_RE},{_NUMBER_RE}"
                      rf"(\.({_FORMAT_RE}))?$", example="-78.0,24.0,-77.5,24.5.png")
 SIZE = Param("size", "`{width}x{height}` in pixels, then optionally `.{format}`", "string",
@@ -583,6 +621,27 @@ HEIGHT = integer("height", "Output height in pixels (overrides max_size)", 1, _m
 FORMAT = Param("format", "Output format (default: PNG where pixels are masked, else JPEG)",
                "string", _format, enum=formats.NAMES)
 IMAGE = (MAX_SIZE, WIDTH, HEIGHT)
+PART_MAX_SIZE = integer("max_size", "Longest side of the image, in pixels (default: the "
+                        "data's resolution over the shape's box)", 1, _max_image)
+#: A shape's image: at the data's resolution unless a size is asked (titiler's).
+FEATURE_IMAGE = (PART_MAX_SIZE, WIDTH, HEIGHT)
+
+_CRS_PATTERN = "^" + re.sub(r"\?P<\w+>", "", _CRS_RE) + "$"  # JSON schema: no names
+COORD_CRS = Param("coord_crs", "The CRS of the request's coordinates (bbox, point, GeoJSON): "
+                  "`EPSG:32633` or its OGC URI; default WGS84 degrees", "string", _crs,
+                  pattern=_CRS_PATTERN, example="EPSG:4326")
+DST_CRS = Param("dst_crs", "The output image's CRS: `EPSG:3857` or its OGC URI; default the "
+                "coordinates' CRS (bbox, feature) or the data's (preview)", "string", _crs,
+                pattern=_CRS_PATTERN, example="EPSG:3857")
+COVER_SCALE = integer("cover_scale", "Samples per pixel side that measure how much of each "
+                      "pixel the shape covers (statistics weigh pixels by it)", 1, 1000,
+                      default=10)
+FEATURE = Param("feature", "A GeoJSON Feature whose geometry is a Polygon or MultiPolygon "
+                "(coordinates in `coord_crs`)", "object", json_body, required=True,
+                where="body", media_type="application/geo+json")
+FEATURES = Param("geojson", "A GeoJSON Feature or FeatureCollection of Polygons or "
+                 "MultiPolygons (coordinates in `coord_crs`)", "object", json_body,
+                 required=True, where="body", media_type="application/geo+json")
 
 PERCENTILES = Param("p", "Percentiles to compute, repeatable or comma-separated", "number",
                     _each(_number), repeat=True, minimum=0, maximum=100, default=[2, 98])
@@ -606,6 +665,9 @@ STATISTICS_MAX_SIZE = integer("max_size", "Longest side of the overview the stat
                               "computed from, in pixels", 1, 2048, default=1024)
 STATISTICS = (STATISTICS_MAX_SIZE, CATEGORICAL, CATEGORIES, PERCENTILES, HISTOGRAM_BINS,
               HISTOGRAM_RANGE)
+#: POST statistics of GeoJSON shapes: on the data's pixels unless a size is asked.
+SHAPE_STATISTICS = (*FEATURE_IMAGE, CATEGORICAL, CATEGORIES, PERCENTILES, HISTOGRAM_BINS,
+                    HISTOGRAM_RANGE, COVER_SCALE)
 
 TILE_FORMAT = Param("tile_format", "Format of the tiles the document points to (default: PNG "
                     "where pixels are masked, else JPEG)", "string", _format,
@@ -787,6 +849,35 @@ def image_size(v: Values, fmt=None, size: tuple | None = None) -> ImageSize:
     return ImageSize(format=fmt, max_size=v.max_size, width=width, height=height)
 
 
+def coord_crs(v: Values) -> CRS:
+    """The CRS of the request's coordinates (``coord_crs``; default WGS84)."""
+    crs: CRS = v.get("coord_crs") or WGS84
+    return crs
+
+
+def _check_degrees(xs, ys, what: str) -> None:
+    if not all(-180 <= x <= 180 for x in xs) or not all(-90 <= y <= 90 for y in ys):
+        raise BadRequest(f"the {what} must have -180 <= lon <= 180 and -90 <= lat <= 90 "
+                         "(degrees); give coord_crs for coordinates in another CRS")
+
+
+def point_of(v: Values) -> tuple[float, float]:
+    """The path's point, checked as degrees where ``coord_crs`` is WGS84."""
+    x, y = v.lonlat
+    if coord_crs(v).is_geographic:
+        _check_degrees([x], [y], "point")
+    return x, y
+
+
+def bbox_of(v: Values) -> tuple[tuple[float, float, float, float], Any]:
+    """The path's bbox and its format, the bbox checked as degrees where ``coord_crs`` is
+    geographic."""
+    bounds, fmt = v.bbox
+    if coord_crs(v).is_geographic:
+        _check_degrees(bounds[::2], bounds[1::2], "bbox")
+    return bounds, fmt
+
+
 def statistics_options(v: Values) -> StatisticsOptions:
     """What ``/statistics`` computes, from the ``STATISTICS`` group."""
     histogram_range = None
@@ -806,7 +897,7 @@ def statistics_options(v: Values) -> StatisticsOptions:
         histogram_range = (low, high)
     if v.c and not v.categorical:
         raise BadRequest("'c' (categories) is given without categorical=true")
-    return StatisticsOptions(max_size=v.max_size, percentiles=v.p, bins=v.histogram_bins,
+    return StatisticsOptions(max_size=v.get("max_size"), percentiles=v.p, bins=v.histogram_bins,
                              histogram_range=histogram_range, categorical=v.categorical,
                              categories=v.c)
 

@@ -15,7 +15,9 @@ import math
 from typing import NamedTuple
 
 from rasterio.crs import CRS
-from rasterio.warp import transform_bounds
+from rasterio.warp import transform, transform_bounds
+
+from .errors import BadRequest
 
 WGS84 = CRS.from_epsg(4326)
 #: Web Mercator covers latitudes up to here (EPSG:3857's square world).
@@ -56,6 +58,18 @@ def geographic_overlap(a: tuple, b: tuple) -> bool:
                for b0, b1 in lon_spans(b[0], b[2]))
 
 
+def wrapped(west: float, south: float, east: float, north: float) -> LonLatBounds:
+    """A box whose east is past 180 degrees (a shape joined across the antimeridian) as
+    the usual (west, south, east, north), west > east where it crosses.
+
+    >>> wrapped(170.0, 0.0, 190.0, 1.0)
+    LonLatBounds(west=170.0, south=0.0, east=-170.0, north=1.0)
+    """
+    if east > 180:
+        west, east = (west - 360, east - 360) if west >= 180 else (west, east - 360)
+    return LonLatBounds(west, south, east, north)
+
+
 def widened(bounds: tuple, width: int, height: int,
             margin: float) -> tuple[Bounds, int, int]:
     """``bounds`` drawn as ``width`` x ``height`` pixels, with ``margin`` more pixels on each
@@ -82,3 +96,42 @@ def to_geographic(crs: CRS, bounds: tuple) -> LonLatBounds | None:
     if not all(map(math.isfinite, (west, south, east, north))):
         return None
     return LonLatBounds(west, max(south, -90.0), east, min(north, 90.0))
+
+
+def crs_name(crs: CRS) -> str:
+    """``EPSG:n`` where the CRS has an EPSG code, else its authority code or a short
+    description (for messages)."""
+    code = crs.to_epsg()
+    if code:
+        return f"EPSG:{code}"
+    authority = crs.to_authority()
+    return ":".join(authority) if authority else "the requested CRS"
+
+
+def to_bounds(src: CRS, dst: CRS, bounds: tuple) -> Bounds:
+    """``bounds`` in ``src`` as a box in ``dst`` (densified edges); :class:`BadRequest`
+    when they cannot be expressed there."""
+    if src == dst:
+        return Bounds(*bounds)
+    try:
+        box = transform_bounds(src, dst, *bounds, densify_pts=21)
+    except Exception:  # PROJ refuses points outside the target's domain
+        box = (math.nan,) * 4
+    if not all(map(math.isfinite, box)):
+        raise BadRequest(f"the box {', '.join(f'{v:g}' for v in bounds)} cannot be "
+                         f"expressed in {crs_name(dst)}")
+    return Bounds(*box)
+
+
+def to_lonlat(crs: CRS, x: float, y: float) -> tuple[float, float]:
+    """The point (x, y) in ``crs`` as (lon, lat); :class:`BadRequest` when it has none."""
+    if crs == WGS84:
+        return x, y
+    try:
+        (lon,), (lat,) = transform(crs, WGS84, [x], [y])
+    except Exception:
+        lon = lat = math.nan
+    if not (math.isfinite(lon) and math.isfinite(lat)):
+        raise BadRequest(f"the point {x:g},{y:g} has no longitude and latitude in "
+                         f"{crs_name(crs)}")
+    return lon, lat

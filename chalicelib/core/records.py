@@ -111,7 +111,7 @@ class ImageSize:
     size with the longest side at most ``max_size`` (never upsampled)."""
 
     format: ImageFormat | None
-    max_size: int
+    max_size: int | None  # None: the data's size (a feature's statistics)
     width: int | None = None
     height: int | None = None
     #: Pixels read beyond the image on each side (what an algorithm's neighbourhood needs).
@@ -122,7 +122,7 @@ class ImageSize:
 class StatisticsOptions:
     """What ``/statistics`` computes, from an overview of at most ``max_size`` pixels."""
 
-    max_size: int = 1024
+    max_size: int | None = 1024  # None: the data's resolution (statistics of a shape)
     percentiles: tuple[float, ...] = (2.0, 98.0)
     #: A number of equal bins, or the bins' edges (increasing).
     bins: int | tuple[float, ...] = 10

@@ -7,15 +7,18 @@ render, encode), and returns plain data (or an :class:`~chalicelib.core.records.
 for the HTTP layer to answer with. Errors are :class:`~chalicelib.core.errors.TilerError`.
 """
 
+from collections.abc import Callable
 from dataclasses import replace
 from urllib.parse import urlencode
 
 import numpy as np
+from rasterio.crs import CRS
 
 from ..core.errors import BadRequest, TileOutsideBounds, TilerError, TooLarge
-from ..core.geo import MAX_LAT, Bounds, LonLatBounds, lon_spans
+from ..core.geo import MAX_LAT, WGS84, Bounds, lon_spans, to_bounds, to_lonlat
 from ..core.records import (
     EncodedImage,
+    ImageData,
     ImageSize,
     Selection,
     StatisticsOptions,
@@ -24,6 +27,8 @@ from ..core.records import (
     TilesetOptions,
 )
 from ..core.settings import DEMO_URL, Settings
+from ..grids import shapes
+from ..grids.shapes import Shape, Shapes
 from ..grids.tilematrixsets import TileMatrixSet
 from ..pixels import formats
 from ..pixels.algorithms import Algorithm
@@ -32,7 +37,7 @@ from ..pixels.formats import ImageFormat
 from ..pixels.statistics import image_statistics
 from ..readers.protocol import Reader
 from ..sources import allowlist
-from .pipeline import draw
+from .pipeline import draw, post_process
 
 
 def colormap_swatch(table: np.ndarray, fmt: ImageFormat, orientation: str = "horizontal",
@@ -128,18 +133,55 @@ def _with_margin(size: ImageSize, algorithm: Algorithm | None) -> ImageSize:
         size, margin=algorithm.buffer)
 
 
+def crs_uri(crs) -> str | None:
+    """The OGC URI of ``crs`` (``http://www.opengis.net/def/crs/EPSG/0/4326``), if it has
+    an authority code."""
+    authority = crs.to_authority()
+    if not authority:
+        return None
+    name, code = authority
+    return f"http://www.opengis.net/def/crs/{name}/0/{code}"
+
+
+def _part_headers(image: ImageData) -> dict:
+    """Where an image lies (titiler's Content-Bbox and Content-Crs)."""
+    left, bottom, right, top = image.bounds
+    headers = {"Content-Bbox": f"{left},{bottom},{right},{top}"}
+    uri = crs_uri(image.crs)
+    if uri:
+        headers["Content-Crs"] = f"<{uri}>"
+    return headers
+
+
+def _drawn(read: Callable[[bool], ImageData], style: Style, fmt: ImageFormat | None,
+           algorithm: Algorithm | None) -> EncodedImage:
+    """:func:`.pipeline.draw`, with the headers that say where the image lies."""
+    read_images: list[ImageData] = []
+
+    def kept(statistics: bool) -> ImageData:
+        read_images.append(read(statistics))
+        return read_images[-1]
+
+    result = draw(kept, style, fmt, algorithm)
+    margin = int(algorithm.buffer) if algorithm is not None else 0
+    result.headers = _part_headers(read_images[-1].cropped(margin))
+    return result
+
+
 def preview(source: Reader, size: ImageSize, selection: Selection, style: Style,
-            algorithm: Algorithm | None = None) -> EncodedImage:
-    """The whole source as one image of ``size``."""
+            algorithm: Algorithm | None = None, dst_crs: CRS | None = None) -> EncodedImage:
+    """The whole source as one image of ``size`` (in its CRS, or ``dst_crs``)."""
     _check_size(size, source.config)
     read_as = _with_margin(size, algorithm)
-    return draw(lambda statistics: source.preview(selection, read_as, statistics), style,
-                size.format, algorithm)
+    return _drawn(lambda statistics: source.preview(selection, read_as, statistics, dst_crs),
+                  style, size.format, algorithm)
 
 
-def bbox(source: Reader, bounds: LonLatBounds, size: ImageSize, selection: Selection,
-         style: Style, algorithm: Algorithm | None = None) -> EncodedImage:
-    """The part of the source inside ``bounds`` (degrees), as an EPSG:4326 image."""
+def bbox(source: Reader, bounds: Bounds, size: ImageSize, selection: Selection,
+         style: Style, algorithm: Algorithm | None = None, coord_crs: CRS = WGS84,
+         dst_crs: CRS | None = None) -> EncodedImage:
+    """The part of the source inside ``bounds`` (in ``coord_crs``, degrees by default), as
+    an image in ``dst_crs`` (default: ``coord_crs``, as titiler)."""
     if size.format is None:
         k = source.kind
         raise BadRequest("the image format is missing: end the path with an extension ("
@@ -147,14 +189,75 @@ def bbox(source: Reader, bounds: LonLatBounds, size: ImageSize, selection: Selec
                          + f"), as in /{k}/bbox/minx,miny,maxx,maxy.png or "
                          f"/{k}/bbox/minx,miny,maxx,maxy/512x512.png")
     _check_size(size, source.config)
+    dst = dst_crs or coord_crs
+    box = to_bounds(coord_crs, dst, bounds)
     read_as = _with_margin(size, algorithm)
-    return draw(lambda statistics: source.bbox(bounds, selection, read_as, statistics),
-                style, size.format, algorithm)
+    return _drawn(lambda statistics: source.bbox(box, selection, read_as, statistics, dst),
+                  style, size.format, algorithm)
 
 
-def point(source: Reader, lonlat: tuple[float, float], selection: Selection) -> dict:
-    """Each band's value at ``lonlat`` (degrees)."""
-    return source.point(*lonlat, selection)
+def _shape_read(source: Reader, shape: Shape, selection: Selection, size: ImageSize,
+                statistics: bool, coord_crs: CRS, dst_crs: CRS | None,
+                align: bool) -> tuple[ImageData, Shape]:
+    """The pixels of ``shape``'s box in ``dst_crs`` (default: ``coord_crs``), those the
+    shape does not touch masked; and the shape in that CRS."""
+    dst = dst_crs or coord_crs
+    box = shape.box_in(coord_crs, dst)
+    try:
+        image = source.bbox(box, selection, size, statistics, dst, align)
+    except TileOutsideBounds:
+        raise TileOutsideBounds(f"{shape.where()} does not touch the data; see "
+                                f"/{source.kind}/info for its bounds") from None
+    local = shape.in_crs(coord_crs, dst)
+    image.mask = image.mask & shapes.touched(local, image.transform, image.width,
+                                             image.height)
+    return image, local
+
+
+def feature(source: Reader, shape: Shape, size: ImageSize, selection: Selection,
+            style: Style, algorithm: Algorithm | None = None, coord_crs: CRS = WGS84,
+            dst_crs: CRS | None = None) -> EncodedImage:
+    """The image of ``shape``'s box (in ``dst_crs``, default ``coord_crs``), the pixels the
+    shape does not touch masked (transparent)."""
+    _check_size(size, source.config)
+    read_as = _with_margin(size, algorithm)
+    return _drawn(lambda statistics: _shape_read(source, shape, selection, read_as,
+                                                 statistics, coord_crs, dst_crs, False)[0],
+                  style, size.format, algorithm)
+
+
+def feature_statistics(source: Reader, found: Shapes, selection: Selection,
+                       options: StatisticsOptions, size: ImageSize,
+                       algorithm: Algorithm | None = None, coord_crs: CRS = WGS84,
+                       dst_crs: CRS | None = None, cover_scale: int = 10) -> dict:
+    """Statistics of the pixels each shape covers (titiler's ``POST /statistics``): each
+    pixel weighted by the part of it the shape covers (``cover_scale``² samples per
+    pixel), on the data's own pixels in ``dst_crs`` (default ``coord_crs``). Answers the
+    request's Feature or FeatureCollection, each feature's ``properties.statistics``
+    added."""
+    _check_size(size, source.config)
+    read_as = _with_margin(size, algorithm)
+    answers = []
+    for shape in found.shapes:
+        image, local = _shape_read(source, shape, selection, read_as, False, coord_crs,
+                                   dst_crs, True)
+        image = post_process(image, algorithm)
+        touched = shapes.touched(local, image.transform, image.width, image.height)
+        image.mask = image.mask & touched
+        weights = shapes.coverage(local, image.transform, image.width, image.height,
+                                  cover_scale)
+        answers.append({"statistics": image_statistics(
+            image, options, image.band_validity(), weights, int(touched.sum()))})
+    return found.answer(answers)
+
+
+def point(source: Reader, xy: tuple[float, float], selection: Selection,
+          coord_crs: CRS = WGS84) -> dict:
+    """Each band's value at ``xy`` (in ``coord_crs``: degrees by default)."""
+    lon, lat = to_lonlat(coord_crs, *xy)
+    result = source.point(lon, lat, selection)
+    result["coordinates"] = list(xy)
+    return result
 
 
 def info(source: Reader, tms: TileMatrixSet) -> dict:

@@ -32,16 +32,32 @@ def _histogram(values: np.ndarray, bins: int | tuple[float, ...], histogram_rang
         return np.array([inside.size]), np.array([low, high], "float64")
 
 
+def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, quantiles) -> list[float]:
+    """The values below which ``quantiles`` of the weight lies (rio-tiler's: no
+    interpolation)."""
+    order = np.argsort(values, kind="stable")
+    cumulative = np.cumsum(weights[order], dtype="float64")
+    at = np.searchsorted(cumulative, np.asarray(quantiles) * cumulative[-1])
+    return [float(values[order[min(i, order.size - 1)]]) for i in at]
+
+
 def band_statistics(values: np.ndarray, total: int, percentiles=(2, 98),
                     bins: int | tuple[float, ...] = 10, histogram_range=None,
                     categorical: bool = False,
-                    categories: tuple[float, ...] | None = None) -> dict:
+                    categories: tuple[float, ...] | None = None,
+                    weights: np.ndarray | None = None, covered: int | None = None) -> dict:
     """Statistics of the valid ``values`` of one band (``total`` pixels in all), in
     rio-tiler's shape: ``bins`` a number of bins or their edges; ``categorical``: the
-    histogram counts each value (or each of ``categories``) instead."""
+    histogram counts each value (or each of ``categories``) instead.
+
+    ``weights`` (one per value, 0 to 1: the part of each pixel a shape covers) weight the
+    mean, sum, count, std, median and percentiles, as rio-tiler's ``coverage``; min, max,
+    majority, minority and the histogram count pixels. ``covered``: the pixels the shape
+    touches, which ``valid_percent`` is a percentage of (default: ``total``)."""
     count = int(values.size)
+    of = total if covered is None else covered
     result: dict = {"valid_pixels": count, "masked_pixels": total - count,
-                    "valid_percent": round(100.0 * count / total, 2) if total else 0.0}
+                    "valid_percent": round(min(100.0 * count / of, 100.0), 2) if of else 0.0}
     if count == 0:
         result.update({k: None for k in ("min", "max", "mean", "std", "median", "sum",
                                          "majority", "minority")})
@@ -60,15 +76,26 @@ def band_statistics(values: np.ndarray, total: int, percentiles=(2, 98),
         histogram = [counts.tolist(), [_json_number(e) for e in edges]]
     result.update({
         "min": _json_number(values.min()), "max": _json_number(values.max()),
-        "mean": _json_number(values.mean()), "std": _json_number(values.std()),
-        "median": _json_number(np.median(values)), "sum": _json_number(values.sum()),
-        "count": count,
         "majority": _json_number(keys[key_counts.argmax()]),
         "minority": _json_number(keys[key_counts.argmin()]),
         "unique": int(keys.size),
         "histogram": histogram,
     })
-    for p, value in zip(percentiles, np.percentile(values, percentiles)):
+    if weights is not None and weights.sum(dtype="float64") > 0:
+        weights = weights.astype("float64", copy=False)
+        weight = float(weights.sum())
+        mean = float((values * weights).sum() / weight)
+        *quantiles, median = _weighted_quantiles(values, weights,
+                                                 [p / 100 for p in percentiles] + [0.5])
+        result.update(mean=_json_number(mean), sum=_json_number((values * weights).sum()),
+                      count=weight, median=_json_number(median), std=_json_number(math.sqrt(
+                          float((weights * (values - mean) ** 2).sum() / weight))))
+    else:
+        quantiles = list(np.percentile(values, percentiles))
+        result.update(mean=_json_number(values.mean()), std=_json_number(values.std()),
+                      median=_json_number(np.median(values)),
+                      sum=_json_number(values.sum()), count=count)
+    for p, value in zip(percentiles, quantiles):
         result[f"percentile_{p:g}"] = _json_number(value)
     return result
 
@@ -80,15 +107,23 @@ def _valid_values(image: ImageData,
 
 
 def image_statistics(image: ImageData, options: StatisticsOptions = StatisticsOptions(),
-                     band_masks: Iterable[np.ndarray] | None = None) -> dict:
+                     band_masks: Iterable[np.ndarray] | None = None,
+                     coverage: np.ndarray | None = None, covered: int | None = None) -> dict:
     """``{band name: band_statistics}`` of ``image``, each band's valid pixels those of
-    ``band_masks`` (default: the image's mask)."""
+    ``band_masks`` (default: the image's mask); ``coverage`` (h, w), the part of each pixel
+    a shape covers, weights them, and ``covered`` pixels are those the shape touches (those
+    it does not touch must be masked already)."""
     total = image.mask.size
-    return {_key(i, name): {**band_statistics(values, total, options.percentiles, options.bins,
-                                              options.histogram_range, options.categorical,
-                                              options.categories), "description": name}
-            for i, (name, values) in enumerate(zip(image.band_names,
-                                                   _valid_values(image, band_masks)))}
+    masks = list(band_masks) if band_masks is not None else [image.mask] * len(image.data)
+    result = {}
+    for i, (name, band, valid) in enumerate(zip(image.band_names, image.data, masks)):
+        weights = None if coverage is None else coverage[valid]
+        result[_key(i, name)] = {
+            **band_statistics(band[valid], total, options.percentiles, options.bins,
+                              options.histogram_range, options.categorical,
+                              options.categories, weights, covered),
+            "description": name}
+    return result
 
 
 _BAND = re.compile(r"(?:[A-Za-z0-9_.\-:]+_)?b[0-9]+")

@@ -4,7 +4,9 @@ for its read and for what it attaches to the pixels."""
 
 from collections.abc import Callable
 
-from ..core.geo import Bounds, LonLatBounds
+from rasterio.crs import CRS
+
+from ..core.geo import WGS84, Bounds, LonLatBounds
 from ..core.records import ImageData, ImageSize, Selection, StatisticsOptions, TileAddress
 from ..core.settings import Settings
 from ..grids.footprints import TileRange
@@ -59,15 +61,20 @@ class COGReader:
         with self._reading() as handle:
             return geotiff.tile_exists(handle, tms, z, x, y)
 
-    def preview(self, selection: Selection, size: ImageSize,
-                statistics: bool = False) -> ImageData:
-        return self._pixels(lambda h: geotiff.preview(h, selection, size), selection,
+    def preview(self, selection: Selection, size: ImageSize, statistics: bool = False,
+                crs: CRS | None = None) -> ImageData:
+        return self._pixels(lambda h: geotiff.preview(h, selection, size, crs), selection,
                             statistics)
 
-    def bbox(self, bounds: LonLatBounds, selection: Selection, size: ImageSize,
-             statistics: bool = False) -> ImageData:
-        return self._pixels(lambda h: geotiff.bbox(h, bounds, selection, size), selection,
-                            statistics)
+    def bbox(self, bounds: Bounds, selection: Selection, size: ImageSize,
+             statistics: bool = False, crs: CRS = WGS84, align: bool = False) -> ImageData:
+        return self._pixels(lambda h: geotiff.bbox(h, bounds, selection, size, crs, align),
+                            selection, statistics)
+
+    def grid_in(self, crs: CRS):
+        """The file's pixel grid in ``crs`` (see :func:`.geotiff.grid_in`)."""
+        with self._reading() as handle:
+            return geotiff.grid_in(handle, crs)
 
     def point_image(self, lon: float, lat: float, selection: Selection) -> ImageData:
         with self._reading() as handle:

@@ -17,16 +17,19 @@ Callers hold ``datasets.reading(dataset)`` around these functions (:mod:`.cog` d
 import math
 
 import numpy as np
+from affine import Affine
 from rasterio.dtypes import in_dtype_range
 from rasterio.enums import ColorInterp, MaskFlags
+from rasterio.transform import array_bounds, rowcol
 from rasterio.transform import from_bounds as transform_from_bounds
-from rasterio.transform import rowcol
 from rasterio.vrt import WarpedVRT
+from rasterio.warp import calculate_default_transform
 from rasterio.warp import transform as transform_points
 from rasterio.windows import Window, from_bounds
+from rasterio.windows import bounds as windows_bounds
 
 from ..core.errors import BadRequest, TileOutsideBounds
-from ..core.geo import WGS84, Bounds, geographic_overlap, widened
+from ..core.geo import WGS84, Bounds, geographic_overlap, to_geographic, widened, wrapped
 from ..core.memo import remembered
 from ..core.records import ImageData, ImageSize, Ranges, Selection, StatisticsOptions, TileAddress
 from ..grids.footprints import TileRange, footprint_of
@@ -226,24 +229,74 @@ def tile(dataset: OpenDataset, address: TileAddress, selection: Selection) -> Im
     return part(dataset, bounds, tms.crs, width, height, selection)
 
 
-def preview(dataset: OpenDataset, selection: Selection, size: ImageSize) -> ImageData:
-    """The whole image in its own CRS, longest side at most ``size.max_size``."""
+def preview(dataset: OpenDataset, selection: Selection, size: ImageSize,
+            crs=None) -> ImageData:
+    """The whole image in its own CRS (or ``crs``), longest side at most
+    ``size.max_size``."""
     src = dataset.src
+    if crs is not None and not dataset.own_crs(crs):
+        grid, grid_width, grid_height = grid_in(dataset, crs)
+        box = array_bounds(grid_height, grid_width, grid)
+        bounds, width, height = widened(box, *fit_size(grid_width, grid_height, size),
+                                        size.margin)
+        return part(dataset, bounds, crs, width, height, selection)
     bounds, width, height = widened(src.bounds, *fit_size(src.width, src.height, size),
                                     size.margin)
     return part(dataset, bounds, src.crs, width, height, selection)
 
 
-def bbox(dataset: OpenDataset, bounds, selection: Selection, size: ImageSize) -> ImageData:
-    """The part of the image inside WGS84 ``bounds``, as an EPSG:4326 image."""
-    west, south, east, north = bounds
-    if not geographic_overlap(bounds, dataset.geographic_bounds):
-        raise TileOutsideBounds("the bbox does not touch the data; see /cog/info for its bounds")
-    resolution = dataset.native_resolution(WGS84)
-    box, width, height = widened(bounds, *fit_size((east - west) / resolution,
-                                                   (north - south) / resolution, size),
+def grid_in(dataset: OpenDataset, crs) -> tuple[Affine, int, int]:
+    """The dataset's pixel grid in ``crs`` (transform, width, height): its own in its own
+    CRS, else the grid GDAL would warp the whole file onto (rio-tiler's, for previews in
+    another CRS and ``align_bounds_with_dataset``); memoised."""
+    key = ("grid", crs.to_string())
+    if key not in dataset.memo:
+        src = dataset.src
+        dataset.memo[key] = (src.transform, src.width, src.height) if dataset.own_crs(crs) \
+            else calculate_default_transform(src.crs, crs, src.width, src.height, *src.bounds)
+    grid: tuple[Affine, int, int] = dataset.memo[key]
+    return grid
+
+
+def sized_part(bounds, resolution: float, grid: Affine | None = None) -> tuple[Bounds, float,
+                                                                               float]:
+    """``bounds`` and their size in pixels of ``resolution``; with a ``grid``, ``bounds``
+    grown to whole pixels of it (rio-tiler's ``align_bounds_with_dataset``) and their
+    size in its pixels."""
+    if grid is None:
+        left, bottom, right, top = bounds
+        return Bounds(*bounds), (right - left) / resolution, (top - bottom) / resolution
+    window = from_bounds(*bounds, transform=grid)
+    (row0, row1), (col0, col1) = window.toranges()
+    snapped = Window(math.floor(col0), math.floor(row0),
+                     max(1, math.ceil(col1) - math.floor(col0)),
+                     max(1, math.ceil(row1) - math.floor(row0)))
+    left, bottom, right, top = windows_bounds(snapped, grid)
+    return Bounds(left, bottom, right, top), float(snapped.width), float(snapped.height)
+
+
+def check_overlap(bounds, crs, geographic: tuple, what: str, kind: str = "cog") -> None:
+    """:class:`TileOutsideBounds` when ``bounds`` (in ``crs``) miss the data's
+    ``geographic`` bounds (east of 180 degrees counts as across it)."""
+    box = bounds if crs == WGS84 else to_geographic(crs, bounds)
+    if box is None:  # not expressible in degrees: the read masks what misses the data
+        return
+    if not geographic_overlap(wrapped(*box), geographic):
+        raise TileOutsideBounds(f"{what} does not touch the data; see /{kind}/info for its "
+                                "bounds")
+
+
+def bbox(dataset: OpenDataset, bounds, selection: Selection, size: ImageSize,
+         crs=WGS84, align: bool = False) -> ImageData:
+    """The part of the image inside ``bounds``, as an image in ``crs`` (the bounds' CRS); at
+    the data's resolution unless ``size`` says otherwise, on whole pixels of the data's
+    grid if ``align``."""
+    check_overlap(bounds, crs, dataset.geographic_bounds, "the bbox")
+    bounds, natural_width, natural_height = sized_part(
+        bounds, dataset.native_resolution(crs), grid_in(dataset, crs)[0] if align else None)
+    box, width, height = widened(bounds, *fit_size(natural_width, natural_height, size),
                                  size.margin)
-    return part(dataset, box, WGS84, width, height, selection)
+    return part(dataset, box, crs, width, height, selection)
 
 
 def point(dataset: OpenDataset, lon: float, lat: float, selection: Selection) -> ImageData:

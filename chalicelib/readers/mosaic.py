@@ -17,7 +17,16 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ..core.errors import BadRequest, TileOutsideBounds
-from ..core.geo import MAX_LAT, WGS84, Bounds, LonLatBounds, geographic_overlap
+from ..core.geo import (
+    MAX_LAT,
+    WGS84,
+    Bounds,
+    LonLatBounds,
+    geographic_overlap,
+    to_geographic,
+    widened,
+    wrapped,
+)
 from ..core.memo import remembered
 from ..core.records import ImageData, ImageSize, Selection, StatisticsOptions, TileAddress
 from ..core.settings import Settings
@@ -27,6 +36,8 @@ from ..pixels import render
 from ..pixels.pixel_selection import METHODS
 from ..sources.allowlist import display_name, parse
 from .cog import COGReader
+from .geotiff import sized_part
+from .planning import check_read_size, fit_size
 from .pool import read_all
 from .protocol import point_values
 
@@ -159,16 +170,42 @@ class MosaicReader:
         image, _ = self._combine(urls, selection, lambda cog, s: cog.tile(address, s))
         return self._attach(image, selection, statistics)
 
-    def preview(self, selection: Selection, size: ImageSize,
-                statistics: bool = False) -> ImageData:
+    def preview(self, selection: Selection, size: ImageSize, statistics: bool = False,
+                crs=None) -> ImageData:
         raise BadRequest("a mosaic has no preview: ask for tiles or a bbox")
 
-    def bbox(self, bounds: LonLatBounds, selection: Selection, size: ImageSize,
-             statistics: bool = False) -> ImageData:
-        raise BadRequest("a mosaic has no bbox image: ask for tiles")
+    def files_in(self, bounds: Bounds, crs=WGS84) -> list[str]:
+        """The files whose data may lie in ``bounds`` (in ``crs``), in priority order."""
+        box = bounds if crs == WGS84 else to_geographic(crs, bounds)
+        if box is None:
+            raise BadRequest("the box cannot be expressed in degrees, which the mosaic's "
+                             "index is in")
+        box = wrapped(*box)
+        if not geographic_overlap(box, self.geographic_bounds):
+            return []
+        return self.index.files_for(box)
+
+    def bbox(self, bounds: Bounds, selection: Selection, size: ImageSize,
+             statistics: bool = False, crs=WGS84, align: bool = False) -> ImageData:
+        """The files' pixels inside ``bounds``, on the grid of the first file the index
+        lists there (its resolution; its pixels if ``align``)."""
+        urls = self.files_in(bounds, crs)
+        if not urls:
+            raise TileOutsideBounds(f"the bbox does not touch the mosaic; see /{self.kind}"
+                                    "/info for its bounds")
+        first = self._open(urls[0])
+        bounds, natural_width, natural_height = sized_part(
+            bounds, first.native_resolution(crs), first.grid_in(crs)[0] if align else None)
+        box, width, height = widened(bounds, *fit_size(natural_width, natural_height, size),
+                                     size.margin)
+        check_read_size(1, width, height)
+        image, _ = self._combine(urls, selection,
+                                 lambda cog, s: cog.part(box, crs, width, height, s))
+        return self._attach(image, selection, statistics)
 
     def statistics(self, selection: Selection, options: StatisticsOptions) -> dict:
-        raise BadRequest("a mosaic has no statistics: ask for those of its files")
+        raise BadRequest("a mosaic has no statistics of its whole: POST a GeoJSON feature "
+                         f"to /{self.kind}/statistics, or ask for those of its files")
 
     def point(self, lon: float, lat: float, selection: Selection) -> dict:
         urls = self.index.files_for((lon, lat, lon, lat)) if -MAX_LAT < lat < MAX_LAT else []

@@ -195,9 +195,9 @@ def check_expression_memory(selection: Selection, width: int, height: int) -> No
 def fit_size(width: float, height: float, size: ImageSize) -> tuple[int, int]:
     """The output size for data of ``width`` x ``height`` pixels: both of ``size.width`` and
     ``size.height`` if given (exactly, as titiler); one of them, the other following the
-    data's aspect ratio; neither, the data's size shrunk to ``size.max_size`` (never grown).
-    A side that follows the ratio is rounded up, as rio-tiler does (same request, same
-    size)."""
+    data's aspect ratio; neither, the data's size shrunk to ``size.max_size`` (never grown;
+    None: the data's size). A side that follows the ratio is rounded up, as rio-tiler does
+    (same request, same size)."""
     if size.width and size.height:
         return size.width, size.height
     if size.width:
@@ -205,7 +205,7 @@ def fit_size(width: float, height: float, size: ImageSize) -> tuple[int, int]:
     if size.height:
         return max(1, math.ceil(size.height * width / height)), size.height
     width, height = max(1, round(width)), max(1, round(height))
-    if max(width, height) < size.max_size:
+    if size.max_size is None or max(width, height) < size.max_size:
         return width, height
     if height > width:
         return max(1, math.ceil(size.max_size * width / height)), size.max_size

@@ -12,8 +12,9 @@ and :class:`~.mosaic.MosaicReader` (an index of files, such as a MosaicJSON).
 from typing import Protocol
 
 import numpy as np
+from rasterio.crs import CRS
 
-from ..core.geo import Bounds, LonLatBounds
+from ..core.geo import WGS84, Bounds, LonLatBounds
 from ..core.records import ImageData, ImageSize, Selection, StatisticsOptions, TileAddress
 from ..core.settings import Settings
 from ..grids.footprints import TileRange
@@ -37,11 +38,16 @@ class Reader(Protocol):
 
     def tile_exists(self, tms: TileMatrixSet, z: int, x: int, y: int) -> bool: ...
 
-    def preview(self, selection: Selection, size: ImageSize,
-                statistics: bool = False) -> ImageData: ...
+    def preview(self, selection: Selection, size: ImageSize, statistics: bool = False,
+                crs: CRS | None = None) -> ImageData:
+        """The whole source, in its own CRS or ``crs``."""
+        ...
 
-    def bbox(self, bounds: LonLatBounds, selection: Selection, size: ImageSize,
-             statistics: bool = False) -> ImageData: ...
+    def bbox(self, bounds: Bounds, selection: Selection, size: ImageSize,
+             statistics: bool = False, crs: CRS = WGS84, align: bool = False) -> ImageData:
+        """The part inside ``bounds`` as an image in ``crs`` (the bounds' CRS); on whole
+        pixels of the data's grid if ``align``."""
+        ...
 
     def point(self, lon: float, lat: float, selection: Selection) -> dict: ...
 

@@ -29,6 +29,7 @@ from ..pixels.statistics import image_statistics, percentile_ranges
 from ..sources import documents
 from ..sources.allowlist import Source
 from .cog import COGReader
+from .geotiff import check_overlap, sized_part
 from .planning import check_expression_memory, fit_size
 from .pool import read_all
 from .protocol import point_values
@@ -327,11 +328,11 @@ class STACReader:
         image = self._read(selection, lambda cog, s: cog.tile(address, s))
         return self._attach(image, selection, statistics)
 
-    def _grid(self, plan: _Plan):
-        """A grid over the assets of ``plan``: the first one's CRS, the union of their
-        bounds in it, the finest of their resolutions."""
+    def _grid(self, plan: _Plan, crs=None):
+        """A grid over the assets of ``plan``: in ``crs`` (default: the first one's CRS), the
+        union of their bounds in it, the finest of their resolutions."""
         readers = self._readers([name for name, _ in plan.reads])
-        crs = readers[0].dataset.src.crs
+        crs = crs or readers[0].dataset.src.crs
         boxes = []
         for r in readers:
             src = r.dataset.src
@@ -341,26 +342,28 @@ class STACReader:
                   max(b[2] for b in boxes), max(b[3] for b in boxes))
         return bounds, crs, min(r.native_resolution(crs) for r in readers)
 
-    def preview(self, selection: Selection, size: ImageSize,
-                statistics: bool = False) -> ImageData:
+    def preview(self, selection: Selection, size: ImageSize, statistics: bool = False,
+                crs=None) -> ImageData:
         plan = self._plan(selection)
-        bounds, crs, resolution = self._grid(plan)
+        bounds, crs, resolution = self._grid(plan, crs)
         box, width, height = widened(bounds, *_sized(bounds, resolution, size), size.margin)
         check_expression_memory(selection, width, height)
         image = self._read(selection, lambda cog, s: cog.part(box, crs, width, height, s),
                            plan)
         return self._attach(image, selection, statistics)
 
-    def bbox(self, bounds: LonLatBounds, selection: Selection, size: ImageSize,
-             statistics: bool = False) -> ImageData:
-        if not geographic_overlap(bounds, self.geographic_bounds):
-            raise TileOutsideBounds("the bbox does not touch the item; see /stac/info")
+    def bbox(self, bounds: Bounds, selection: Selection, size: ImageSize,
+             statistics: bool = False, crs=WGS84, align: bool = False) -> ImageData:
+        check_overlap(bounds, crs, self.geographic_bounds, "the bbox", "stac")
         plan = self._plan(selection)
-        resolution = min(r.native_resolution(WGS84)
-                         for r in self._readers([name for name, _ in plan.reads]))
-        box, width, height = widened(bounds, *_sized(bounds, resolution, size), size.margin)
+        readers = self._readers([name for name, _ in plan.reads])
+        finest = min(readers, key=lambda r: r.native_resolution(crs))
+        bounds, natural_width, natural_height = sized_part(  # on the finest asset's grid
+            bounds, finest.native_resolution(crs), finest.grid_in(crs)[0] if align else None)
+        box, width, height = widened(bounds, *fit_size(natural_width, natural_height, size),
+                                     size.margin)
         check_expression_memory(selection, width, height)
-        image = self._read(selection, lambda cog, s: cog.part(box, WGS84, width, height, s),
+        image = self._read(selection, lambda cog, s: cog.part(box, crs, width, height, s),
                            plan)
         return self._attach(image, selection, statistics)
 

@@ -1,0 +1,252 @@
+"""GeoJSON shapes on grids: features read from a request body, checked and bounded,
+carried between CRSs, and drawn onto an image's grid (the pixels a shape touches, the part
+of each pixel it covers).
+
+A request body is a GeoJSON Feature or FeatureCollection (RFC 7946) whose geometries are
+areas: Polygon or MultiPolygon. Everything a user can get wrong is a 400 naming the
+feature (``feature 3: ...``): the shape of the document, rings that are not closed,
+coordinates that are not finite numbers, degrees out of range. What one request may cost
+is bounded: :data:`MAX_FEATURES` features, :data:`MAX_VERTICES` vertices in all.
+
+A polygon that crosses the antimeridian (RFC 7946 splits it at 180 degrees into a
+MultiPolygon whose parts touch +180 and -180) is joined again: its western parts move
+by 360 degrees east, so that its box is the few degrees it spans, not the whole world.
+
+>>> s = shapes_of({"type": "Feature", "properties": {"id": 1}, "geometry": {
+...     "type": "Polygon", "coordinates": [[[0, 0], [2, 0], [2, 1], [0, 1], [0, 0]]]}})
+>>> s.collection, s.shapes[0].bounds
+(False, Bounds(left=0.0, bottom=0.0, right=2.0, top=1.0))
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.features import rasterize
+from rasterio.warp import transform_geom
+
+from ..core.errors import BadRequest, TooLarge
+from ..core.geo import WGS84, Bounds, crs_name, to_bounds
+
+#: Most features one request may hold (each is read on its own).
+MAX_FEATURES = 100
+#: Most vertices of all the request's geometries together (a detailed country border has
+#: tens of thousands).
+MAX_VERTICES = 200_000
+#: Most sub-pixel cells :func:`coverage` rasterizes at once (memory: one byte each).
+COVERAGE_CELLS_PER_STRIP = 16 * 1024 * 1024
+#: Most sub-pixel cells one request's coverage may take in all (time: ~1 s per 10^9).
+MAX_COVERAGE_CELLS = 2 * 1024 ** 3
+AREAS = ("Polygon", "MultiPolygon")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One feature's area: its geometry (a Polygon or MultiPolygon, as GeoJSON) in the CRS
+    its coordinates are in, and its box there."""
+
+    geometry: dict
+    bounds: Bounds
+    #: The feature's place in the request (0 for a lone Feature), for messages.
+    index: int = 0
+
+    def where(self) -> str:
+        return f"feature {self.index}"
+
+    def vertices(self) -> int:
+        return sum(len(ring) for polygon in _polygons(self.geometry) for ring in polygon)
+
+    def in_crs(self, src: CRS, dst: CRS) -> "Shape":
+        """This shape with its coordinates carried from ``src`` into ``dst``."""
+        if src == dst:
+            return self
+        try:
+            geometry = transform_geom(src, dst, self.geometry)
+        except Exception:  # PROJ refuses points outside the target's domain
+            raise BadRequest(f"{self.where()}: its coordinates cannot be expressed in "
+                             f"{crs_name(dst)}") from None
+        return Shape(geometry, _bounds(geometry, self.where()), self.index)
+
+    def box_in(self, src: CRS, dst: CRS) -> Bounds:
+        """The shape's box (in ``src``) as a box in ``dst`` (densified edges), as rio-tiler
+        bounds a feature's read."""
+        try:
+            return to_bounds(src, dst, self.bounds)
+        except BadRequest as exc:
+            raise BadRequest(f"{self.where()}: {exc.message}") from None
+
+
+@dataclass(frozen=True)
+class Shapes:
+    """What a request body holds: its shapes, and how to answer (the features as sent,
+    each with what the answer adds to its properties)."""
+
+    shapes: tuple[Shape, ...]
+    features: tuple[dict, ...]
+    collection: bool
+    document: dict
+
+    def answer(self, properties: list[dict]) -> dict:
+        """The request's document with ``properties[i]`` added to feature i's properties:
+        a Feature for a Feature, a FeatureCollection for a collection (as titiler)."""
+        features = [{**feature, "properties": {**(feature.get("properties") or {}), **extra}}
+                    for feature, extra in zip(self.features, properties)]
+        if not self.collection:
+            return features[0]
+        return {**self.document, "features": features}
+
+
+def _polygons(geometry: dict) -> list:
+    coordinates = geometry["coordinates"]
+    return [coordinates] if geometry["type"] == "Polygon" else list(coordinates)
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(
+        value)
+
+
+def _ring(ring: object, where: str) -> list[tuple[float, float]]:
+    if not isinstance(ring, list) or len(ring) < 4:
+        raise BadRequest(f"{where}: a ring is a list of at least 4 positions (the first "
+                         "repeated at the end)")
+    points = []
+    for position in ring:
+        if not (isinstance(position, list) and 2 <= len(position) <= 3
+                and all(map(_number, position))):
+            raise BadRequest(f"{where}: a position is [x, y] (or [x, y, z]) of finite "
+                             f"numbers, got {str(position)[:60]}")
+        points.append((float(position[0]), float(position[1])))
+    if points[0] != points[-1]:
+        raise BadRequest(f"{where}: a ring must end where it starts (GeoJSON's rings are "
+                         "closed)")
+    return points
+
+
+def _geometry(geometry: object, where: str) -> dict:
+    """A checked Polygon or MultiPolygon, its positions as (x, y) tuples."""
+    if not isinstance(geometry, dict) or not isinstance(geometry.get("type"), str):
+        raise BadRequest(f"{where}: 'geometry' must be a GeoJSON geometry object")
+    kind = geometry["type"]
+    if kind not in AREAS:
+        raise BadRequest(f"{where}: the geometry is a {kind[:40]}; statistics and images of "
+                         "a shape need an area: a Polygon or a MultiPolygon")
+    coordinates = geometry.get("coordinates")
+    polygons = [coordinates] if kind == "Polygon" else coordinates
+    if not isinstance(polygons, list) or not polygons or not all(
+            isinstance(p, list) and p for p in polygons):
+        raise BadRequest(f"{where}: a {kind}'s coordinates are "
+                         + ("a list of rings" if kind == "Polygon"
+                            else "a list of polygons, each a list of rings"))
+    checked = [[_ring(ring, where) for ring in polygon] for polygon in polygons]
+    return {"type": kind, "coordinates": checked[0] if kind == "Polygon" else checked}
+
+
+def _bounds(geometry: dict, where: str) -> Bounds:
+    xs = [x for polygon in _polygons(geometry) for ring in polygon for x, _ in ring]
+    ys = [y for polygon in _polygons(geometry) for ring in polygon for _, y in ring]
+    bounds = Bounds(min(xs), min(ys), max(xs), max(ys))
+    if not (bounds.right > bounds.left and bounds.top > bounds.bottom):
+        raise BadRequest(f"{where}: the shape has no area (its box is "
+                         f"{bounds.right - bounds.left:g} x {bounds.top - bounds.bottom:g})")
+    return bounds
+
+
+def _joined_at_antimeridian(geometry: dict) -> dict:
+    """A MultiPolygon split at 180 degrees (parts touching +180 and -180), its western parts
+    moved 360 degrees east; any other geometry as it is."""
+    if geometry["type"] != "MultiPolygon":
+        return geometry
+    polygons = geometry["coordinates"]
+    spans = [(min(x for x, _ in p[0]), max(x for x, _ in p[0])) for p in polygons]
+    if not (any(east == 180 for _, east in spans) and any(west == -180 for west, _ in spans)):
+        return geometry
+    moved = [[[(x + 360, y) for x, y in ring] for ring in polygon] if east <= 0 else polygon
+             for polygon, (_, east) in zip(polygons, spans)]
+    return {"type": "MultiPolygon", "coordinates": moved}
+
+
+def _check_degrees(geometry: dict, where: str) -> None:
+    for polygon in _polygons(geometry):
+        for ring in polygon:
+            for x, y in ring:
+                if not (-180 <= x <= 360 and -90 <= y <= 90):  # east of 180: across it
+                    raise BadRequest(f"{where}: ({x:g}, {y:g}) is not a longitude and "
+                                     "latitude; give coord_crs if the coordinates are in "
+                                     "another CRS")
+
+
+def shapes_of(document: object, crs: CRS = WGS84) -> Shapes:
+    """The shapes of a request body (a Feature or a FeatureCollection), checked; their
+    coordinates are in ``crs``."""
+    if not isinstance(document, dict) or document.get("type") not in (
+            "Feature", "FeatureCollection"):
+        kind = document.get("type") if isinstance(document, dict) else type(document).__name__
+        hint = (" (wrap a geometry as {\"type\": \"Feature\", \"geometry\": ..., "
+                "\"properties\": {}})" if kind in AREAS else "")
+        raise BadRequest("the body must be a GeoJSON Feature or FeatureCollection, got "
+                         f"{str(kind)[:40]}{hint}")
+    collection = document["type"] == "FeatureCollection"
+    features = document.get("features") if collection else [document]
+    if not isinstance(features, list) or not features:
+        raise BadRequest("the FeatureCollection's 'features' must be a non-empty list")
+    if len(features) > MAX_FEATURES:
+        raise TooLarge(f"the FeatureCollection has {len(features)} features; one request "
+                       f"takes at most {MAX_FEATURES}: send them in several requests")
+    shapes, vertices = [], 0
+    geographic = crs.is_geographic
+    for index, feature in enumerate(features):
+        where = f"feature {index}"
+        if not isinstance(feature, dict) or feature.get("type") != "Feature":
+            raise BadRequest(f"{where}: each item of 'features' must be a GeoJSON Feature")
+        properties = feature.get("properties")
+        if properties is not None and not isinstance(properties, dict):
+            raise BadRequest(f"{where}: 'properties' must be an object or null")
+        geometry = _geometry(feature.get("geometry"), where)
+        if geographic:
+            _check_degrees(geometry, where)
+            geometry = _joined_at_antimeridian(geometry)
+        shape = Shape(geometry, _bounds(geometry, where), index)
+        vertices += shape.vertices()
+        if vertices > MAX_VERTICES:
+            raise TooLarge(f"the request's geometries have more than {MAX_VERTICES} vertices "
+                           "(the most one request takes): simplify them or send fewer")
+        shapes.append(shape)
+    return Shapes(tuple(shapes), tuple(features), collection, document)
+
+
+def touched(shape: Shape, transform: Affine, width: int, height: int) -> np.ndarray:
+    """(height, width) True where ``shape`` (in the grid's CRS) touches the pixel (any part
+    of it, as rio-tiler's feature mask)."""
+    if not width or not height:
+        return np.zeros((height, width), bool)
+    mask: np.ndarray = rasterize([(shape.geometry, 1)], out_shape=(height, width),
+                                 transform=transform, all_touched=True, fill=0,
+                                 dtype="uint8").astype(bool)
+    return mask
+
+
+def coverage(shape: Shape, transform: Affine, width: int, height: int,
+             scale: int = 10) -> np.ndarray:
+    """(height, width) float32: the part of each pixel ``shape`` covers (0 to 1), from a
+    ``scale`` x ``scale`` sampling of each pixel: a sub-pixel counts where its centre is in
+    the shape (so the estimate has no bias, error ~ 1/scale on edge pixels only).
+    Rasterized in strips of rows, so memory stays bounded at any scale."""
+    cells = width * height * scale * scale
+    if cells > MAX_COVERAGE_CELLS:
+        raise TooLarge(f"cover_scale={scale} over {width}x{height} pixels is "
+                       f"{cells / 1e9:.1f} billion samples (at most "
+                       f"{MAX_COVERAGE_CELLS / 1e9:.1f}): lower cover_scale or max_size")
+    result = np.zeros((height, width), np.float32)
+    rows = max(1, COVERAGE_CELLS_PER_STRIP // max(1, width * scale * scale))
+    fine = transform * Affine.scale(1 / scale)
+    for top in range(0, height, rows):
+        n = min(rows, height - top)
+        strip = rasterize([(shape.geometry, 1)], out_shape=(n * scale, width * scale),
+                          transform=fine * Affine.translation(0, top * scale),
+                          all_touched=False, fill=0, dtype="uint8")
+        result[top:top + n] = strip.reshape(n, scale, width, scale).sum(
+            axis=(1, 3), dtype=np.float32) / (scale * scale)
+    return result
