@@ -72,7 +72,6 @@ from chalicelib.core import settings
 from chalicelib.core.errors import BadRequest, NotFound, TilerError
 from chalicelib.core.records import Selection
 from chalicelib.grids import tilematrixsets
-from chalicelib.grids.shapes import shapes_of
 from chalicelib.jobs import cogify, tilecache
 from chalicelib.operations import tiler, wmts
 from chalicelib.pixels import algorithms, colormaps, formats
@@ -263,6 +262,7 @@ def _feature(f: Family, fmt=None, sized=False):
         v = r.values
         size = image_size(v, fmt or v.get("format"), v.size if sized else None)
         select = selection(v)
+        from chalicelib.grids.shapes import shapes_of  # not on the tile path
         found = shapes_of(v.feature, coord_crs(v))
         if found.collection:
             raise BadRequest("an image is of one Feature; POST a FeatureCollection to "
@@ -394,6 +394,7 @@ def declare_parts(f: Family) -> None:
     def shape_statistics(r: Request):
         v = r.values
         select = selection(v)
+        from chalicelib.grids.shapes import shapes_of
         found = shapes_of(v.geojson, coord_crs(v))
         return tiler.feature_statistics(
             _source(f, r, select), found, select, statistics_options(v),

@@ -95,6 +95,23 @@ def api_event(path: str, query: dict | None = None, accept: str = "*/*",
     }
 
 
+#: A triangle over the demo's centre, as a GeoJSON Feature (degrees).
+DEMO_FEATURE = {"type": "Feature", "properties": {"name": "demo"}, "geometry": {
+    "type": "Polygon", "coordinates": [[[-78.2, 24.2], [-77.3, 24.3], [-77.8, 25.0],
+                                        [-78.2, 24.2]]]}}
+
+
+def post_event(path: str, body: dict, query: dict, base64_body: bool) -> dict:
+    """API Gateway's proxy event of a POST with a JSON body, base64-encoded (as API Gateway
+    sends a body whose media type is binary: ``*/*`` here) or not."""
+    event = api_event(path, query, accept="*/*", method="POST")
+    text = json.dumps(body)
+    event["headers"]["Content-Type"] = "application/geo+json"
+    event["body"] = base64.b64encode(text.encode()).decode() if base64_body else text
+    event["isBase64Encoded"] = base64_body
+    return event
+
+
 def tile_event(fmt: str, scale: str = "", source: str = DEMO, method: str = "GET",
                tms: str | None = None, tile: tuple = DEMO_TILE, kind: str = "cog",
                **extra: str) -> dict:
@@ -161,6 +178,18 @@ CHECKS = [  # the first one is the cold-start tile
     Check("MosaicJSON tile", tile_event("png", kind="mosaicjson",
                                         source="chalicelib/demo/mosaic.json"), 200,
           "image/png", (256, 256)),
+    Check("POST statistics of a GeoJSON feature", post_event(
+        "/cog/statistics", DEMO_FEATURE, {"url": [DEMO]}, base64_body=False), 200,
+          "application/geo+json"),
+    Check("POST statistics, base64 body", post_event(
+        "/cog/statistics", DEMO_FEATURE, {"url": [DEMO]}, base64_body=True), 200,
+          "application/geo+json"),
+    Check("POST feature image", post_event(
+        "/cog/feature.png", DEMO_FEATURE, {"url": [DEMO], "max_size": ["128"]},
+        base64_body=True), 200, "image/png"),
+    Check("POST invalid GeoJSON", post_event(
+        "/cog/statistics", {"type": "Feature", "geometry": {"type": "Point"}},
+        {"url": [DEMO]}, base64_body=False), 400, "application/json"),
     Check("unknown path", api_event("/cog/nothing/here", resource="/{proxy+}",
                                     path_parameters={"proxy": "cog/nothing/here"}), 404,
           "application/json"),
@@ -207,7 +236,17 @@ def check_response(check: Check, payload: dict, failures: list) -> None:
             fail(f"image is {size}, wanted {check.size}")
     if check.name == "GeoTIFF tile" and not raw.startswith((b"II*\x00", b"MM\x00*")):
         fail("not a TIFF")
-    if check.name == "NPY tile" and not raw.startswith(b"\x93NUMPY"):
+    _check_body(check.name, raw, fail)
+
+
+def _check_body(name: str, raw: bytes, fail) -> None:
+    """What a body must hold beyond its type and size."""
+    if name.startswith("POST statistics"):
+        answer = json.loads(raw)
+        band = answer.get("properties", {}).get("statistics", {}).get("b1", {})
+        if answer.get("properties", {}).get("name") != "demo" or not band.get("valid_pixels"):
+            fail(f"not the feature with its statistics: {str(answer)[:300]}")
+    if name == "NPY tile" and not raw.startswith(b"\x93NUMPY"):
         fail("not an .npy file")
 
 

@@ -103,6 +103,8 @@ class Param:
     max_length: int | None = None
     #: A body parameter's media type (``where="body"``).
     media_type: str = "application/json"
+    #: A body parameter's JSON schema, where ``kind`` alone says too little.
+    json_schema: dict | None = None
 
     def __post_init__(self) -> None:
         if self.where not in WHERE:
@@ -114,6 +116,8 @@ class Param:
 
     def schema(self, config: Settings | None = None) -> dict:
         """The JSON schema of this parameter's value (OpenAPI 3.0 dialect)."""
+        if self.json_schema is not None:
+            return self.json_schema
         item: dict = {"type": self.kind}
         for key, value in (("enum", list(self.enum) if self.enum else None),
                            ("minimum", self.minimum), ("maximum", self.limit(config)),
@@ -636,12 +640,29 @@ DST_CRS = Param("dst_crs", "The output image's CRS: `EPSG:3857` or its OGC URI; 
 COVER_SCALE = integer("cover_scale", "Samples per pixel side that measure how much of each "
                       "pixel the shape covers (statistics weigh pixels by it)", 1, 1000,
                       default=10)
+_POSITION = {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 3}
+_RING = {"type": "array", "items": _POSITION, "minItems": 4}
+_GEOJSON_FEATURE = {
+    "type": "object", "required": ["type", "geometry"], "properties": {
+        "type": {"type": "string", "enum": ["Feature"]},
+        "properties": {"type": "object", "nullable": True},
+        "geometry": {"type": "object", "required": ["type", "coordinates"], "properties": {
+            "type": {"type": "string", "enum": ["Polygon", "MultiPolygon"]},
+            "coordinates": {"type": "array", "minItems": 1, "items": {
+                "type": "array", "items": {"oneOf": [_POSITION, _RING]}}}}}}}
+_GEOJSON_COLLECTION = {
+    "type": "object", "required": ["type", "features"], "properties": {
+        "type": {"type": "string", "enum": ["FeatureCollection"]},
+        "features": {"type": "array", "minItems": 1, "maxItems": 100,
+                     "items": _GEOJSON_FEATURE}}}
 FEATURE = Param("feature", "A GeoJSON Feature whose geometry is a Polygon or MultiPolygon "
                 "(coordinates in `coord_crs`)", "object", json_body, required=True,
-                where="body", media_type="application/geo+json")
+                where="body", media_type="application/geo+json",
+                json_schema=_GEOJSON_FEATURE)
 FEATURES = Param("geojson", "A GeoJSON Feature or FeatureCollection of Polygons or "
                  "MultiPolygons (coordinates in `coord_crs`)", "object", json_body,
-                 required=True, where="body", media_type="application/geo+json")
+                 required=True, where="body", media_type="application/geo+json",
+                 json_schema={"oneOf": [_GEOJSON_FEATURE, _GEOJSON_COLLECTION]})
 
 PERCENTILES = Param("p", "Percentiles to compute, repeatable or comma-separated", "number",
                     _each(_number), repeat=True, minimum=0, maximum=100, default=[2, 98])

@@ -9,6 +9,7 @@ for the HTTP layer to answer with. Errors are :class:`~chalicelib.core.errors.Ti
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 import numpy as np
@@ -27,8 +28,6 @@ from ..core.records import (
     TilesetOptions,
 )
 from ..core.settings import DEMO_URL, Settings
-from ..grids import shapes
-from ..grids.shapes import Shape, Shapes
 from ..grids.tilematrixsets import TileMatrixSet
 from ..pixels import formats
 from ..pixels.algorithms import Algorithm
@@ -38,6 +37,9 @@ from ..pixels.statistics import image_statistics
 from ..readers.protocol import Reader
 from ..sources import allowlist
 from .pipeline import draw, post_process
+
+if TYPE_CHECKING:  # the shape routes load it; a tile request never needs it
+    from ..grids.shapes import Shape, Shapes
 
 
 def colormap_swatch(table: np.ndarray, fmt: ImageFormat, orientation: str = "horizontal",
@@ -196,9 +198,9 @@ def bbox(source: Reader, bounds: Bounds, size: ImageSize, selection: Selection,
                   style, size.format, algorithm)
 
 
-def _shape_read(source: Reader, shape: Shape, selection: Selection, size: ImageSize,
+def _shape_read(source: Reader, shape: "Shape", selection: Selection, size: ImageSize,
                 statistics: bool, coord_crs: CRS, dst_crs: CRS | None,
-                align: bool) -> tuple[ImageData, Shape]:
+                align: bool) -> tuple[ImageData, "Shape"]:
     """The pixels of ``shape``'s box in ``dst_crs`` (default: ``coord_crs``), those the
     shape does not touch masked; and the shape in that CRS."""
     dst = dst_crs or coord_crs
@@ -208,13 +210,14 @@ def _shape_read(source: Reader, shape: Shape, selection: Selection, size: ImageS
     except TileOutsideBounds:
         raise TileOutsideBounds(f"{shape.where()} does not touch the data; see "
                                 f"/{source.kind}/info for its bounds") from None
+    from ..grids import shapes
     local = shape.in_crs(coord_crs, dst)
     image.mask = image.mask & shapes.touched(local, image.transform, image.width,
                                              image.height)
     return image, local
 
 
-def feature(source: Reader, shape: Shape, size: ImageSize, selection: Selection,
+def feature(source: Reader, shape: "Shape", size: ImageSize, selection: Selection,
             style: Style, algorithm: Algorithm | None = None, coord_crs: CRS = WGS84,
             dst_crs: CRS | None = None) -> EncodedImage:
     """The image of ``shape``'s box (in ``dst_crs``, default ``coord_crs``), the pixels the
@@ -226,7 +229,7 @@ def feature(source: Reader, shape: Shape, size: ImageSize, selection: Selection,
                   style, size.format, algorithm)
 
 
-def feature_statistics(source: Reader, found: Shapes, selection: Selection,
+def feature_statistics(source: Reader, found: "Shapes", selection: Selection,
                        options: StatisticsOptions, size: ImageSize,
                        algorithm: Algorithm | None = None, coord_crs: CRS = WGS84,
                        dst_crs: CRS | None = None, cover_scale: int = 10) -> dict:
@@ -235,6 +238,7 @@ def feature_statistics(source: Reader, found: Shapes, selection: Selection,
     pixel), on the data's own pixels in ``dst_crs`` (default ``coord_crs``). Answers the
     request's Feature or FeatureCollection, each feature's ``properties.statistics``
     added."""
+    from ..grids import shapes
     _check_size(size, source.config)
     read_as = _with_margin(size, algorithm)
     answers = []

@@ -126,13 +126,13 @@ def image_statistics(image: ImageData, options: StatisticsOptions = StatisticsOp
     return result
 
 
-_BAND = re.compile(r"(?:[A-Za-z0-9_.\-:]+_)?b[0-9]+")
+_BAND = re.compile(r"b[0-9]+")
 
 
 def _key(index: int, name: str) -> str:
-    """A band's key, as rio-tiler's: its name where it is a band (``b1``, ``visual_b2``),
-    else ``b{n}`` (an expression's or an algorithm's output; the name is its
-    ``description``)."""
+    """A band's key, as rio-tiler's: its name where it is a file's band (``b1``), else
+    ``b{n}`` (a STAC asset's band, an expression's or an algorithm's output: the name is
+    its ``description``)."""
     return name if _BAND.fullmatch(name) else f"b{index + 1}"
 
 

@@ -235,7 +235,9 @@ def preview(dataset: OpenDataset, selection: Selection, size: ImageSize,
     ``size.max_size``."""
     src = dataset.src
     if crs is not None and not dataset.own_crs(crs):
-        grid, grid_width, grid_height = grid_in(dataset, crs)
+        grid, grid_width, grid_height = remembered(
+            dataset.memo, ("warped", crs.to_string()), lambda: calculate_default_transform(
+                src.crs, crs, src.width, src.height, *src.bounds))
         box = array_bounds(grid_height, grid_width, grid)
         bounds, width, height = widened(box, *fit_size(grid_width, grid_height, size),
                                         size.margin)
@@ -247,25 +249,37 @@ def preview(dataset: OpenDataset, selection: Selection, size: ImageSize,
 
 def grid_in(dataset: OpenDataset, crs) -> tuple[Affine, int, int]:
     """The dataset's pixel grid in ``crs`` (transform, width, height): its own in its own
-    CRS, else the grid GDAL would warp the whole file onto (rio-tiler's, for previews in
-    another CRS and ``align_bounds_with_dataset``); memoised."""
+    CRS, else the grid GDAL would warp the whole file onto (rio-tiler's, for
+    ``align_bounds_with_dataset``); memoised. For data across the
+    antimeridian that grid spans the world in degrees, with pixels far coarser than the
+    data's: the grid of a few pixels at the image centre stands for it instead."""
     key = ("grid", crs.to_string())
     if key not in dataset.memo:
         src = dataset.src
-        dataset.memo[key] = (src.transform, src.width, src.height) if dataset.own_crs(crs) \
-            else calculate_default_transform(src.crs, crs, src.width, src.height, *src.bounds)
-    grid: tuple[Affine, int, int] = dataset.memo[key]
-    return grid
+        if dataset.own_crs(crs):
+            grid = (src.transform, src.width, src.height)
+        elif crs.is_geographic and dataset.geographic_bounds.west > \
+                dataset.geographic_bounds.east:
+            size = min(16, src.width, src.height)
+            col, row = (src.width - size) // 2, (src.height - size) // 2
+            grid = calculate_default_transform(src.crs, crs, size, size,
+                                               *src.window_bounds(Window(col, row, size,
+                                                                         size)))
+        else:
+            grid = calculate_default_transform(src.crs, crs, src.width, src.height,
+                                               *src.bounds)
+        dataset.memo[key] = grid
+    found: tuple[Affine, int, int] = dataset.memo[key]
+    return found
 
 
-def sized_part(bounds, resolution: float, grid: Affine | None = None) -> tuple[Bounds, float,
-                                                                               float]:
-    """``bounds`` and their size in pixels of ``resolution``; with a ``grid``, ``bounds``
-    grown to whole pixels of it (rio-tiler's ``align_bounds_with_dataset``) and their
-    size in its pixels."""
-    if grid is None:
+def sized_part(bounds, grid: Affine, align: bool = False) -> tuple[Bounds, float, float]:
+    """``bounds`` and their size in pixels of ``grid`` (rio-tiler's ``get_vrt_transform``);
+    with ``align``, ``bounds`` grown to whole pixels of it first (rio-tiler's
+    ``align_bounds_with_dataset``)."""
+    if not align:
         left, bottom, right, top = bounds
-        return Bounds(*bounds), (right - left) / resolution, (top - bottom) / resolution
+        return Bounds(*bounds), (right - left) / abs(grid.a), (top - bottom) / abs(grid.e)
     window = from_bounds(*bounds, transform=grid)
     (row0, row1), (col0, col1) = window.toranges()
     snapped = Window(math.floor(col0), math.floor(row0),
@@ -292,8 +306,7 @@ def bbox(dataset: OpenDataset, bounds, selection: Selection, size: ImageSize,
     the data's resolution unless ``size`` says otherwise, on whole pixels of the data's
     grid if ``align``."""
     check_overlap(bounds, crs, dataset.geographic_bounds, "the bbox")
-    bounds, natural_width, natural_height = sized_part(
-        bounds, dataset.native_resolution(crs), grid_in(dataset, crs)[0] if align else None)
+    bounds, natural_width, natural_height = sized_part(bounds, grid_in(dataset, crs)[0], align)
     box, width, height = widened(bounds, *fit_size(natural_width, natural_height, size),
                                  size.margin)
     return part(dataset, box, crs, width, height, selection)

@@ -195,7 +195,7 @@ class MosaicReader:
                                     "/info for its bounds")
         first = self._open(urls[0])
         bounds, natural_width, natural_height = sized_part(
-            bounds, first.native_resolution(crs), first.grid_in(crs)[0] if align else None)
+            bounds, first.grid_in(crs)[0], align)
         box, width, height = widened(bounds, *fit_size(natural_width, natural_height, size),
                                      size.margin)
         check_read_size(1, width, height)

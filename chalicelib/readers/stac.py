@@ -359,7 +359,7 @@ class STACReader:
         readers = self._readers([name for name, _ in plan.reads])
         finest = min(readers, key=lambda r: r.native_resolution(crs))
         bounds, natural_width, natural_height = sized_part(  # on the finest asset's grid
-            bounds, finest.native_resolution(crs), finest.grid_in(crs)[0] if align else None)
+            bounds, finest.grid_in(crs)[0], align)
         box, width, height = widened(bounds, *fit_size(natural_width, natural_height, size),
                                      size.margin)
         check_expression_memory(selection, width, height)
