@@ -26,6 +26,11 @@ SECTIONS = [
     ("Tiles", (params.TILESIZE, params.BUFFER, params.PADDING)),
     ("Preview and bbox (`/cog/preview` also takes `format`)", params.IMAGE + (params.FORMAT,)),
     ("Statistics", params.STATISTICS),
+    ("Coordinates and output CRS (point and bbox take `coord_crs`; bbox, preview and the "
+     "GeoJSON routes `dst_crs`)", (params.COORD_CRS, params.DST_CRS)),
+    ("GeoJSON (`POST .../statistics`, `POST .../feature`): besides the statistics ones; "
+     "`max_size` defaults to the data's resolution", (params.PART_MAX_SIZE,
+                                                       params.COVER_SCALE)),
     ("TileJSON", params.TILEJSON),
     ("WMTS", params.WMTS),
     ("STAC items (`/stac/...`): what to read, instead of `bidx`/`expression` above",
