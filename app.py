@@ -49,6 +49,7 @@ from chalicelib.api.params import (
     STATISTICS,
     STYLE,
     TILE,
+    TILE_POSITION,
     TILEJSON,
     TMS_ID,
     URL,
@@ -64,12 +65,14 @@ from chalicelib.api.params import (
     style,
     tile_address,
     tile_matrix_set_of,
+    tile_position,
     tileset_options,
 )
 from chalicelib.api.responses import Page
 from chalicelib.api.routes import SIMPLE_ERRORS, Request, Returns, RouteTable
 from chalicelib.core import settings
 from chalicelib.core.errors import BadRequest, NotFound, TilerError
+from chalicelib.core.geo import to_lonlat
 from chalicelib.core.records import Selection
 from chalicelib.grids import tilematrixsets
 from chalicelib.jobs import cogify, tilecache
@@ -430,6 +433,38 @@ def declare_whole(f: Family) -> None:
 
 for _family in FAMILIES:
     declare_family(_family)
+
+# ---- which files of a mosaic a request reads (titiler-mosaic's /assets routes) ------------
+ASSET_NAMES = Returns(("application/json",), "The files, in the order they are read",
+                      schema="Names")
+
+
+@api.get("/mosaicjson/tiles/{tileMatrixSetId}/{z}/{x}/{y}/assets", "The files of the mosaic "
+         "a tile reads", params=(MOSAIC_URL, *TILE_POSITION), returns=ASSET_NAMES,
+         tag="mosaicjson")
+def mosaic_tile_assets(r: Request):
+    return open_reader("mosaicjson", r.values.url, r.config).assets_for_tile(
+        *tile_position(r.values))
+
+
+@api.get("/mosaicjson/point/{lonlat}/assets", "The files of the mosaic a point reads",
+         params=(MOSAIC_URL, LONLAT, COORD_CRS), returns=ASSET_NAMES, tag="mosaicjson")
+def mosaic_point_assets(r: Request):
+    x, y = point_of(r.values)
+    lon, lat = to_lonlat(coord_crs(r.values), x, y)
+    return open_reader("mosaicjson", r.values.url, r.config).assets_for_point(lon, lat)
+
+
+@api.get("/mosaicjson/bbox/{bbox}/assets", "The files of the mosaic a box reads (in degrees, "
+         "or in coord_crs)", params=(MOSAIC_URL, BBOX, COORD_CRS), returns=ASSET_NAMES,
+         tag="mosaicjson")
+def mosaic_bbox_assets(r: Request):
+    bounds, fmt = bbox_of(r.values)
+    if fmt is not None:
+        raise BadRequest("the assets of a box are a list of files: drop the extension "
+                         f"(.{fmt.extension})")
+    return open_reader("mosaicjson", r.values.url, r.config).assets_for_bbox(
+        bounds, coord_crs(r.values))
 
 
 @api.get("/stac/assets", "The GeoTIFF assets of the STAC item", params=(STAC_URL,),

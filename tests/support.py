@@ -117,11 +117,11 @@ def engine_tile(url, z, x, y_segment, query=None, tms="WebMercatorQuad"):
 
 # ---- HTTP, as a client sees it -------------------------------------------------------------
 
-def fetch(url, headers=None, method="GET"):
+def fetch(url, headers=None, method="GET", body: bytes | None = None):
     """(status, headers, body) of an HTTP request, errors included."""
     import urllib.error
     import urllib.request
-    request = urllib.request.Request(url, headers=headers or {}, method=method)
+    request = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, dict(response.headers), response.read()

@@ -44,6 +44,31 @@ def test_webp_and_errors_over_http(server):
     assert "Cache-Control" not in headers
 
 
+def test_geojson_statistics_and_images_over_http(server):
+    """A GeoJSON body POSTed over real HTTP: statistics of a FeatureCollection, a feature's
+    image, and a bad body's 400."""
+    ring = [[-78.2, 24.2], [-77.3, 24.3], [-77.8, 25.0], [-78.2, 24.2]]
+    feature = {"type": "Feature", "properties": {"id": "a"},
+               "geometry": {"type": "Polygon", "coordinates": [ring]}}
+    collection = {"type": "FeatureCollection", "features": [feature, feature]}
+    headers = {"Content-Type": "application/geo+json"}
+    status, response_headers, body = fetch(
+        f"{server}/cog/statistics?url=chalicelib/demo/demo.tif", headers, "POST",
+        json.dumps(collection).encode())
+    assert status == 200, body[:300]
+    assert response_headers["Content-Type"] == "application/geo+json"
+    first, second = (f["properties"] for f in json.loads(body)["features"])
+    assert first == second and first["id"] == "a" and first["statistics"]["b1"]["count"] > 0
+    status, response_headers, body = fetch(
+        f"{server}/cog/feature.png?url=chalicelib/demo/demo.tif&max_size=128", headers,
+        "POST", json.dumps(feature).encode())
+    assert status == 200 and response_headers["Content-Type"] == "image/png"
+    assert max(decode(body).shape[1:]) == 128
+    status, _, body = fetch(f"{server}/cog/statistics?url=chalicelib/demo/demo.tif", headers,
+                            "POST", b'{"type": "Feature", "geometry": {"type": "Point"}}')
+    assert status == 400 and b"feature 0" in body
+
+
 def test_viewer_over_http(server):
     status, headers, body = fetch(f"{server}/", {"Accept": "text/html"})
     assert status == 200 and headers["Content-Type"].startswith("text/html")

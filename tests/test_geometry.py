@@ -82,6 +82,21 @@ def test_statistics_of_a_feature_answer_as_titiler(client, titiler, shared, name
     _same_statistics(ours["properties"]["statistics"], theirs["properties"]["statistics"])
 
 
+@pytest.mark.parametrize("name", ["cog.tif", "cog_nodata.tif"])
+def test_a_shape_across_the_data_s_edge_counts_the_data_inside(client, titiler, shared, name):
+    """Half of the shape lies beyond the data: those pixels are masked, not zeros, and
+    valid_percent says how much of the shape had data."""
+    url = f"{shared}/{name}"
+    w, s, e, n = _bounds(client, url)
+    feature = _feature(_ring((w, s, e + (e - w), n), 2.5))  # its east half beyond the data
+    path = f"/cog/statistics?url={url}"
+    ours, theirs = _post(client, path, feature), titiler.post(path, json=feature)
+    assert ours.status_code == theirs.status_code == 200, ours.body[:300]
+    mine = ours.json_body["properties"]["statistics"]
+    _same_statistics(mine, theirs.json()["properties"]["statistics"])
+    assert 20 < mine["b1"]["valid_percent"] < 80
+
+
 def test_a_feature_collection_answers_each_feature(client, titiler, shared):
     url = f"{shared}/cog.tif"
     w, s, e, n = _bounds(client, url)
@@ -255,6 +270,32 @@ def test_coverage_of_a_pixel_grid_square():
     np.testing.assert_allclose(weights, [[0.375, 0.5, 0.375], [0.5625, 0.75, 0.5625]])
 
 
+@pytest.mark.parametrize("scale", [3, 10, 40, 200])
+def test_coverage_samples_only_the_outline_and_equals_sampling_everything(scale):
+    """The outline's pixels sampled alone give what sampling every pixel gives (the pixels
+    inside are 1, those outside 0)."""
+    from affine import Affine
+    from rasterio.features import rasterize
+    t = np.linspace(0, 2 * np.pi, 400)
+    ring = [[60 + 45 * (1 + 0.3 * np.sin(5 * a)) * np.cos(a),
+             50 + 35 * (1 + 0.3 * np.sin(5 * a)) * np.sin(a)] for a in t[:-1]]
+    hole = [[60 + 8 * np.cos(a), 50 + 8 * np.sin(a)] for a in t[:-1]]
+    geometry = {"type": "Polygon", "coordinates": [ring + [ring[0]], hole + [hole[0]]]}
+    shape = shapes.shapes_of({"type": "Feature", "properties": {}, "geometry": geometry},
+                             crs=rasterio.crs.CRS.from_epsg(3857)).shapes[0]
+    transform, width, height = Affine(1, 0, 0, 0, -1, 100), 120, 100
+    fast = shapes.coverage(shape, transform, width, height, scale)
+    fine = rasterize([(shape.geometry, 1)], out_shape=(height * scale, width * scale),
+                     transform=transform @ Affine.scale(1 / scale), all_touched=False,
+                     fill=0, dtype="uint8")
+    everything = fine.reshape(height, scale, width, scale).mean(axis=(1, 3))
+    partial = (everything > 0) & (everything < 1)
+    assert partial.sum() > 200  # the outline crosses many pixels
+    differ = ~np.isclose(fast, everything, atol=1e-6)
+    assert differ.sum() <= max(2, 0.002 * partial.sum())  # GDAL's line walk at corners
+    assert abs(fast.sum() - everything.sum()) < 1.0
+
+
 # ---- across the antimeridian ------------------------------------------------------------------
 
 def test_a_shape_split_at_the_antimeridian_is_the_shape_across_it(client, shared):
@@ -291,6 +332,53 @@ def test_a_mosaic_answers_shapes_and_boxes_as_its_file(client):
                   for kind, url in (("mosaicjson", mosaic), ("cog", demo)))
     assert tile.status_code == file.status_code == 200
     np.testing.assert_array_equal(_npy(tile.body), _npy(file.body))
+
+
+def test_a_mosaic_names_the_files_a_tile_a_point_or_a_box_reads(client, tmp_path, rasters):
+    """titiler-mosaic's /assets routes, on a mosaic of two files side by side: each request
+    names the files it would read, in the index's order."""
+    import shutil
+
+    import mercantile
+    demo = ROOT / "chalicelib" / "demo" / "demo.tif"
+    folder = rasters / "assets-mosaic"
+    folder.mkdir(exist_ok=True)
+    shutil.copy(demo, folder / "a.tif")
+    shutil.copy(demo, folder / "b.tif")
+    document = json.loads((ROOT / "chalicelib" / "demo" / "mosaic.json").read_text())
+    keys = sorted(document["tiles"])
+    document["tiles"] = {key: ["a.tif", "b.tif"] if i == 0 else ["b.tif"]
+                         for i, key in enumerate(keys)}
+    (folder / "mosaic.json").write_text(json.dumps(document))
+    url = folder / "mosaic.json"
+    first, other = mercantile.quadkey_to_tile(keys[0]), mercantile.quadkey_to_tile(keys[-1])
+
+    def inside(tile):  # the middle of the part of a quadkey's tile the mosaic covers
+        w, s, e, n = mercantile.bounds(tile)
+        west, south, east, north = document["bounds"]
+        return (max(w, west) + min(e, east)) / 2, (max(s, south) + min(n, north)) / 2
+
+    x, y, z = mercantile.tile(*inside(first), first.z + 2)
+    answer = client.http.get(f"/mosaicjson/tiles/WebMercatorQuad/{z}/{x}/{y}/assets?url={url}")
+    assert answer.status_code == 200, answer.body
+    assert answer.json_body == ["a.tif", "b.tif"]
+    lon, lat = inside(other)
+    assert client.http.get(f"/mosaicjson/point/{lon},{lat}/assets?url={url}").json_body == \
+        ["b.tif"]
+    cx, cy = inside(first)
+    corners = (cx - 0.05, cy - 0.05, cx + 0.05, cy + 0.05)
+    box = ",".join(map(str, corners))
+    assert client.http.get(f"/mosaicjson/bbox/{box}/assets?url={url}").json_body == \
+        ["a.tif", "b.tif"]
+    # in another CRS, the same box
+    from rasterio.warp import transform_bounds
+    metres = transform_bounds("EPSG:4326", "EPSG:3857", *corners)
+    box = ",".join(f"{v:.2f}" for v in metres)
+    assert client.http.get(f"/mosaicjson/bbox/{box}/assets?url={url}&coord_crs=EPSG:3857"
+                           ).json_body == ["a.tif", "b.tif"]
+    assert client.http.get(f"/mosaicjson/point/10,10/assets?url={url}").json_body == []
+    refused = client.http.get(f"/mosaicjson/bbox/{box}.png/assets?url={url}")
+    assert refused.status_code in (400, 404)
 
 
 # ---- what a user can get wrong ----------------------------------------------------------------

@@ -172,6 +172,9 @@ def test_crs_by_code_uri_or_urn(text, code):
 @pytest.mark.parametrize(("text", "words"), [
     ("+proj=longlat +nadgrids=@http://x/grid.tif", "by its code"),
     ('GEOGCS["x"]', "by its code"), ("EPSG:999999", "not a CRS this server knows"),
+    ("urn:ogc:def:crs:EPSG::OK4bMq", "not a CRS this server knows"),
+    ("IAU_2015:49900", "not a CRS of the Earth"), ("ESRI:104905", "not a CRS of the Earth"),
+    ("EPSG:4978", "neither geographic nor projected"),
     ("/vsicurl/http://x", "by its code")])
 def test_crs_strings_that_could_reach_out_are_refused(text, words):
     with pytest.raises(BadRequest, match=words):

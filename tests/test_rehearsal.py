@@ -128,8 +128,9 @@ def test_the_first_deploy_publishes_each_layer_once(rehearsal):
 
 def test_an_app_py_change_uploads_kilobytes(rehearsal):
     """app.py changed, nothing else: no layer published, every function's new code (app.py
-    and Chalice's runtime, nothing else) in place, and under 1 MB sent to AWS in all (the
-    four function zips and the REST API's definition, which Chalice sends on every deploy)."""
+    and Chalice's runtime, nothing else) in place, and kilobytes sent to AWS besides the REST
+    API's definition (which Chalice sends whole on every deploy: ~9 KB a route, seven
+    methods each, under API Gateway's import limit)."""
     second = rehearsal["second"]
     assert not any(record["published"] for record in second["layers"].values())
     assert second["pruned"] == []
@@ -140,7 +141,8 @@ def test_an_app_py_change_uploads_kilobytes(rehearsal):
         assert function["CodeSha256"] != before[name]["CodeSha256"], name  # the new app.py
         assert function["CodeSize"] == second["app_zip"], name
         assert layers_of(function) == layers_of(before[name]), name
-    assert second["received"] < 1e6
+    assert 0 < second["api_definition"] < 2e6
+    assert second["received"] - second["api_definition"] < 400e3  # the four function zips
 
 
 def test_a_chalicelib_change_publishes_the_code_layer_alone(rehearsal):

@@ -189,8 +189,11 @@ def start_moto():
     return server, f"http://{host}:{port}"
 
 
-#: Bytes received by the moto server (request bodies), to measure what a deploy uploads.
+#: Bytes received by the moto server (request bodies), to measure what a deploy uploads;
+#: and of them, the REST API's definition (PUT /restapis/{id}: Chalice sends the whole
+#: OpenAPI document on every deploy, growing with the routes).
 RECEIVED = [0]
+API_DEFINITION = [0]
 
 
 def _count_uploads() -> None:
@@ -202,7 +205,12 @@ def _count_uploads() -> None:
     call = app.__call__
 
     def counted(self, environ, start_response):
-        RECEIVED[0] += int(environ.get("CONTENT_LENGTH") or 0)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        RECEIVED[0] += length
+        path = environ.get("PATH_INFO", "")
+        if environ.get("REQUEST_METHOD") == "PUT" and path.startswith("/restapis/") and \
+                path.count("/") == 2:
+            API_DEFINITION[0] += length
         return call(self, environ, start_response)
 
     app.__call__ = counted
@@ -211,10 +219,10 @@ def _count_uploads() -> None:
 
 def measured_deploy(r: Rehearsal) -> dict:
     """`make deploy`'s path for the prod stage, with the bytes AWS received (request bodies)."""
-    RECEIVED[0] = 0
+    RECEIVED[0] = API_DEFINITION[0] = 0
     result = deploy.deploy("prod", r.project, env=r.env(), client=r.client("lambda"),
                            apigateway=r.client("apigateway"))
-    return {**result, "received": RECEIVED[0]}
+    return {**result, "received": RECEIVED[0], "api_definition": API_DEFINITION[0]}
 
 
 def change(path: Path) -> None:

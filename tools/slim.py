@@ -22,6 +22,9 @@ RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "
 #: Modules nothing imports at runtime (the verification exercises every route and format).
 UNUSED_MODULES = ("numpy/random", "numpy/f2py", "numpy/typing", "numpy/polynomial", "numpy/fft",
                   "numpy/testing", "numpy/_pyinstaller", "numpy/doc", "rasterio/rio")
+#: What an unused module keeps: rasterio.features (GeoJSON shapes rasterized) imports
+#: rasterio.rio.helpers.
+KEEP_OF_UNUSED = {"rasterio/rio": ("__init__.py", "helpers.py")}
 #: numpy's test-only extension modules.
 TEST_EXTENSIONS = ("_simd", "_multiarray_tests", "_umath_tests", "_rational_tests",
                    "_struct_ufunc_tests", "_operand_flag_tests")
@@ -98,7 +101,16 @@ def step_sources_and_stubs(root: str) -> int:
 
 
 def step_unused_modules(root: str) -> int:
-    return _remove([os.path.join(root, m) for m in UNUSED_MODULES])
+    doomed = []
+    for module in UNUSED_MODULES:
+        path = os.path.join(root, module)
+        kept = KEEP_OF_UNUSED.get(module)
+        if kept and os.path.isdir(path):
+            doomed += [os.path.join(path, name) for name in os.listdir(path)
+                       if name not in kept]
+        else:
+            doomed.append(path)
+    return _remove(doomed)
 
 
 #: ELF e_machine -> (name, binutils' strip for it on another machine, the package holding it)

@@ -412,12 +412,35 @@ def crs_value(text: str, name: str = "crs") -> CRS:
     code = (match.group("code") or match.group("ucode") or match.group("ncode")).upper()
     try:
         crs = CRS.from_user_input(f"{authority}:{code}")
-    except CRSError:
+    except (CRSError, ValueError):  # rasterio: ValueError for EPSG:<not a number>
         raise BadRequest(f"'{name}': {authority}:{code} is not a CRS this server "
                          "knows") from None
     if not (crs.is_geographic or crs.is_projected):
         raise BadRequest(f"'{name}': {authority}:{code} is neither geographic nor projected")
+    radius = _semi_major_axis(crs.to_dict(projjson=True))
+    if radius is not None and not 6.3e6 < radius < 6.4e6:
+        raise BadRequest(f"'{name}': {authority}:{code} is not a CRS of the Earth")
     return crs
+
+
+def _semi_major_axis(projjson) -> float | None:
+    """The ellipsoid's semi-major axis (or radius) in metres in a PROJJSON document, if it
+    says one in metres."""
+    if isinstance(projjson, dict):
+        ellipsoid = projjson.get("ellipsoid")
+        if isinstance(ellipsoid, dict):
+            axis = ellipsoid.get("semi_major_axis", ellipsoid.get("radius"))
+            return float(axis) if isinstance(axis, (int, float)) else None
+        items = list(projjson.values())
+    elif isinstance(projjson, list):
+        items = projjson
+    else:
+        return None
+    for item in items:
+        found = _semi_major_axis(item)
+        if found is not None:
+            return found
+    return None
 
 
 def _crs(text: str, param: Param, config) -> CRS:
@@ -590,6 +613,9 @@ Y = Param("y", "Row of the tile, then optionally `@2x` (`@1x`...`@4x`: larger ti
           "`.png` (the format; default: PNG where pixels are masked, else JPEG)", "string",
           _tile_y, where="path", required=True,
           pattern=rf"^[0-9]{{1,10}}(@[1-4]x)?(\.({_FORMAT_RE}))?$", example="219@2x.png")
+ROW = integer("y", "Row of the tile", 0, 2 ** 30, where="path", required=True, example=219)
+#: A tile without a size or format: which files it reads (mosaics).
+TILE_POSITION = (TMS_ID, Z, X, ROW)
 TILESIZE = integer("tilesize", "Tile size in pixels before `@Nx` (default: the tile matrix's, "
                    "256)", 64, 1024)
 OUTSIDE = Param("outside", "What a tile outside the data answers: `404` (a JSON error), `204` "
@@ -821,16 +847,10 @@ def tileset_options(v: Values) -> TilesetOptions:
                           tilesize=v.tilesize, minzoom=v.minzoom, maxzoom=v.maxzoom)
 
 
-def tile_address(v: Values) -> TileAddress:
-    """The tile, checked against its tile matrix set; its size from the matrix (or
-    ``tilesize``) times ``@Nx``."""
+def tile_position(v: Values) -> tuple[tilematrixsets.TileMatrixSet, int, int, int]:
+    """(tms, z, x, y) of the path's tile, checked against its tile matrix set."""
     tms, z = tile_matrix_set_of(v), v.z
-    row, scale, fmt = v.y
-    asked = v.get("format")
-    if asked is not None and fmt is not None and asked is not fmt:
-        raise BadRequest(f"the tile's extension says {fmt.name}, 'format' says {asked.name}: "
-                         "give one")
-    fmt = fmt or asked
+    row = v.y if isinstance(v.y, int) else v.y[0]
     if not tms.minzoom <= z <= tms.deepest:
         raise BadRequest(f"'z' must be between {tms.minzoom} and {tms.deepest} in {tms.id}, "
                          f"got {z}")
@@ -841,13 +861,27 @@ def tile_address(v: Values) -> TileAddress:
     if row >= matrix.matrix_height:
         raise BadRequest(f"'y' must be between 0 and {matrix.matrix_height - 1} at zoom {z} "
                          f"of {tms.id}, got {row}")
+    return tms, z, v.x, row
+
+
+def tile_address(v: Values) -> TileAddress:
+    """The tile, checked against its tile matrix set; its size from the matrix (or
+    ``tilesize``) times ``@Nx``."""
+    tms, z, x, row = tile_position(v)
+    _, scale, fmt = v.y
+    asked = v.get("format")
+    if asked is not None and fmt is not None and asked is not fmt:
+        raise BadRequest(f"the tile's extension says {fmt.name}, 'format' says {asked.name}: "
+                         "give one")
+    fmt = fmt or asked
+    matrix = tms.matrix(z)
     width = (v.tilesize or matrix.tile_width) * scale
     height = (v.tilesize or matrix.tile_height) * scale
     buffer, padding = v.get("buffer") or 0.0, v.get("padding") or 0
     if max(width, height) + 2 * (buffer + padding) > MAX_TILE_SIZE:
         raise BadRequest(f"tilesize times scale, with buffer and padding, must be at most "
                          f"{MAX_TILE_SIZE} pixels")
-    return TileAddress(tms, z, v.x, row, width, height, fmt, v.outside, buffer, padding)
+    return TileAddress(tms, z, x, row, width, height, fmt, v.outside, buffer, padding)
 
 
 def algorithm(v: Values) -> algorithms.Algorithm | None:

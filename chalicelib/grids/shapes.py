@@ -35,10 +35,8 @@ MAX_FEATURES = 100
 #: Most vertices of all the request's geometries together (a detailed country border has
 #: tens of thousands).
 MAX_VERTICES = 200_000
-#: Most sub-pixel cells :func:`coverage` rasterizes at once (memory: one byte each).
-COVERAGE_CELLS_PER_STRIP = 16 * 1024 * 1024
-#: Most sub-pixel cells one request's coverage may take in all (time: ~1 s per 10^9).
-MAX_COVERAGE_CELLS = 2 * 1024 ** 3
+#: Most sub-pixel samples one shape's coverage may take (the outline's pixels x cover_scale²).
+MAX_COVERAGE_CELLS = 512 * 1024 ** 2
 AREAS = ("Polygon", "MultiPolygon")
 
 
@@ -148,6 +146,8 @@ def _bounds(geometry: dict, where: str) -> Bounds:
     xs = [x for polygon in _polygons(geometry) for ring in polygon for x, _ in ring]
     ys = [y for polygon in _polygons(geometry) for ring in polygon for _, y in ring]
     bounds = Bounds(min(xs), min(ys), max(xs), max(ys))
+    if not all(map(math.isfinite, bounds)):
+        raise BadRequest(f"{where}: its coordinates cannot be expressed in the output CRS")
     if not (bounds.right > bounds.left and bounds.top > bounds.bottom):
         raise BadRequest(f"{where}: the shape has no area (its box is "
                          f"{bounds.right - bounds.left:g} x {bounds.top - bounds.bottom:g})")
@@ -228,25 +228,78 @@ def touched(shape: Shape, transform: Affine, width: int, height: int) -> np.ndar
     return mask
 
 
+def _boundary(shape: Shape) -> dict:
+    """The shape's rings as one MultiLineString (its outline)."""
+    return {"type": "MultiLineString",
+            "coordinates": [ring for polygon in _polygons(shape.geometry) for ring in polygon]}
+
+
 def coverage(shape: Shape, transform: Affine, width: int, height: int,
              scale: int = 10) -> np.ndarray:
     """(height, width) float32: the part of each pixel ``shape`` covers (0 to 1), from a
     ``scale`` x ``scale`` sampling of each pixel: a sub-pixel counts where its centre is in
     the shape (so the estimate has no bias, error ~ 1/scale on edge pixels only).
-    Rasterized in strips of rows, so memory stays bounded at any scale."""
-    cells = width * height * scale * scale
-    if cells > MAX_COVERAGE_CELLS:
-        raise TooLarge(f"cover_scale={scale} over {width}x{height} pixels is "
-                       f"{cells / 1e9:.1f} billion samples (at most "
-                       f"{MAX_COVERAGE_CELLS / 1e9:.1f}): lower cover_scale or max_size")
-    result = np.zeros((height, width), np.float32)
-    rows = max(1, COVERAGE_CELLS_PER_STRIP // max(1, width * scale * scale))
-    fine = transform * Affine.scale(1 / scale)
-    for top in range(0, height, rows):
-        n = min(rows, height - top)
-        strip = rasterize([(shape.geometry, 1)], out_shape=(n * scale, width * scale),
-                          transform=fine * Affine.translation(0, top * scale),
-                          all_touched=False, fill=0, dtype="uint8")
-        result[top:top + n] = strip.reshape(n, scale, width, scale).sum(
-            axis=(1, 3), dtype=np.float32) / (scale * scale)
+
+    Only the pixels the outline crosses are sampled: a pixel the shape touches and its
+    outline does not is wholly inside (1). So the cost follows the outline's length, not
+    the shape's area; the outline's pixels are sampled in windows of :data:`_STRIP` rows
+    over each run of them."""
+    inside = touched(shape, transform, width, height)
+    result = inside.astype(np.float32)
+    if not inside.any():
+        return result
+    edges = rasterize([(_boundary(shape), 1)], out_shape=(height, width), transform=transform,
+                      all_touched=True, fill=0, dtype="uint8").astype(bool) & inside
+    samples = int(edges.sum()) * scale * scale
+    if samples > MAX_COVERAGE_CELLS:
+        raise TooLarge(f"cover_scale={scale} over the {int(edges.sum())} pixels the outline "
+                       f"crosses is {samples / 1e9:.1f} billion samples (at most "
+                       f"{MAX_COVERAGE_CELLS / 1e9:.1f}): lower cover_scale, simplify the "
+                       "shape or ask for fewer pixels (max_size)")
+    fine = transform @ Affine.scale(1 / scale)
+    # windows of outline pixels: a few rows, runs of columns joined across small gaps (one
+    # rasterize call costs about as much as sampling a few thousand pixels); finer scales
+    # take fewer rows and gaps, so that what is sampled stays close to the outline's pixels
+    strip, gap = max(1, min(16, 160 // scale)), max(1, 640 // scale)
+    widest = max(1, _WINDOW_SAMPLES // (strip * scale * scale))
+    for top in range(0, height, strip):
+        rows = edges[top:top + strip]
+        columns = np.flatnonzero(rows.any(axis=0))
+        if not columns.size:
+            continue
+        n = rows.shape[0]
+        breaks = np.flatnonzero(np.diff(columns) > gap)
+        for first, last in zip(np.r_[columns[0], columns[breaks + 1]],
+                               np.r_[columns[breaks], columns[-1]]):
+            for left in range(int(first), int(last) + 1, widest):
+                w = min(widest, int(last) + 1 - left)
+                crossed = rows[:, left:left + w]
+                if not crossed.any():
+                    continue
+                samples = rasterize(
+                    [(shape.geometry, 1)], out_shape=(n * scale, w * scale),
+                    transform=fine @ Affine.translation(left * scale, top * scale),
+                    all_touched=False, fill=0, dtype="uint8")
+                window = result[top:top + n, left:left + w]
+                window[crossed] = (_per_pixel(samples, n, w, scale)
+                                   / (scale * scale))[crossed]
     return result
+
+
+#: Most sub-pixel samples one rasterize call of :func:`coverage` makes (a byte each).
+_WINDOW_SAMPLES = 16 * 1024 * 1024
+
+
+def _per_pixel(strip: np.ndarray, rows: int, width: int, scale: int) -> np.ndarray:
+    """The sub-pixels set in each pixel of a (rows x scale, width x scale) strip: its rows of
+    sub-pixels added first (contiguous, in 16 bits), then each pixel's columns (a strided
+    sum over both axes at once is several times slower)."""
+    lines = strip.reshape(rows, scale, width * scale).sum(axis=1, dtype=np.uint16)
+    columns = lines.reshape(rows, width, scale)
+    if scale > 32:
+        counted: np.ndarray = columns.sum(axis=2, dtype=np.uint32)
+        return counted
+    total = columns[..., 0].astype(np.uint32)
+    for k in range(1, scale):
+        total += columns[..., k]
+    return total

@@ -236,8 +236,7 @@ def preview(dataset: OpenDataset, selection: Selection, size: ImageSize,
     src = dataset.src
     if crs is not None and not dataset.own_crs(crs):
         grid, grid_width, grid_height = remembered(
-            dataset.memo, ("warped", crs.to_string()), lambda: calculate_default_transform(
-                src.crs, crs, src.width, src.height, *src.bounds))
+            dataset.memo, ("warped", crs.to_string()), lambda: _default_grid(dataset, crs))
         box = array_bounds(grid_height, grid_width, grid)
         bounds, width, height = widened(box, *fit_size(grid_width, grid_height, size),
                                         size.margin)
@@ -266,11 +265,23 @@ def grid_in(dataset: OpenDataset, crs) -> tuple[Affine, int, int]:
                                                *src.window_bounds(Window(col, row, size,
                                                                          size)))
         else:
-            grid = calculate_default_transform(src.crs, crs, src.width, src.height,
-                                               *src.bounds)
+            grid = _default_grid(dataset, crs)
         dataset.memo[key] = grid
     found: tuple[Affine, int, int] = dataset.memo[key]
     return found
+
+
+def _default_grid(dataset: OpenDataset, crs) -> tuple[Affine, int, int]:
+    """GDAL's grid for the whole file warped into ``crs``; :class:`BadRequest` where the
+    file cannot be expressed there."""
+    src = dataset.src
+    try:
+        grid: tuple[Affine, int, int] = calculate_default_transform(
+            src.crs, crs, src.width, src.height, *src.bounds)
+    except Exception:  # PROJ or GDAL refuse: another body, outside the projection's domain
+        raise BadRequest("the data cannot be warped into the requested CRS (outside its "
+                         "area of use?)") from None
+    return grid
 
 
 def sized_part(bounds, grid: Affine, align: bool = False) -> tuple[Bounds, float, float]:

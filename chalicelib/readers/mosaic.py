@@ -160,6 +160,19 @@ class MosaicReader:
     def tile_exists(self, tms: TileMatrixSet, z: int, x: int, y: int) -> bool:
         return bool(self._files_of_tile(tms, z, x, y))
 
+    # ---- which files, as users see them (titiler-mosaic's /assets routes) -------------------
+
+    def assets_for_tile(self, tms: TileMatrixSet, z: int, x: int, y: int) -> list[str]:
+        """The files a tile reads, in priority order (names safe to show)."""
+        return _shown(self._files_of_tile(tms, z, x, y))
+
+    def assets_for_point(self, lon: float, lat: float) -> list[str]:
+        return _shown(self.index.files_for((lon, lat, lon, lat))
+                      if -MAX_LAT < lat < MAX_LAT else [])
+
+    def assets_for_bbox(self, bounds: Bounds, crs=WGS84) -> list[str]:
+        return _shown(self.files_in(bounds, crs))
+
     def tile(self, address: TileAddress, selection: Selection,
              statistics: bool = False) -> ImageData:
         tms, z, x, y = address.tms, address.z, address.x, address.y
@@ -214,7 +227,7 @@ class MosaicReader:
         image, used = self._combine(urls, selection,
                                     lambda cog, s: cog.point_image(lon, lat, s))
         result = point_values(image, lon, lat)
-        result["assets"] = [display_name(parse(u)) for u in used]
+        result["assets"] = _shown(used)
         return result
 
     def info(self, tms: TileMatrixSet) -> dict:
@@ -249,6 +262,10 @@ class MosaicReader:
 
     def tile_limits(self, tms: TileMatrixSet, z: int) -> TileRange | None:
         return tile_limits(tms, z, self.footprint(tms))
+
+
+def _shown(urls: list[str]) -> list[str]:
+    return [display_name(parse(u)) for u in urls]
 
 
 def member_error(url: str, error: BaseException) -> BaseException:
