@@ -49,8 +49,11 @@ def _operation_id(method: str, path: str) -> str:
 
 
 def _request_body(param, config: Settings) -> dict:
+    media: dict = {"schema": param.schema(config)}
+    if param.example is not None:
+        media["example"] = param.example
     return {"required": param.required, "description": param.description,
-            "content": {param.media_type: {"schema": param.schema(config)}}}
+            "content": {param.media_type: media}}
 
 
 def _parameter(param, config: Settings) -> dict:

@@ -681,14 +681,19 @@ _GEOJSON_COLLECTION = {
         "type": {"type": "string", "enum": ["FeatureCollection"]},
         "features": {"type": "array", "minItems": 1, "maxItems": 100,
                      "items": _GEOJSON_FEATURE}}}
+#: A field over the built-in demo (the documentation's example body).
+_EXAMPLE_FEATURE = {"type": "Feature", "properties": {"name": "field"}, "geometry": {
+    "type": "Polygon", "coordinates": [[[-78.2, 24.2], [-77.3, 24.3], [-77.8, 25.0],
+                                        [-78.2, 24.2]]]}}
 FEATURE = Param("feature", "A GeoJSON Feature whose geometry is a Polygon or MultiPolygon "
                 "(coordinates in `coord_crs`)", "object", json_body, required=True,
                 where="body", media_type="application/geo+json",
-                json_schema=_GEOJSON_FEATURE)
+                json_schema=_GEOJSON_FEATURE, example=_EXAMPLE_FEATURE)
 FEATURES = Param("geojson", "A GeoJSON Feature or FeatureCollection of Polygons or "
                  "MultiPolygons (coordinates in `coord_crs`)", "object", json_body,
                  required=True, where="body", media_type="application/geo+json",
-                 json_schema={"oneOf": [_GEOJSON_FEATURE, _GEOJSON_COLLECTION]})
+                 json_schema={"oneOf": [_GEOJSON_FEATURE, _GEOJSON_COLLECTION]},
+                 example={"type": "FeatureCollection", "features": [_EXAMPLE_FEATURE]})
 
 PERCENTILES = Param("p", "Percentiles to compute, repeatable or comma-separated", "number",
                     _each(_number), repeat=True, minimum=0, maximum=100, default=[2, 98])

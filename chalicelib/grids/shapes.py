@@ -260,7 +260,7 @@ def coverage(shape: Shape, transform: Affine, width: int, height: int,
     # windows of outline pixels: a few rows, runs of columns joined across small gaps (one
     # rasterize call costs about as much as sampling a few thousand pixels); finer scales
     # take fewer rows and gaps, so that what is sampled stays close to the outline's pixels
-    strip, gap = max(1, min(16, 160 // scale)), max(1, 640 // scale)
+    strip, gap = max(1, min(32, 320 // scale)), max(1, 1280 // scale)
     widest = max(1, _WINDOW_SAMPLES // (strip * scale * scale))
     for top in range(0, height, strip):
         rows = edges[top:top + strip]
