@@ -109,5 +109,6 @@ bench: setup
 	$(BIN)/python bench/requests.py
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/mosaic.py
+	$(BIN)/python bench/shapes.py
 	$(BIN)/python bench/band_subset.py
 	$(BIN)/python bench/report.py

@@ -133,13 +133,28 @@ def copy_project(target: Path, vendor: Path) -> Path:
     return target
 
 
+def _vendor_recipe() -> str:
+    """What a vendor/ is built from: the runtime requirements and the tools that build and
+    slim it (a change to either makes a kept vendor/ stale)."""
+    import hashlib
+    digest = hashlib.sha256()
+    for path in (ROOT / "requirements-runtime.txt", ROOT / "tools" / "vendor.py",
+                 ROOT / "tools" / "slim.py"):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def build_vendor(out: Path) -> Path:
-    """vendor/ for Lambda (pip mode, from the wheels cache) unless ``out`` already holds one."""
-    if not (out / "rasterio").is_dir():
+    """vendor/ for Lambda (pip mode, from the wheels cache) unless ``out`` already holds one
+    built from the same recipe."""
+    stamp = out.parent / f"{out.name}.recipe"
+    recipe = _vendor_recipe()
+    if not (out / "rasterio").is_dir() or not stamp.exists() or stamp.read_text() != recipe:
         result = subprocess.run([sys.executable, str(ROOT / "tools" / "vendor.py"), "--mode",
                                  "pip", "--out", str(out)], capture_output=True, text=True)
         if result.returncode != 0:
             raise SystemExit(f"building vendor/ failed:\n{(result.stdout + result.stderr)[-3000:]}")
+        stamp.write_text(recipe)
     return out
 
 
