@@ -16,6 +16,7 @@ import sys
 import time
 
 import common
+from memory import reset_peak, status
 
 VERTICES = 1000
 
@@ -34,20 +35,12 @@ def polygon(bounds, vertices: int = VERTICES) -> dict:
                                                               "coordinates": [ring]}}
 
 
-def _status(field: str) -> int:
-    with open("/proc/self/status") as file:
-        for line in file:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise KeyError(field)
-
-
 def _peak_of(call) -> int:
-    with open("/proc/self/clear_refs", "w") as file:
-        file.write("5")
-    before = _status("VmRSS")
+    """The RSS ``call()`` adds at its high-water mark (as bench/memory.py measures)."""
+    reset_peak()
+    before = status("VmRSS")
     call()
-    return _status("VmHWM") - before
+    return status("VmHWM") - before
 
 
 def measure(side: str, url: str, runs: int) -> dict:

@@ -235,16 +235,16 @@ def _boundary(shape: Shape) -> dict:
 
 
 def coverage(shape: Shape, transform: Affine, width: int, height: int,
-             scale: int = 10) -> np.ndarray:
+             scale: int = 10, inside: np.ndarray | None = None) -> np.ndarray:
     """(height, width) float32: the part of each pixel ``shape`` covers (0 to 1), from a
     ``scale`` x ``scale`` sampling of each pixel: a sub-pixel counts where its centre is in
     the shape (so the estimate has no bias, error ~ 1/scale on edge pixels only).
 
     Only the pixels the outline crosses are sampled: a pixel the shape touches and its
     outline does not is wholly inside (1). So the cost follows the outline's length, not
-    the shape's area; the outline's pixels are sampled in windows of :data:`_STRIP` rows
-    over each run of them."""
-    inside = touched(shape, transform, width, height)
+    the shape's area. ``inside``: :func:`touched` of the same grid, if the caller has it."""
+    if inside is None:
+        inside = touched(shape, transform, width, height)
     result = inside.astype(np.float32)
     if not inside.any():
         return result

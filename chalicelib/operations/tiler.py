@@ -200,9 +200,9 @@ def bbox(source: Reader, bounds: Bounds, size: ImageSize, selection: Selection,
 
 def _shape_read(source: Reader, shape: "Shape", selection: Selection, size: ImageSize,
                 statistics: bool, coord_crs: CRS, dst_crs: CRS | None,
-                align: bool) -> tuple[ImageData, "Shape"]:
+                align: bool) -> tuple[ImageData, "Shape", np.ndarray]:
     """The pixels of ``shape``'s box in ``dst_crs`` (default: ``coord_crs``), those the
-    shape does not touch masked; and the shape in that CRS."""
+    shape does not touch masked; the shape in that CRS, and the pixels it touches."""
     dst = dst_crs or coord_crs
     box = shape.box_in(coord_crs, dst)
     try:
@@ -212,9 +212,9 @@ def _shape_read(source: Reader, shape: "Shape", selection: Selection, size: Imag
                                 f"/{source.kind}/info for its bounds") from None
     from ..grids import shapes
     local = shape.in_crs(coord_crs, dst)
-    image.mask = image.mask & shapes.touched(local, image.transform, image.width,
-                                             image.height)
-    return image, local
+    touched = shapes.touched(local, image.transform, image.width, image.height)
+    image.mask = image.mask & touched
+    return image, local, touched
 
 
 def feature(source: Reader, shape: "Shape", size: ImageSize, selection: Selection,
@@ -243,13 +243,14 @@ def feature_statistics(source: Reader, found: "Shapes", selection: Selection,
     read_as = _with_margin(size, algorithm)
     answers = []
     for shape in found.shapes:
-        image, local = _shape_read(source, shape, selection, read_as, False, coord_crs,
-                                   dst_crs, True)
-        image = post_process(image, algorithm)
-        touched = shapes.touched(local, image.transform, image.width, image.height)
-        image.mask = image.mask & touched
+        image, local, touched = _shape_read(source, shape, selection, read_as, False,
+                                            coord_crs, dst_crs, True)
+        if algorithm is not None:  # its output may be another grid (its buffer cropped)
+            image = post_process(image, algorithm)
+            touched = shapes.touched(local, image.transform, image.width, image.height)
+            image.mask = image.mask & touched
         weights = shapes.coverage(local, image.transform, image.width, image.height,
-                                  cover_scale)
+                                  cover_scale, touched)
         answers.append({"statistics": image_statistics(
             image, options, image.band_validity(), weights, int(touched.sum()))})
     return found.answer(answers)
