@@ -72,7 +72,6 @@ from chalicelib.api.responses import Page
 from chalicelib.api.routes import SIMPLE_ERRORS, Request, Returns, RouteTable
 from chalicelib.core import settings
 from chalicelib.core.errors import BadRequest, NotFound, TilerError
-from chalicelib.core.geo import to_lonlat
 from chalicelib.core.records import Selection
 from chalicelib.grids import tilematrixsets
 from chalicelib.jobs import cogify, tilecache
@@ -450,9 +449,8 @@ def mosaic_tile_assets(r: Request):
 @api.get("/mosaicjson/point/{lonlat}/assets", "The files of the mosaic a point reads",
          params=(MOSAIC_URL, LONLAT, COORD_CRS), returns=ASSET_NAMES, tag="mosaicjson")
 def mosaic_point_assets(r: Request):
-    x, y = point_of(r.values)
-    lon, lat = to_lonlat(coord_crs(r.values), x, y)
-    return open_reader("mosaicjson", r.values.url, r.config).assets_for_point(lon, lat)
+    return open_reader("mosaicjson", r.values.url, r.config).assets_for_point(
+        *point_of(r.values), coord_crs(r.values))
 
 
 @api.get("/mosaicjson/bbox/{bbox}/assets", "The files of the mosaic a box reads (in degrees, "

@@ -86,16 +86,30 @@ def widened(bounds: tuple, width: int, height: int,
             round(height + 2 * margin))
 
 
-def to_geographic(crs: CRS, bounds: tuple) -> LonLatBounds | None:
-    """``bounds`` in ``crs`` as degrees, densified so that curved edges, poles and the
-    antimeridian are accounted for; None if they cannot be."""
+def _transformed(src: CRS, dst: CRS, bounds: tuple) -> tuple | None:
+    """``bounds`` in ``src`` as a box in ``dst``, densified so that curved edges, poles and
+    the antimeridian are accounted for; None if they cannot be expressed there."""
     try:
-        west, south, east, north = transform_bounds(crs, WGS84, *bounds, densify_pts=21)
+        box = transform_bounds(src, dst, *bounds, densify_pts=21)
     except Exception:  # GDAL refuses points outside the projection's domain
         return None
-    if not all(map(math.isfinite, (west, south, east, north))):
+    return box if all(map(math.isfinite, box)) else None
+
+
+def to_geographic(crs: CRS, bounds: tuple) -> LonLatBounds | None:
+    """``bounds`` in ``crs`` as degrees; None if they cannot be."""
+    box = _transformed(crs, WGS84, bounds)
+    if box is None:
         return None
+    west, south, east, north = box
     return LonLatBounds(west, max(south, -90.0), east, min(north, 90.0))
+
+
+def in_degrees(crs: CRS, bounds: tuple) -> LonLatBounds | None:
+    """``bounds`` in ``crs`` as (west, south, east, north) degrees, a box past 180 degrees
+    :func:`wrapped`; None if they cannot be expressed in degrees."""
+    box = tuple(bounds) if crs == WGS84 else to_geographic(crs, bounds)
+    return None if box is None else wrapped(*box)
 
 
 def crs_name(crs: CRS) -> str:
@@ -113,11 +127,8 @@ def to_bounds(src: CRS, dst: CRS, bounds: tuple) -> Bounds:
     when they cannot be expressed there."""
     if src == dst:
         return Bounds(*bounds)
-    try:
-        box = transform_bounds(src, dst, *bounds, densify_pts=21)
-    except Exception:  # PROJ refuses points outside the target's domain
-        box = (math.nan,) * 4
-    if not all(map(math.isfinite, box)):
+    box = _transformed(src, dst, bounds)
+    if box is None:
         raise BadRequest(f"the box {', '.join(f'{v:g}' for v in bounds)} cannot be "
                          f"expressed in {crs_name(dst)}")
     return Bounds(*box)

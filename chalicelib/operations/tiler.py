@@ -67,10 +67,17 @@ def demo_url(config: Settings) -> str | None:
     return DEMO_URL
 
 
-def _tile_headers(address: TileAddress, bounds: Bounds) -> dict:
+def _location_headers(bounds: Bounds, crs_uri: str | None) -> dict:
+    """Where an image lies (titiler's Content-Bbox and Content-Crs)."""
     left, bottom, right, top = bounds
-    return {"Content-Bbox": f"{left},{bottom},{right},{top}",
-            "Content-Crs": f"<{address.tms.crs_uri}>"}
+    headers = {"Content-Bbox": f"{left},{bottom},{right},{top}"}
+    if crs_uri:
+        headers["Content-Crs"] = f"<{crs_uri}>"
+    return headers
+
+
+def _tile_headers(address: TileAddress, bounds: Bounds) -> dict:
+    return _location_headers(bounds, address.tms.crs_uri)
 
 
 def _outside_tile(address: TileAddress, style: Style, buffer: float) -> EncodedImage:
@@ -145,16 +152,6 @@ def crs_uri(crs) -> str | None:
     return f"http://www.opengis.net/def/crs/{name}/0/{code}"
 
 
-def _part_headers(image: ImageData) -> dict:
-    """Where an image lies (titiler's Content-Bbox and Content-Crs)."""
-    left, bottom, right, top = image.bounds
-    headers = {"Content-Bbox": f"{left},{bottom},{right},{top}"}
-    uri = crs_uri(image.crs)
-    if uri:
-        headers["Content-Crs"] = f"<{uri}>"
-    return headers
-
-
 def _drawn(read: Callable[[bool], ImageData], style: Style, fmt: ImageFormat | None,
            algorithm: Algorithm | None) -> EncodedImage:
     """:func:`.pipeline.draw`, with the headers that say where the image lies."""
@@ -166,7 +163,8 @@ def _drawn(read: Callable[[bool], ImageData], style: Style, fmt: ImageFormat | N
 
     result = draw(kept, style, fmt, algorithm)
     margin = int(algorithm.buffer) if algorithm is not None else 0
-    result.headers = _part_headers(read_images[-1].cropped(margin))
+    where = read_images[-1].cropped(margin)
+    result.headers = _location_headers(where.bounds, crs_uri(where.crs))
     return result
 
 

@@ -29,7 +29,7 @@ from rasterio.windows import Window, from_bounds
 from rasterio.windows import bounds as windows_bounds
 
 from ..core.errors import BadRequest, TileOutsideBounds
-from ..core.geo import WGS84, Bounds, geographic_overlap, to_geographic, widened, wrapped
+from ..core.geo import WGS84, Bounds, geographic_overlap, in_degrees, widened
 from ..core.memo import remembered
 from ..core.records import ImageData, ImageSize, Ranges, Selection, StatisticsOptions, TileAddress
 from ..grids.footprints import TileRange, footprint_of
@@ -284,29 +284,33 @@ def _default_grid(dataset: OpenDataset, crs) -> tuple[Affine, int, int]:
     return grid
 
 
-def sized_part(bounds, grid: Affine, align: bool = False) -> tuple[Bounds, float, float]:
-    """``bounds`` and their size in pixels of ``grid`` (rio-tiler's ``get_vrt_transform``);
-    with ``align``, ``bounds`` grown to whole pixels of it first (rio-tiler's
+def sized_part(bounds, grid: Affine, size: ImageSize,
+               align: bool = False) -> tuple[Bounds, int, int]:
+    """The bounds and size of an image of ``bounds``: at the resolution of ``grid``
+    (rio-tiler's ``get_vrt_transform``) unless ``size`` says otherwise, with its margin;
+    with ``align``, ``bounds`` grown to whole pixels of ``grid`` first (rio-tiler's
     ``align_bounds_with_dataset``)."""
-    if not align:
+    if align:
+        window = from_bounds(*bounds, transform=grid)
+        (row0, row1), (col0, col1) = window.toranges()
+        snapped = Window(math.floor(col0), math.floor(row0),
+                         max(1, math.ceil(col1) - math.floor(col0)),
+                         max(1, math.ceil(row1) - math.floor(row0)))
+        bounds = windows_bounds(snapped, grid)
+        natural = (float(snapped.width), float(snapped.height))
+    else:
         left, bottom, right, top = bounds
-        return Bounds(*bounds), (right - left) / abs(grid.a), (top - bottom) / abs(grid.e)
-    window = from_bounds(*bounds, transform=grid)
-    (row0, row1), (col0, col1) = window.toranges()
-    snapped = Window(math.floor(col0), math.floor(row0),
-                     max(1, math.ceil(col1) - math.floor(col0)),
-                     max(1, math.ceil(row1) - math.floor(row0)))
-    left, bottom, right, top = windows_bounds(snapped, grid)
-    return Bounds(left, bottom, right, top), float(snapped.width), float(snapped.height)
+        natural = ((right - left) / abs(grid.a), (top - bottom) / abs(grid.e))
+    return widened(bounds, *fit_size(*natural, size), size.margin)
 
 
 def check_overlap(bounds, crs, geographic: tuple, what: str, kind: str = "cog") -> None:
     """:class:`TileOutsideBounds` when ``bounds`` (in ``crs``) miss the data's
     ``geographic`` bounds (east of 180 degrees counts as across it)."""
-    box = bounds if crs == WGS84 else to_geographic(crs, bounds)
+    box = in_degrees(crs, bounds)
     if box is None:  # not expressible in degrees: the read masks what misses the data
         return
-    if not geographic_overlap(wrapped(*box), geographic):
+    if not geographic_overlap(box, geographic):
         raise TileOutsideBounds(f"{what} does not touch the data; see /{kind}/info for its "
                                 "bounds")
 
@@ -317,9 +321,7 @@ def bbox(dataset: OpenDataset, bounds, selection: Selection, size: ImageSize,
     the data's resolution unless ``size`` says otherwise, on whole pixels of the data's
     grid if ``align``."""
     check_overlap(bounds, crs, dataset.geographic_bounds, "the bbox")
-    bounds, natural_width, natural_height = sized_part(bounds, grid_in(dataset, crs)[0], align)
-    box, width, height = widened(bounds, *fit_size(natural_width, natural_height, size),
-                                 size.margin)
+    box, width, height = sized_part(bounds, grid_in(dataset, crs)[0], size, align)
     return part(dataset, box, crs, width, height, selection)
 
 

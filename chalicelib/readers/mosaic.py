@@ -23,9 +23,8 @@ from ..core.geo import (
     Bounds,
     LonLatBounds,
     geographic_overlap,
-    to_geographic,
-    widened,
-    wrapped,
+    in_degrees,
+    to_lonlat,
 )
 from ..core.memo import remembered
 from ..core.records import ImageData, ImageSize, Selection, StatisticsOptions, TileAddress
@@ -37,7 +36,7 @@ from ..pixels.pixel_selection import METHODS
 from ..sources.allowlist import display_name, parse
 from .cog import COGReader
 from .geotiff import sized_part
-from .planning import check_read_size, fit_size
+from .planning import check_read_size
 from .pool import read_all
 from .protocol import point_values
 
@@ -166,7 +165,8 @@ class MosaicReader:
         """The files a tile reads, in priority order (names safe to show)."""
         return _shown(self._files_of_tile(tms, z, x, y))
 
-    def assets_for_point(self, lon: float, lat: float) -> list[str]:
+    def assets_for_point(self, x: float, y: float, crs=WGS84) -> list[str]:
+        lon, lat = to_lonlat(crs, x, y)
         return _shown(self.index.files_for((lon, lat, lon, lat))
                       if -MAX_LAT < lat < MAX_LAT else [])
 
@@ -189,11 +189,10 @@ class MosaicReader:
 
     def files_in(self, bounds: Bounds, crs=WGS84) -> list[str]:
         """The files whose data may lie in ``bounds`` (in ``crs``), in priority order."""
-        box = bounds if crs == WGS84 else to_geographic(crs, bounds)
+        box = in_degrees(crs, bounds)
         if box is None:
             raise BadRequest("the box cannot be expressed in degrees, which the mosaic's "
                              "index is in")
-        box = wrapped(*box)
         if not geographic_overlap(box, self.geographic_bounds):
             return []
         return self.index.files_for(box)
@@ -207,10 +206,7 @@ class MosaicReader:
             raise TileOutsideBounds(f"the bbox does not touch the mosaic; see /{self.kind}"
                                     "/info for its bounds")
         first = self._open(urls[0])
-        bounds, natural_width, natural_height = sized_part(
-            bounds, first.grid_in(crs)[0], align)
-        box, width, height = widened(bounds, *fit_size(natural_width, natural_height, size),
-                                     size.margin)
+        box, width, height = sized_part(bounds, first.grid_in(crs)[0], size, align)
         check_read_size(1, width, height)
         image, _ = self._combine(urls, selection,
                                  lambda cog, s: cog.part(box, crs, width, height, s))

@@ -357,11 +357,8 @@ class STACReader:
         check_overlap(bounds, crs, self.geographic_bounds, "the bbox", "stac")
         plan = self._plan(selection)
         readers = self._readers([name for name, _ in plan.reads])
-        finest = min(readers, key=lambda r: r.native_resolution(crs))
-        bounds, natural_width, natural_height = sized_part(  # on the finest asset's grid
-            bounds, finest.grid_in(crs)[0], align)
-        box, width, height = widened(bounds, *fit_size(natural_width, natural_height, size),
-                                     size.margin)
+        finest = min(readers, key=lambda r: r.native_resolution(crs))  # its grid is the image's
+        box, width, height = sized_part(bounds, finest.grid_in(crs)[0], size, align)
         check_expression_memory(selection, width, height)
         image = self._read(selection, lambda cog, s: cog.part(box, crs, width, height, s),
                            plan)
