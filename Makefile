@@ -111,4 +111,5 @@ bench: setup
 	$(BIN)/python bench/mosaic.py
 	$(BIN)/python bench/shapes.py
 	$(BIN)/python bench/band_subset.py
+	$(BIN)/python bench/egress.py
 	$(BIN)/python bench/report.py

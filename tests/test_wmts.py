@@ -106,13 +106,14 @@ def test_a_layer_whose_tiles_would_fail_is_refused(client, shared, path, message
 
 @pytest.fixture(scope="module")
 def server(shared):
-    """chalice local. This test process is also GDAL's WMTS client of it: its host is
-    exempted from the engine's egress guard here (chalicelib.sources.allowlist.egress_guard), which
-    would otherwise send GDAL's requests to 127.0.0.1 nowhere, as it should for a server."""
+    """chalice local. This test process is also GDAL's WMTS client of it, so the engine's
+    egress guard (chalicelib.sources.egress), which would refuse GDAL's requests to a
+    server on 127.0.0.1 nobody allowed, as it should for a server, is off here: an empty
+    GDAL_HTTP_PROXY is the operator's switch for that."""
     import os
     with ChaliceLocal("test", {"ALLOWED_SOURCES": f"{shared}/"}) as local:
-        saved = os.environ.get("UNSAFE_ALLOW_HOSTS")
-        os.environ["UNSAFE_ALLOW_HOSTS"] = local.base.split("//", 1)[1]
+        saved = os.environ.get("GDAL_HTTP_PROXY")
+        os.environ["GDAL_HTTP_PROXY"] = ""
         from chalicelib.core import settings
         from chalicelib.sources import datasets
         datasets.cache._apply_environment(settings.current())
@@ -120,9 +121,10 @@ def server(shared):
             yield local.base
         finally:
             if saved is None:
-                os.environ.pop("UNSAFE_ALLOW_HOSTS", None)
+                os.environ.pop("GDAL_HTTP_PROXY", None)
             else:
-                os.environ["UNSAFE_ALLOW_HOSTS"] = saved
+                os.environ["GDAL_HTTP_PROXY"] = saved
+            datasets.cache._apply_environment(settings.current())
 
 
 CASES = [  # (set, raster, extra query): a world grid, latitude-first axes, a polar grid

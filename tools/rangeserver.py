@@ -3,9 +3,15 @@
 Used by the tests (tests/test_http_source.py) and the request-count benchmark.
 
     with RangeServer(folder) as server: url = server.url("cog.tif"); ...; server.log
+
+``bind`` picks another loopback address (127.0.0.2 is "another host" on Linux); ``tls``
+(a (certificate, key) pair of files) serves https. :class:`Trap` is a listener that serves
+nothing and records every connection, whatever the protocol: a secret server for tests.
 """
 
 import re
+import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,14 +29,19 @@ class Request:
 
 
 class RangeServer:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, bind: str = "127.0.0.1",
+                 tls: tuple[str, str] | None = None):
         self.root = Path(root)
+        self.scheme = "https" if tls else "http"
         self.log: list[Request] = []
         self.redirects: dict[str, str] = {}  # path -> Location answered with a 302
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body go in separate writes: without this, Nagle's algorithm and
+            # the client's delayed ACK add 40 ms to every kept-alive response
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):
                 pass
@@ -94,16 +105,27 @@ class RangeServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+
+        class Server(ThreadingHTTPServer):
+            address_family = family
+
+        self._server = Server((bind, 0), Handler)
         self._server.daemon_threads = True
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def host(self) -> str:
-        return f"127.0.0.1:{self._server.server_address[1]}"
+        address = self._server.server_address
+        name = f"[{address[0]}]" if ":" in str(address[0]) else address[0]
+        return f"{name}:{address[1]}"
 
     def url(self, name: str) -> str:
-        return f"http://{self.host}/{name}"
+        return f"{self.scheme}://{self.host}/{name}"
 
     def __enter__(self) -> "RangeServer":
         self._thread.start()
@@ -112,3 +134,45 @@ class RangeServer:
     def __exit__(self, *exc) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class Trap:
+    """A TCP listener that answers nothing and records each connection's first bytes."""
+
+    def __init__(self, bind: str = "127.0.0.1"):
+        family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+        self._socket = socket.socket(family, socket.SOCK_STREAM)
+        self._socket.bind((bind, 0))
+        self._socket.listen(16)
+        self.received: list[bytes] = []  # one entry per connection
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._socket.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2)
+                try:
+                    self.received.append(conn.recv(4096))
+                except OSError:
+                    self.received.append(b"")
+
+    @property
+    def port(self) -> int:
+        return self._socket.getsockname()[1]
+
+    def touched(self) -> bool:
+        """Whether anyone connected (also a connection still waiting to be accepted)."""
+        import select
+        waiting = select.select([self._socket], [], [], 0.05)[0]
+        return bool(self.received or waiting)
+
+    def __enter__(self) -> "Trap":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._socket.close()

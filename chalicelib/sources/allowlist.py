@@ -194,36 +194,6 @@ def resolve(url: str, allowed: tuple[str, ...], unsafe_allow_hosts: tuple[str, .
     return src
 
 
-#: Where GDAL sends requests for hosts that are not on the allow-list: a proxy whose name
-#: never resolves (RFC 2606), so such a request fails at once and says why.
-BLOCKED_PROXY = "http://blocked-redirect.invalid:1"
-
-
-def egress_guard(allowed: tuple[str, ...], unsafe_allow_hosts: tuple[str, ...] = (),
-                 s3_endpoint: str = "", proxied: bool = False) -> tuple[str, str] | None:
-    """(GDAL_HTTP_PROXY, no_proxy) that keep GDAL on the allow-list's hosts, or None.
-
-    GDAL follows HTTP redirects and has no option to stop it, so an allowed server answering
-    ``302 Location: http://169.254.169.254/...`` would send GDAL to a host nobody allowed
-    (the host check above sees only the first hop). So GDAL gets a proxy that cannot be
-    reached, and libcurl's ``no_proxy`` names the allowed hosts (and S3's): requests to them
-    go direct, a redirect anywhere else fails before any connection. GDAL_HTTP_PROXY is GDAL
-    configuration (nothing else sees it); ``no_proxy`` alone changes nothing for other
-    clients. None (no guard) when the environment already names a proxy (``proxied``):
-    filter there.
-    """
-    if proxied:
-        return None
-    hosts = {"amazonaws.com", ".amazonaws.com"}
-    for entry in tuple(allowed) + tuple(f"http://{h}/" for h in unsafe_allow_hosts):
-        prefix = _prefix(entry, PROJECT_DIR)
-        if prefix is not None and prefix.scheme in ("http", "https"):
-            hosts.add(urlsplit(f"//{prefix.host}").hostname or "")
-    if s3_endpoint:
-        hosts.add(urlsplit("//" + s3_endpoint.split("://")[-1]).hostname or "")
-    return BLOCKED_PROXY, ",".join(sorted(h for h in hosts if h))
-
-
 def display_name(src: Source) -> str:
     """A name safe to show users: the URL for remote sources, the file name for local ones."""
     if src.scheme == "file":

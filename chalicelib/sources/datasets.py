@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import rasterio
 import rasterio.env
-from rasterio._env import del_gdal_config
 from rasterio._err import CPLE_BaseError
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp
@@ -39,7 +38,8 @@ from ..core.errors import (
 )
 from ..core.geo import WGS84, LonLatBounds
 from ..core.settings import Settings
-from .allowlist import BLOCKED_PROXY, Source, display_name, egress_guard
+from . import egress, gdalconfig
+from .allowlist import Source, display_name
 
 #: Extra handles per dataset for threads that would otherwise wait (chalice local).
 MAX_SPARES = 3
@@ -132,12 +132,13 @@ def classify(exc: BaseException | None, path: str = "", elapsed: float = 0.0,
     if path:
         text = text.replace(path, "<source>")
     text = text.lower()
-    if BLOCKED_PROXY.split("//")[1].split(":")[0] in text:
-        return SourceNotAllowed("the source redirected to a host that is not on the allow-list "
-                                "(redirects are followed only to allowed hosts); give the "
-                                "final URL, on the allow-list")
+    if remote and egress.refused_since(time.monotonic() - elapsed):
+        # the egress guard refused a request while this one ran: a redirect off the list
+        return SourceNotAllowed("the source redirected to a place that is not on the "
+                                "allow-list (redirects are followed only to allowed sources); "
+                                "give the final URL, on the allow-list")
     short_read = remote and ("got 0 bytes" in text or "read error at" in text)
-    if any(s in text for s in ("timed out", "timeout")) or (
+    if any(s in text for s in ("timed out", "timeout", "http response code: 504")) or (
             short_read and timeout and elapsed >= 0.9 * timeout):
         return UpstreamTimeout("the storage holding the source did not answer in time; "
                                "try again")
@@ -249,43 +250,58 @@ class DatasetCache:
         self._entries: OrderedDict[tuple, OpenDataset] = OrderedDict()
         self._lock = threading.Lock()
         self._gdal_options: tuple = ()
-        self._guard: tuple | None = None
+        self._guard: str | None = None  # the proxy URL GDAL is given, once it is
+        self._rule: egress.Rule | None = None
         self._applied: Settings | None = None
         self.opened = 0  # how many times a source was really opened (tests, benchmarks)
 
-    def _apply_environment(self, settings: Settings) -> None:
-        """GDAL's configuration and the egress guard (see :func:`sources.egress_guard`),
-        when the settings change (not per tile: settings.current() returns the same object
-        while the environment stays the same)."""
-        if settings is self._applied:
-            return
-        options = dict(settings.gdal_options)
-        guard = None
-        if "GDAL_HTTP_PROXY" not in options:  # a proxy of the operator's wins
-            guard = egress_guard(settings.allowed_sources, settings.unsafe_allow_hosts,
-                                 options.get("AWS_S3_ENDPOINT", ""), settings.environment_proxy)
-        self._apply_gdal_options(settings.gdal_options
-                                 + ((("GDAL_HTTP_PROXY", guard[0]),) if guard else ()))
-        if guard != self._guard:
-            if guard:
-                os.putenv("no_proxy", guard[1])  # libcurl reads it at each transfer
-            elif self._guard:
-                os.unsetenv("no_proxy")
-            self._guard = guard
-        self._applied = settings
+    def _apply_environment(self, settings: Settings, remote: bool = False) -> None:
+        """GDAL's configuration and the egress guard (see :mod:`sources.egress`), when the
+        settings change (not per tile: settings.current() returns the same object while the
+        environment stays the same). Set process-wide, so that every thread sees them.
+
+        The guard's proxy process starts (without waiting) when the allow-list names a
+        remote prefix, and is waited for before the first remote source opens: a server of
+        local files never starts it.
+        """
+        if settings is not self._applied or (self._guard and not egress.alive()):
+            options = dict(settings.gdal_options)
+            if self._guard and "GDAL_HTTP_PROXY" not in options:
+                gdalconfig.set_option("GDAL_HTTP_PROXY", None)
+            self._guard = None
+            self._rule = None
+            self._apply_gdal_options(settings.gdal_options)
+            if "GDAL_HTTP_PROXY" not in options and not settings.environment_proxy:
+                # (a proxy of the operator's wins: filter there)
+                self._rule = egress.Rule(
+                    settings.allowed_sources, settings.unsafe_allow_hosts,
+                    options.get("AWS_S3_ENDPOINT", ""),
+                    options.get("AWS_HTTPS", "YES").upper() not in ("NO", "FALSE", "OFF", "0"),
+                    options.get("AWS_VIRTUAL_HOSTING", "TRUE").upper()
+                    not in ("NO", "FALSE", "OFF", "0"))
+                for name in ("no_proxy", "NO_PROXY"):  # libcurl would go around the guard
+                    os.unsetenv(name)
+                if self._rule.remote():
+                    egress.start(self._rule)
+            self._applied = settings
+        if remote and self._rule is not None and self._guard is None:
+            self._guard = egress.guard(self._rule)
+            gdalconfig.set_option("GDAL_HTTP_PROXY", self._guard)
 
     def _apply_gdal_options(self, options: tuple) -> None:
         if options == self._gdal_options:
             return
         for name in {n for n, _ in self._gdal_options} - {n for n, _ in options}:
-            del_gdal_config(name)  # gone from the environment: back to its default
+            gdalconfig.set_option(name, None)  # gone from the environment: back to default
         for name, value in options:
             if name == "GDAL_CACHEMAX":  # rasterio sets this one as a number of bytes
                 if not value.isdigit():
                     continue  # e.g. "10%": GDAL reads it from the process environment
                 number = int(value)
-                value = number * 1024 * 1024 if number < 100_000 else number
-            rasterio.env.set_gdal_config(name, value)
+                rasterio.env.set_gdal_config(  # GDALSetCacheMax64: process-wide
+                    name, number * 1024 * 1024 if number < 100_000 else number)
+                continue
+            gdalconfig.set_option(name, value)
         self._gdal_options = options
 
     def get(self, source: Source, settings: Settings) -> OpenDataset:
@@ -299,17 +315,18 @@ class DatasetCache:
                 raise NotFound("no such file: check the url (not a regular file)")
             key = (source.gdal_path, info.st_mtime_ns, info.st_size)  # a rewritten file reopens
         with self._lock:
-            self._apply_environment(settings)
+            self._apply_environment(settings, remote=source.scheme != "file")
             entry = self._entries.get(key)
             if entry is not None:
                 self._entries.move_to_end(key)
                 return entry
         if source.scheme != "file":
             _check_extension(source, settings)
+        started = time.monotonic()
         try:
             src = rasterio.open(source.gdal_path, driver="GTiff")
         except (RasterioError, CPLE_BaseError) as exc:
-            raise classify(exc, source.gdal_path) from None
+            raise classify(exc, source.gdal_path, time.monotonic() - started) from None
         try:
             entry = _describe(src, source, key)
         except Exception:
