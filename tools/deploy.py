@@ -168,8 +168,9 @@ def publish_layers(stage: str, project: Path = ROOT, client=None) -> dict[str, d
     """The stage's layers (:data:`LAYERS`) as vendor/ and chalicelib/ are now, each reused
     when a version carries its hash, else published; recorded in
     .chalice/deployed/layers-<stage>.json. Returns kind -> record (see publish_layer)."""
-    import boto3
     config = package.read_config(project)
+    package.check_stage_config(stage, config)
+    import boto3
     client = client or boto3.client("lambda")
     arch = package.stage_architecture(stage, config)
     records = {layer.kind: publish_layer(layer, arch, config["app_name"], client)
@@ -309,6 +310,7 @@ def deploy(stage: str, project: Path = ROOT, env=None, client=None, apigateway=N
     """The layers that changed, then the functions (app.py alone), then the stage's request
     limits; then the layer versions no function uses any more are deleted. Returns what was
     uploaded, applied and deleted."""
+    package.check_stage_config(stage, package.read_config(project))
     import boto3
     client = client or boto3.client("lambda")
     layers = publish_layers(stage, project, client)
@@ -326,6 +328,7 @@ def deploy(stage: str, project: Path = ROOT, env=None, client=None, apigateway=N
 
 
 def delete(stage: str, project: Path = ROOT, env=None, client=None, apigateway=None) -> str:
+    package.check_stage_config(stage, package.read_config(project))  # before any path
     import boto3
     apigateway = apigateway or boto3.client("apigateway")
     client = client or boto3.client("lambda")
@@ -348,6 +351,20 @@ def main() -> None:
     parser.add_argument("command", choices=("layer", "deploy", "delete"))
     parser.add_argument("--stage", default="prod")
     args = parser.parse_args()
+    try:
+        run(args.command, args.stage)
+    except package.PackageError:
+        raise
+    except Exception as error:  # AWS unreachable, no credentials, a refused call...
+        import botocore.exceptions
+        if isinstance(error, (botocore.exceptions.BotoCoreError,
+                              botocore.exceptions.ClientError)):
+            raise SystemExit(f"AWS: {error}") from None
+        raise
+
+
+def run(command: str, stage: str) -> None:
+    args = argparse.Namespace(command=command, stage=stage)
     if args.command == "layer":
         print(f"layers: {_summary(publish_layers(args.stage))}")
     elif args.command == "deploy":

@@ -14,6 +14,7 @@ attach notifications to an existing bucket; every other stage gets a SAM templat
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -49,8 +50,71 @@ class ZipReport:
 
 
 def read_config(project: Path = ROOT) -> dict:
-    """The project's .chalice/config.json."""
-    return json.loads((project / ".chalice" / "config.json").read_text())
+    """The project's .chalice/config.json, its shape checked (one line saying what is wrong)."""
+    path = project / ".chalice" / "config.json"
+    try:
+        config = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise PackageError(f"{path.relative_to(project)} is missing: restore it "
+                           "(git checkout .chalice/config.json)") from None
+    except (ValueError, UnicodeDecodeError) as error:
+        raise PackageError(f"{path.relative_to(project)} is not valid JSON ({error})") from None
+    if not isinstance(config, dict):
+        raise PackageError(f"{path.relative_to(project)} must hold a JSON object")
+    if not isinstance(config.get("app_name"), str) or not STAGE_NAME.fullmatch(config["app_name"]):
+        raise PackageError("config.json's app_name must be letters, digits, '-' or '_'")
+    if not isinstance(config.get("stages", {}), dict):
+        raise PackageError("config.json's \"stages\" must be an object of stage names")
+    scopes = [("the top level", config)] + [
+        (f"stage {name!r}", value) for name, value in config.get("stages", {}).items()]
+    for where, scope in scopes:
+        if not isinstance(scope, dict):
+            raise PackageError(f"config.json: {where} must be an object")
+        variables = scope.get("environment_variables", {})
+        if not isinstance(variables, dict) or not all(
+                isinstance(v, str) for v in variables.values()):
+            raise PackageError(f"config.json: environment_variables of {where} must be an "
+                               "object of strings")
+    return config
+
+
+#: Stage (and app) names: what API Gateway, Lambda and the file names under .chalice/ take.
+STAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+ARCHITECTURES = ("x86_64", "arm64")
+
+
+def check_stage_config(stage: str, config: dict) -> None:
+    """Refuse a stage that does not exist, a name that could escape a path, and settings
+    the deployed function would refuse at its first request, before anything is built or
+    published."""
+    if not isinstance(stage, str) or not STAGE_NAME.fullmatch(stage):
+        raise PackageError(f"{stage[:80]!r} is not a stage name (letters, digits, '-' and "
+                           "'_', at most 64)")
+    stages = config.get("stages", {})
+    if stage not in stages:
+        raise PackageError(f"no stage {stage!r} in .chalice/config.json (stages: "
+                           f"{', '.join(sorted(stages)) or 'none'})")
+    arch = stage_architecture(stage, config)
+    if arch not in ARCHITECTURES:
+        raise PackageError(f"stage {stage!r}: lambda_architecture must be "
+                           f"{' or '.join(ARCHITECTURES)}, not {arch!r}")
+    env = policy.stage_environment(stage, config)
+    numbers = {"THROTTLE_RATE_LIMIT": float, "THROTTLE_BURST_LIMIT": int, "QUOTA_PER_DAY": int}
+    for name, kind in numbers.items():
+        if env.get(name, "").strip():
+            try:
+                value = kind(env[name])
+            except ValueError:
+                raise PackageError(f"stage {stage!r}: {name} must be a number, not "
+                                   f"{env[name][:40]!r}") from None
+            if not value > 0:
+                raise PackageError(f"stage {stage!r}: {name} must be above 0")
+    sys.path.insert(0, str(ROOT))
+    from chalicelib.core import settings
+    try:
+        settings.from_environ(env)
+    except RuntimeError as error:
+        raise PackageError(f"stage {stage!r}: {error}") from None
 
 
 def copy_project(target: Path, source: Path = ROOT, chalicelib: bool = True) -> Path:
@@ -232,8 +296,10 @@ def add_bytecode(path: Path) -> int:
 
 
 def check_stage(stage: str, config: dict, project: Path = ROOT) -> None:
-    """What packaging and deploying a stage both need: Python 3.12 running Chalice, vendor/
-    built for the stage's architecture, and (own policy) a policy matching ALLOWED_SOURCES."""
+    """What packaging and deploying a stage both need: a valid stage, Python 3.12 running
+    Chalice, vendor/ built for the stage's architecture, and (own policy) a policy matching
+    ALLOWED_SOURCES."""
+    check_stage_config(stage, config)
     check_interpreter()
     check_vendor(project / "vendor")
     check_architecture(stage, config, project / "vendor")
