@@ -36,7 +36,9 @@ def upload(s3, shared, name, key):
 
 
 def cogify(client, key, bucket=UPLOADS):
-    event = client.events.generate_s3_event(bucket=bucket, key=key)
+    from urllib.parse import quote_plus
+    # S3's notifications carry the key URL-encoded, spaces as '+' (Chalice decodes it)
+    event = client.events.generate_s3_event(bucket=bucket, key=quote_plus(key, safe="/"))
     return client.lambda_.invoke("cogify", event).payload
 
 
@@ -103,6 +105,75 @@ def test_broken_uploads_are_reported_not_retried(client, s3, shared, name, key, 
     assert s3.head_object(Bucket=UPLOADS, Key=key)["ETag"] == etag  # nothing lost
     listing = s3.list_objects_v2(Bucket=UPLOADS, Prefix=f"cogs/{stem}.tif")
     assert listing.get("KeyCount", 0) == 0  # no half-made output
+
+
+def test_uploads_that_map_to_one_name_never_replace_each_other(client, s3, shared, tmp_path):
+    """x.tif, x.TIF, x.tiff and x all map to cogs/x.tif: the first keeps it, the others go
+    beside it under their own names, and a second event of each is skipped."""
+    names = {"uploads/same/x.tif": "cog_rgb_mask.tif", "uploads/same/x.TIF": "RGB.byte.tif",
+             "uploads/same/x.tiff": "nocog.tif", "uploads/same/x": "cog_cmap.tif"}
+    for key, name in names.items():
+        upload(s3, shared, name, key)
+        assert cogify(client, key) == "created"
+    outputs = {}
+    for key, name in names.items():
+        listing = s3.list_objects_v2(Bucket=UPLOADS, Prefix="cogs/same/")["Contents"]
+        made = [o["Key"] for o in listing if o["Key"].endswith(".tif") and s3.head_object(
+            Bucket=UPLOADS, Key=o["Key"])["Metadata"]["source-key"] == key]
+        assert len(made) == 1, (key, made)
+        outputs[key] = made[0]
+        path = tmp_path / "out.tif"
+        s3.download_file(UPLOADS, made[0], str(path))
+        with rasterio.open(path) as cog, rasterio.open(shared / name) as original:
+            np.testing.assert_array_equal(cog.read(), original.read())
+    assert outputs["uploads/same/x.tif"] == "cogs/same/x.tif"
+    assert len(set(outputs.values())) == 4
+    for key in names:
+        assert cogify(client, key) == "skipped"
+
+
+def test_non_ascii_keys_convert_and_say_where_from(client, s3, shared):
+    key = "uploads/a b/\u00e9 \u00fc+x.tif"
+    upload(s3, shared, "cog_rgb_mask.tif", key)
+    assert cogify(client, key) == "created"
+    head = s3.head_object(Bucket=UPLOADS, Key="cogs/a b/\u00e9 \u00fc+x.tif")
+    from urllib.parse import unquote
+    assert unquote(head["Metadata"]["source-key"]) == key
+    assert report(s3, "cogs/a b/\u00e9 \u00fc+x.report.json")["status"] == "created"
+    assert cogify(client, key) == "skipped"
+
+
+def test_half_floats_convert_losslessly(client, s3, tmp_path):
+    from rasterio.transform import from_origin
+    data = np.random.default_rng(1).random((1, 300, 400)).astype("float16")
+    source = tmp_path / "half.tif"
+    with rasterio.open(source, "w", driver="GTiff", width=400, height=300, count=1,
+                       dtype="float16", crs="EPSG:4326",
+                       transform=from_origin(10, 50, 0.01, 0.01)) as dst:
+        dst.write(data)
+    s3.upload_file(str(source), UPLOADS, "uploads/half.tif")
+    assert cogify(client, "uploads/half.tif") == "created"
+    s3.download_file(UPLOADS, "cogs/half.tif", str(tmp_path / "out.tif"))
+    with rasterio.open(tmp_path / "out.tif") as cog:
+        assert cog.dtypes[0] == "float16"
+        np.testing.assert_array_equal(cog.read(), data)
+
+
+def test_a_small_file_declaring_huge_pixels_is_refused_before_converting(client, s3, tmp_path):
+    """A sparse TIFF of a few hundred KB declaring 100000 x 100000 pixels (9.3 GB): GDAL
+    would write every one of them."""
+    from rasterio.transform import from_origin
+    source = tmp_path / "bomb.tif"
+    with rasterio.open(source, "w", driver="GTiff", width=100_000, height=100_000, count=1,
+                       dtype="uint8", crs="EPSG:4326", tiled=True, blockxsize=1024,
+                       blockysize=1024, sparse_ok=True,
+                       transform=from_origin(0, 10, 1e-4, 1e-4)):
+        pass
+    assert source.stat().st_size < 1_000_000
+    s3.upload_file(str(source), UPLOADS, "uploads/bomb.tif")
+    assert cogify(client, "uploads/bomb.tif") == "failed"
+    summary = report(s3, "cogs/bomb.report.json")
+    assert "100000x100000" in summary["message"] and "split it" in summary["message"]
 
 
 def test_events_outside_the_upload_prefix_or_gone_are_ignored(client, s3, shared):
