@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote
 
 
 @dataclass
@@ -59,7 +60,7 @@ class RangeServer:
                 return True
 
             def _file(self) -> bytes | None:
-                name = self.path.split("?")[0].lstrip("/")
+                name = unquote(self.path.split("?")[0]).lstrip("/")
                 path = (server.root / name).resolve()
                 if ".." in name or not path.is_file() or server.root.resolve() not in path.parents:
                     server.log.append(Request(self.command, self.path,

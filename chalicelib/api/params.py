@@ -782,7 +782,9 @@ def parse(declared: Sequence[Param], query: Query | None = None,
         elif param.where == "body":
             raw = [body] if body is not None and body.strip() else []
         else:
-            raw = [v for v in query.get(param.name) or () if isinstance(v, str) and v.strip()]
+            # empty values (also "p=," for a list) are absent: the default holds
+            raw = [v for v in query.get(param.name) or () if isinstance(v, str) and (
+                v.replace(",", "").strip() if param.repeat else v.strip())]
         if not raw and param.default is not None:
             value = param.convert(str(param.raw_default()), param, None)
             limit = param.limit(config)

@@ -148,5 +148,7 @@ def percentile_ranges(image: ImageData,
         low, high = (float(v) for v in np.percentile(values, (2, 98)))
         if not high > low:
             low, high = float(values.min()), float(values.max())
-        ranges.append((low, high if high > low else low + 1.0))
+        # a constant band: a unit wide range, wider where 1.0 is below the float's resolution
+        # (low + 1.0 == low above 2**53)
+        ranges.append((low, high if high > low else low + max(1.0, abs(low) * 2.0 ** -20)))
     return tuple(ranges)

@@ -27,7 +27,7 @@ import re
 import socket
 import time
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from ..core.errors import BadRequest, NotFound, SourceNotAllowed, TilerError
 from ..core.settings import PROJECT_DIR
@@ -36,6 +36,8 @@ REMOTE_SCHEMES = ("s3", "https", "http")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-_]*):")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_SOURCE_LENGTH = 2048
+#: What stays as it is in a URL's path and query (RFC 3986's reserved characters and "%").
+_URL_SAFE = "/:@!$&'()*+,;=?%~-._"
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,11 @@ def parse(url: str, project_dir=PROJECT_DIR, prefix: bool = False) -> Source:
         raise BadRequest("missing 'url': give the source as s3://bucket/key, https://... "
                          "or an allowed local path")
     url = url.strip()
+    try:
+        url.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800" in a JSON document)
+        raise BadRequest("the source is not valid text (it holds a lone UTF-16 surrogate)") \
+            from None
     if len(url) > MAX_SOURCE_LENGTH:
         raise BadRequest(f"'url' is longer than {MAX_SOURCE_LENGTH} characters")
     if _CONTROL.search(url):
@@ -81,7 +88,11 @@ def _local(url: str, project_dir) -> Source:
     if "\\" in url:
         raise SourceNotAllowed("backslashes are not accepted in local paths")
     path = url if url.startswith("/") else os.path.join(str(project_dir), url)
-    real = os.path.realpath(path)
+    try:
+        real = os.path.realpath(path)
+    except OSError:  # a directory on the way may not be searched (/proc/1/root)
+        raise SourceNotAllowed("this path cannot be resolved here (permission denied on "
+                               "the way)") from None
     return Source(scheme="file", host="", path=real, gdal_path=real)
 
 
@@ -113,7 +124,11 @@ def _remote(url: str, scheme: str, prefix: bool = False) -> Source:
         return Source("s3", host, "/" + key, f"/vsis3/{host}/{key}")
     bracketed = f"[{host}]" if ":" in host else host  # IPv6 literals keep their brackets
     netloc = bracketed if port is None else f"{bracketed}:{port}"
-    rebuilt = f"{scheme}://{netloc}{raw_path}" + (f"?{parts.query}" if parts.query else "")
+    # characters outside ASCII percent-encoded (as a browser sends them; existing escapes
+    # kept): the URL GDAL and the document fetcher send is then plain ASCII
+    raw_path = quote(raw_path, safe=_URL_SAFE)
+    query = quote(parts.query, safe=_URL_SAFE)
+    rebuilt = f"{scheme}://{netloc}{raw_path}" + (f"?{query}" if query else "")
     return Source(scheme, netloc, raw_path, f"/vsicurl/{rebuilt}")
 
 

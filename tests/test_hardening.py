@@ -1,0 +1,75 @@
+"""Inputs that once made a 500 (hardening round 3): each is now a clear answer."""
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+from rangeserver import RangeServer
+from rasterio.transform import from_origin
+
+from chalicelib.core.records import ImageData
+from chalicelib.pixels.statistics import percentile_ranges
+from tests.support import ACCEPT_IMAGE
+
+
+def test_an_empty_list_value_is_the_default(client, shared):
+    url = f"/cog/statistics?url={shared}/cog.tif"
+    default = client.http.get(url).json_body
+    for empty in ("&p=,", "&p=%20,%20", "&p=,,"):
+        response = client.http.get(url + empty)
+        assert response.status_code == 200, response.body
+        assert response.json_body == default
+    assert client.http.get(url + "&categorical=true&c=,").status_code == 200
+
+
+def test_paths_that_cannot_be_resolved_are_refused(client, monkeypatch):
+    monkeypatch.setenv("ALLOWED_SOURCES", "/proc/")
+    response = client.http.get("/cog/info?url=/proc/1/root/tmp/x.tif")
+    assert response.status_code in (403, 404), response.body
+
+
+@pytest.mark.parametrize("name", ["%C3%A9.json", "x.json%3F%FF", "%E2%9C%93/item.json"])
+def test_non_ascii_document_urls_are_fetched_as_urls(client, tmp_path, monkeypatch, name):
+    (tmp_path / "é.json").write_text("{}")
+    with RangeServer(tmp_path) as server:
+        monkeypatch.setenv("ALLOWED_SOURCES", f"http://{server.host}/")
+        monkeypatch.setenv("UNSAFE_ALLOW_HOSTS", server.host)
+        for kind in ("stac", "mosaicjson"):
+            response = client.http.get(f"/{kind}/info?url=http://{server.host}/{name}")
+            assert response.status_code < 500, response.body
+        if name == "%C3%A9.json":  # found, and not an item: the file was really read
+            assert response.status_code == 422
+            assert any(r.path == "/%C3%A9.json" for r in server.log)
+
+
+def test_a_lone_surrogate_in_an_asset_href_is_a_400(client, tmp_path, monkeypatch):
+    monkeypatch.setenv("ALLOWED_SOURCES", f"{tmp_path}/")
+    item = {"type": "Feature", "stac_version": "1.0.0", "id": "x", "bbox": [0, 0, 1, 1],
+            "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1],
+                                                             [0, 0]]]},
+            "properties": {"datetime": "2024-01-01T00:00:00Z"}, "links": [],
+            "assets": {"data": {"href": "\ud800.tif", "roles": ["data"]}}}
+    (tmp_path / "item.json").write_text(json.dumps(item))  # JSON keeps it as "\ud800"
+    response = client.http.get(f"/stac/info?url={tmp_path}/item.json&assets=data")
+    assert response.status_code == 400 and "surrogate" in response.json_body["Message"]
+
+
+def test_a_constant_band_of_huge_values_still_stretches(client, tmp_path, monkeypatch):
+    """low + 1.0 == low above 2**53: the stretch of a constant band must still be a range."""
+    values = np.full((1, 1, 4, 4), 3e38, dtype="float32")
+    from rasterio.crs import CRS
+    image = ImageData(values[0], np.ones((4, 4), bool), (0, 0, 1, 1), CRS.from_epsg(4326),
+                      ("b1",))
+    ((low, high),) = percentile_ranges(image)
+    assert high > low
+    path = tmp_path / "huge.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=64, height=64, count=1,
+                       dtype="float32", crs="EPSG:4326",
+                       transform=from_origin(0, 10, 0.1, 0.1)) as dst:
+        dst.write(np.full((1, 64, 64), 3e38, dtype="float32"))
+    monkeypatch.setenv("ALLOWED_SOURCES", f"{tmp_path}/")
+    for route in ("/cog/preview.png", "/cog/tiles/WebMercatorQuad/3/4/3.png",
+                  "/cog/bbox/0,0,5,5.png", "/cog/WebMercatorQuad/tilejson.json"):
+        response = client.http.get(f"{route}?url={path}", headers=ACCEPT_IMAGE)
+        assert response.status_code == 200, (route, response.body[:200])
