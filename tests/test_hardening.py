@@ -73,3 +73,30 @@ def test_a_constant_band_of_huge_values_still_stretches(client, tmp_path, monkey
                   "/cog/bbox/0,0,5,5.png", "/cog/WebMercatorQuad/tilejson.json"):
         response = client.http.get(f"{route}?url={path}", headers=ACCEPT_IMAGE)
         assert response.status_code == 200, (route, response.body[:200])
+
+
+def test_an_item_with_many_assets_is_not_opened_whole(client, shared, tmp_path, monkeypatch):
+    """Without assets=, /stac/info opened every asset (3,000 hrefs: 6,001 requests)."""
+    monkeypatch.setenv("ALLOWED_SOURCES", f"{tmp_path}/,{shared}/")
+    assets = {f"band{i:02d}": {"href": str(shared / "cog.tif"),
+                                "type": "image/tiff", "roles": ["data"]}
+              for i in range(40)}
+    item = {"type": "Feature", "stac_version": "1.0.0", "id": "x", "bbox": [-180, -85, 180, 85],
+            "geometry": {"type": "Polygon", "coordinates": [[[-180, -85], [180, -85],
+                                                             [180, 85], [-180, 85],
+                                                             [-180, -85]]]},
+            "properties": {"datetime": "2024-01-01T00:00:00Z"}, "links": [], "assets": assets}
+    (tmp_path / "item.json").write_text(json.dumps(item))
+    from chalicelib.sources.datasets import cache
+    cache.clear()
+    before = cache.opened
+    for route in ("/stac/info", "/stac/info.geojson"):
+        response = client.http.get(f"{route}?url={tmp_path}/item.json")
+        assert response.status_code == 400, response.body[:300]
+        message = response.json_body["Message"]
+        assert "40 GeoTIFF assets" in message and "assets=" in message and len(message) < 2000
+    assert cache.opened == before  # refused before opening anything
+    one = next(iter(assets))
+    response = client.http.get(f"/stac/info?url={tmp_path}/item.json&assets={one}")
+    assert response.status_code == 200, response.body[:300]
+    assert list(response.json_body) == [one]

@@ -139,7 +139,7 @@ class STACReader:
         return list(self.item.assets)
 
     def _listing(self) -> str:
-        names = list(self.item.assets)
+        names = [n if len(n) <= 60 else n[:57] + "..." for n in list(self.item.assets)[:21]]
         return ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
 
     def _asset(self, name: str) -> COGReader:
@@ -159,10 +159,14 @@ class STACReader:
         return found
 
     def _focus_assets(self) -> list[str]:
-        if self.focus is not None and self.focus.assets == (ALL_ASSETS,):
-            return list(self.item.assets)
-        if self.focus is not None and (self.focus.assets or self.focus.expression):
+        """The assets a request is about (those it names, else all), at most MAX_ASSETS."""
+        if self.focus is not None and self.focus.assets != (ALL_ASSETS,) and (
+                self.focus.assets or self.focus.expression):
             return [name for name, _ in self._plan(self.focus).reads]
+        if len(self.item.assets) > MAX_ASSETS:
+            raise BadRequest(f"the item has {len(self.item.assets)} GeoTIFF assets and at most "
+                             f"{MAX_ASSETS} are opened at once: choose some with assets=... "
+                             "(its assets: " + self._listing() + ")")
         return list(self.item.assets)
 
     @property
