@@ -100,3 +100,19 @@ def test_an_item_with_many_assets_is_not_opened_whole(client, shared, tmp_path, 
     response = client.http.get(f"/stac/info?url={tmp_path}/item.json&assets={one}")
     assert response.status_code == 200, response.body[:300]
     assert list(response.json_body) == [one]
+
+
+def test_the_document_cache_is_bounded_in_bytes(tmp_path, monkeypatch):
+    """Five ?v=N variants of one 26 MB MosaicJSON took 1 GB: entries are weighed by size."""
+    from chalicelib.core.settings import from_environ
+    from chalicelib.sources import documents
+    monkeypatch.setattr(documents, "CACHE_BYTES", 3000)
+    documents.clear()
+    config = from_environ({"ALLOWED_SOURCES": f"{tmp_path}/"})
+    for i in range(5):
+        path = tmp_path / f"doc{i}.json"
+        path.write_text(json.dumps({"pad": "x" * 990, "i": i}))
+        assert documents.load(str(path), config, lambda d, s: d["i"], "a test document") == i
+        held = [size for _, size in documents._cache.values()]
+        assert sum(held) <= 3000 and len(held) == min(i + 1, 2)
+    documents.clear()

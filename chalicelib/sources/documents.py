@@ -40,8 +40,12 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-_]*:")
 #: Largest document read (a country-wide MosaicJSON is a few MB).
 MAX_DOCUMENT_BYTES = 32 * 1024 * 1024
 CACHE_SIZE = 64
+#: Most document bytes the cache holds (parsed, a document takes several times its size:
+#: a 26 MB MosaicJSON about 200 MB). Entries are weighed, not counted: ``?v=1``, ``?v=2``...
+#: variants of one big document must not fill the function's memory.
+CACHE_BYTES = 64 * 1024 * 1024
 
-_cache: "OrderedDict[tuple, object]" = OrderedDict()
+_cache: "OrderedDict[tuple, tuple[object, int]]" = OrderedDict()  # key -> (parsed, bytes)
 _lock = threading.Lock()
 fetched = [0]  # how many documents were really fetched (tests)
 
@@ -146,7 +150,7 @@ def load[T](url: str | None, config: Settings, parse: Callable[[dict, Source], T
     with _lock:
         if key in _cache:
             _cache.move_to_end(key)
-            return _cache[key]  # type: ignore[return-value]  # cached by this parse
+            return _cache[key][0]  # type: ignore[return-value]  # cached by this parse
     body = _gunzip(fetch(source, config))
     try:
         document = json.loads(body)
@@ -156,9 +160,11 @@ def load[T](url: str | None, config: Settings, parse: Callable[[dict, Source], T
         raise NotARaster(f"the source is not {what}: it is not a JSON object")
     parsed = parse(document, source)
     with _lock:
-        _cache[key] = parsed
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
+        _cache[key] = (parsed, len(body))
+        total = sum(size for _, size in _cache.values())
+        while _cache and (len(_cache) > CACHE_SIZE or total > CACHE_BYTES):
+            _, (_, size) = _cache.popitem(last=False)
+            total -= size
     return parsed
 
 
