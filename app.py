@@ -532,9 +532,6 @@ if PIPELINE.upload_bucket:
 if PIPELINE.tile_queue:
     @app.on_sqs_message(queue=PIPELINE.tile_queue, batch_size=1, name="render")
     def render_batch(event):
-        """Render and store one batch of tiles; a failure fails (and retries) its message."""
-        for record in event:
-            try:
-                tilecache.render_batch(record.body, settings.current())
-            except (ValueError, KeyError, TypeError) as exc:  # not a batch: retrying won't help
-                logger.error("dropping a malformed render message: %s", exc)
+        """Render and store each message's tiles; failures that may pass fail (and retry)
+        the batch, the others are logged and dropped (chalicelib/jobs/tilecache.py)."""
+        tilecache.render_messages([record.body for record in event], settings.current())

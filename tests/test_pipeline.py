@@ -269,23 +269,54 @@ def test_seed_with_a_bbox_plans_only_what_it_touches(client, sqs, shared):
     ({"url": "{shared}/RGB.byte.tif", "minzoom": 26, "maxzoom": 26,
       "tileMatrixSetId": "CanadianNAD83_LCC"}, "zoom level from 0 to 25"),
     ("not an object", "JSON object"),
+    ({"url": 123, "minzoom": 1, "maxzoom": 2}, "'url' must be a string"),
+    ({"url": "{shared}/RGB.byte.tif", "minzoom": 1, "maxzoom": 2, "source": ["cog"]},
+     "'source' must be a string"),
+    ({"url": "{shared}/RGB.byte.tif", "minzoom": 1, "maxzoom": 2, "colour": "red"},
+     "'colour'"),
+    ({"url": "{shared}/RGB.byte.tif", "minzoom": 1, "maxzoom": 2,
+      "params": {"expression": "b1+" * 30_000 + "b1"}}, "larger than"),
+    ({"url": "{shared}/RGB.byte.tif", "minzoom": 6, "maxzoom": 14, "batch_size": 1},
+     "raise batch_size"),
 ])
 def test_bad_seed_events_say_what_to_fix(client, sqs, shared, event, message):
-    if isinstance(event, dict) and "url" in event:
+    if isinstance(event, dict) and isinstance(event.get("url"), str):
         event = {**event, "url": event["url"].format(shared=shared)}
     result = client.lambda_.invoke("seed", event).payload
     assert result["ok"] is False and message in result["error"]
 
 
-def test_a_failed_tile_fails_its_message(client, s3, monkeypatch, shared):
-    body = json.dumps({"url": str(shared / "RGB.byte.tif"), "format": "png", "params": {},
-                       "tiles": [[8, 72, 109], [8, 0, 0]]})
-    monkeypatch.setenv("ALLOWED_SOURCES", "s3://elsewhere/")  # every tile now fails
+def test_a_tile_that_may_pass_later_fails_its_message(client, monkeypatch):
+    import socket
+    with socket.socket() as sock:  # a port nobody listens on: the storage is down
+        sock.bind(("127.0.0.1", 0))
+        host = f"127.0.0.1:{sock.getsockname()[1]}"
+    monkeypatch.setenv("ALLOWED_SOURCES", f"http://{host}/")
+    monkeypatch.setenv("UNSAFE_ALLOW_HOSTS", host)
+    body = json.dumps({"url": f"http://{host}/x.tif", "format": "png", "params": {},
+                       "tiles": [[8, 72, 109]]})
     event = client.events.generate_sqs_event([body], queue_name=QUEUE)
     with pytest.raises(RuntimeError, match="retried"):
         client.lambda_.invoke("render", event)
 
 
+def test_permanent_failures_are_dropped_and_the_batch_goes_on(client, s3, monkeypatch, shared):
+    """A source off the allow-list, a zoom past the matrix, bad parameters: no retry mends
+    them; the good message of the same batch is stored."""
+    url = str(shared / "RGB.byte.tif")
+    good = {"url": url, "format": "png", "params": {}, "tiles": [[8, 72, 109]]}
+    bad = [{**good, "url": "/etc/passwd"}, {**good, "tiles": [[40, 0, 0]]},
+           {**good, "params": {"bidx": "0"}}, {**good, "tileMatrixSetId": "Nope"}]
+    bodies = [json.dumps(b) for b in bad] + [json.dumps(good)]
+    event = client.events.generate_sqs_event(bodies, queue_name=QUEUE)
+    s3.delete_object(Bucket=TILES, Key="tiles/8/72/109.png")
+    assert client.lambda_.invoke("render", event).payload is None  # nothing to retry
+    assert s3.head_object(Bucket=TILES, Key="tiles/8/72/109.png")["ContentType"] == "image/png"
+
+
 def test_malformed_render_messages_are_dropped_not_retried(client):
-    event = client.events.generate_sqs_event(["{not json", '{"tiles": 5}'], queue_name=QUEUE)
+    event = client.events.generate_sqs_event(
+        ["{not json", '{"tiles": 5}', "[1, 2]", "5", "null", '"text"', '{"url": 5, "tiles": []}',
+         '{"url": "x.tif", "tiles": [[1, 2]]}', '{"url": "x.tif", "tiles": [], "source": []}'],
+        queue_name=QUEUE)
     assert client.lambda_.invoke("render", event).payload is None

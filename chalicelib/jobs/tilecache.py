@@ -5,9 +5,11 @@ that touch the data, and sends them to the TILE_QUEUE (SQS) in batches. ``render
 each tile of a batch with the same engine and parameters as the API (so a stored tile is byte
 for byte what the API serves) and stores it at ``s3://TILE_BUCKET/TILE_PREFIX/{z}/{x}/{y}.{ext}``
 (``TILE_PREFIX/{tileMatrixSetId}/{z}/{x}/{y}.{ext}`` for sets other than WebMercatorQuad) with
-its Content-Type and Cache-Control; empty tiles are skipped. A tile that fails makes its
-message fail after the others are stored, so SQS retries that message (storing again is
-harmless).
+its Content-Type and Cache-Control; empty tiles are skipped. A tile that fails for a reason
+that may pass (the storage failing, a timeout) makes its message fail after the others are
+stored, so SQS retries that message (storing again is harmless); a failure no retry can
+mend (a message that is not a batch, a source not allowed or missing, bad parameters, a zoom
+past the matrix) is logged and dropped, and the other messages of the batch still run.
 
 The seed event::
 
@@ -24,7 +26,7 @@ import json
 import logging
 
 from ..api import params
-from ..core.errors import BadRequest, TileOutsideBounds
+from ..core.errors import BadRequest, TileOutsideBounds, TilerError
 from ..core.geo import geographic_overlap
 from ..core.settings import Settings
 from ..grids import tilematrixsets
@@ -36,6 +38,14 @@ from ..sources import aws
 
 logger = logging.getLogger("cogtiler.tilecache")
 MAX_BATCH = 200
+#: Most messages one seed sends (10 per SQS call): 100,000 tiles in batches of 1 would be
+#: 10,000 sequential calls, over the function's timeout.
+MAX_MESSAGES = 5_000
+#: Largest ``params`` a seed event may carry into every message it queues.
+MAX_PARAMS_BYTES = 8 * 1024
+#: The keys of a seed event.
+SEED_KEYS = {"url", "minzoom", "maxzoom", "bbox", "tileMatrixSetId", "format", "source",
+             "params", "batch_size"}
 #: Render parameters a batch carries (as in tile URLs), per kind of source.
 RENDER_PARAMS = {kind: (params.TILESIZE, *selection, *params.POST_PROCESS, *params.STYLE)
                  for kind, selection in (
@@ -80,6 +90,15 @@ def plan(event: dict, config: Settings) -> tuple[dict, list[tuple[int, int, int]
     data (and the bbox)."""
     if not isinstance(event, dict):
         raise BadRequest("the seed event must be a JSON object (see the README)")
+    unknown_keys = sorted(str(k) for k in set(event) - SEED_KEYS)
+    if unknown_keys:
+        raise BadRequest(f"the seed event has '{unknown_keys[0][:40]}', which seed does not "
+                         "take: " + ", ".join(sorted(SEED_KEYS)))
+    for name in ("url", "tileMatrixSetId", "format", "source"):
+        if name in event and not isinstance(event[name], str):
+            raise BadRequest(f"'{name}' must be a string")
+    if len(json.dumps(event.get("params", {}), default=str)) > MAX_PARAMS_BYTES:
+        raise BadRequest(f"'params' is larger than {MAX_PARAMS_BYTES // 1024} KB")
     url = event.get("url")
     tms = tilematrixsets.get(str(event.get("tileMatrixSetId", tilematrixsets.DEFAULT)))
     minzoom, maxzoom = _zoom(event, "minzoom", tms), _zoom(event, "maxzoom", tms)
@@ -133,8 +152,12 @@ def seed(event: dict, config: Settings) -> dict:
         raise BadRequest("TILE_QUEUE is not configured for this stage")
     template, tiles = plan(event, config)
     size = event.get("batch_size", 50)
-    if not isinstance(size, int) or not 1 <= size <= MAX_BATCH:
+    if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= MAX_BATCH:
         raise BadRequest(f"'batch_size' must be an integer from 1 to {MAX_BATCH}")
+    if -(-len(tiles) // size) > MAX_MESSAGES:
+        raise BadRequest(f"{len(tiles)} tiles in batches of {size} are more than "
+                         f"{MAX_MESSAGES} messages: raise batch_size to at least "
+                         f"{-(-len(tiles) // MAX_MESSAGES)}")
     sqs = aws.client("sqs")
     queue_url = sqs.get_queue_url(QueueName=config.tile_queue)["QueueUrl"]
     bodies = [json.dumps({**template, "tiles": [list(t) for t in tiles[i:i + size]]})
@@ -160,25 +183,68 @@ def tile_key(prefix: str, tms_id: str, z: int, x: int, y: int, extension: str) -
     return "/".join(parts + [str(z), str(x), f"{y}.{extension}"])
 
 
+def permanent(error: BaseException) -> bool:
+    """Whether no retry can mend ``error``: the request's own fault (a 4xx), not the
+    storage's (a 5xx, a timeout) nor a bug."""
+    return isinstance(error, TilerError) and error.status < 500
+
+
+def render_messages(bodies: list[str], config: Settings) -> list[dict]:
+    """Render every message of an SQS batch. Permanent failures are logged and dropped;
+    if any other failed, raises after all have run (the batch is retried)."""
+    summaries, retry = [], []
+    for body in bodies:
+        try:
+            summaries.append(render_batch(body, config))
+        except Exception as error:
+            if permanent(error):
+                logger.error(json.dumps({"render": "dropped", "error": str(error)[:500]}))
+            else:
+                logger.exception("render failed; the message will be retried")
+                retry.append(str(error)[:300])
+    if retry:
+        raise RuntimeError(f"{len(retry)} message(s) failed, the batch will be retried: "
+                           + "; ".join(retry[:3]))
+    return summaries
+
+
+def _batch(body: str) -> dict:
+    """A render message, checked: not one is a permanent failure."""
+    try:
+        batch = json.loads(body)
+    except (ValueError, TypeError, RecursionError):
+        raise BadRequest("the render message is not JSON") from None
+    if not isinstance(batch, dict) or not isinstance(batch.get("url"), str) \
+            or not isinstance(batch.get("tiles"), list) \
+            or not isinstance(batch.get("params", {}), dict) \
+            or not isinstance(batch.get("format", "png"), str) \
+            or not isinstance(batch.get("source", "cog"), str) \
+            or batch.get("source", "cog") not in RENDER_PARAMS:
+        raise BadRequest("the render message is not a batch of tiles (see seed)")
+    for tile in batch["tiles"]:
+        if not (isinstance(tile, list) and len(tile) == 3
+                and all(isinstance(n, int) and not isinstance(n, bool) for n in tile)):
+            raise BadRequest("the render message's tiles must be [z, x, y] integers")
+    return batch
+
+
 def render_batch(body: str, config: Settings) -> dict:
-    """Render and store one batch (an SQS message body). Raises if any tile failed."""
+    """Render and store one batch (an SQS message body). Raises if any tile failed: a
+    :func:`permanent` error when all failures were permanent, else a RuntimeError."""
     if not config.tile_bucket:
         raise RuntimeError("TILE_BUCKET is not configured for this stage")
-    batch = json.loads(body)
-    tms_id = batch.get("tileMatrixSetId", tilematrixsets.DEFAULT)
+    batch = _batch(body)
+    tms_id = str(batch.get("tileMatrixSetId", tilematrixsets.DEFAULT))
     query = batch.get("params", {})
-    kind, url, tiles = batch.get("source", "cog"), batch["url"], list(batch["tiles"])
-    try:
-        source = open_reader(kind, url, config)
-    except Exception as exc:  # every tile would fail: the message is retried
-        raise RuntimeError(f"the source cannot be opened, the message will be retried: "
-                           f"{exc}") from None
+    kind, url, tiles = batch.get("source", "cog"), batch["url"], batch["tiles"]
+    source = open_reader(kind, url, config)  # a 4xx here fails every tile for good
     s3 = aws.client("s3")
     headers = {}
     if config.cache_max_age > 0:
         headers["CacheControl"] = f"public, max-age={config.cache_max_age}"
     stored = skipped = 0
-    failures = []
+    failures: list[str] = []  # may pass on a retry
+    dropped: list[str] = []  # will not
     for z, x, y in tiles:
         try:
             path = {"tileMatrixSetId": tms_id, "z": str(z), "x": str(x),
@@ -192,7 +258,7 @@ def render_batch(body: str, config: Settings) -> dict:
             skipped += 1
             continue
         except Exception as exc:  # keep going: the other tiles of the batch still count
-            failures.append(f"{z}/{x}/{y}: {exc}")
+            (dropped if permanent(exc) else failures).append(f"{z}/{x}/{y}: {exc}")
             continue
         if image.empty:
             skipped += 1
@@ -201,9 +267,12 @@ def render_batch(body: str, config: Settings) -> dict:
                       Key=tile_key(config.tile_prefix, tms_id, z, x, y, image.extension),
                       **headers)
         stored += 1
-    summary = {"stored": stored, "skipped": skipped, "failed": len(failures)}
+    summary = {"stored": stored, "skipped": skipped, "failed": len(failures),
+               "dropped": len(dropped)}
     logger.info(json.dumps({"render": summary}))
     if failures:
         raise RuntimeError(f"{len(failures)} tile(s) failed, the message will be retried: "
                            + "; ".join(failures[:5]))
+    if dropped:
+        logger.error(json.dumps({"render": "dropped tiles", "tiles": dropped[:20]}))
     return summary
