@@ -85,9 +85,8 @@ def _bbox(event: dict, source) -> tuple | None:
     return box
 
 
-def plan(event: dict, config: Settings) -> tuple[dict, list[tuple[int, int, int]]]:
-    """Validate a seed event; returns the batch template and the (z, x, y) that touch the
-    data (and the bbox)."""
+def _check_shape(event) -> None:
+    """A seed event's keys and the types of its strings."""
     if not isinstance(event, dict):
         raise BadRequest("the seed event must be a JSON object (see the README)")
     unknown_keys = sorted(str(k) for k in set(event) - SEED_KEYS)
@@ -99,6 +98,12 @@ def plan(event: dict, config: Settings) -> tuple[dict, list[tuple[int, int, int]
             raise BadRequest(f"'{name}' must be a string")
     if len(json.dumps(event.get("params", {}), default=str)) > MAX_PARAMS_BYTES:
         raise BadRequest(f"'params' is larger than {MAX_PARAMS_BYTES // 1024} KB")
+
+
+def plan(event: dict, config: Settings) -> tuple[dict, list[tuple[int, int, int]]]:
+    """Validate a seed event; returns the batch template and the (z, x, y) that touch the
+    data (and the bbox)."""
+    _check_shape(event)
     url = event.get("url")
     tms = tilematrixsets.get(str(event.get("tileMatrixSetId", tilematrixsets.DEFAULT)))
     minzoom, maxzoom = _zoom(event, "minzoom", tms), _zoom(event, "maxzoom", tms)
