@@ -243,3 +243,34 @@ def test_gzipped_documents_and_zip_bombs(client, halves):
     assert bomb.stat().st_size < 100_000
     response = client.http.get(f"/mosaicjson/info?url={bomb}")
     assert response.status_code == 400 and "larger than" in response.json_body["Message"]
+
+
+def test_the_mosaic_function_bounds_its_work(client, shared, monkeypatch):
+    """Each file costs a header read: more than the function can open in its timeout is a
+    clear refusal, before any is opened."""
+    monkeypatch.setenv("ALLOWED_SOURCES", f"{shared}/")
+    urls = [f"{shared}/cog.tif?{i}" for i in range(mosaics.MAX_BUILD_FILES + 1)]
+    before = cache.opened
+    result = client.lambda_.invoke("mosaic", {"name": "many", "urls": urls}).payload
+    assert not result["ok"] and f"at most {mosaics.MAX_BUILD_FILES}" in result["error"]
+    assert cache.opened == before
+
+
+def test_a_file_reaching_the_pole_builds(rasters, monkeypatch):
+    """Web Mercator ends at 85.05 degrees: a file reaching 90 (or lying wholly above 85)
+    is listed where it meets the grid, and the bounds stay its own."""
+    from chalicelib.core.settings import from_environ
+    folder = rasters / "polar"
+    folder.mkdir(exist_ok=True)
+    from rasterio.transform import from_origin
+    for name, height in (("reaching.tif", 40), ("above.tif", 4)):
+        with rasterio.open(folder / name, "w", driver="GTiff", width=360, height=height,
+                           count=1, dtype="uint8", crs="EPSG:4326",
+                           transform=from_origin(-180, 90, 1, 1)) as dst:
+            dst.write(np.ones((1, height, 360), dtype="uint8"))
+    config = from_environ({"ALLOWED_SOURCES": f"{folder}/"})
+    for name, south in (("reaching.tif", 50.0), ("above.tif", 86.0)):
+        for quadkey_zoom in (None, 0):
+            document = mosaics.build([str(folder / name)], config, quadkey_zoom)
+            assert document["bounds"] == [-180.0, south, 180.0, 90.0]
+            assert document["tiles"]

@@ -61,8 +61,9 @@ def build(urls: list[str], config: Settings, quadkey_zoom: int | None = None,
             "tiles": dict(sorted(tiles.items()))}
 
 
-#: Most files one MosaicJSON may be built from.
-MAX_BUILD_FILES = 10_000
+#: Most files one MosaicJSON is built from: each is opened (a header read); 2,000 took 66 s
+#: here, against the ``mosaic`` function's 120 s.
+MAX_BUILD_FILES = 1_500
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
 
 
@@ -114,7 +115,8 @@ def create(event: dict, config: Settings) -> dict:
         raise BadRequest("'urls' is a non-empty list of GeoTIFF urls (or the prefix holds "
                          "none)")
     if len(urls) > MAX_BUILD_FILES:
-        raise BadRequest(f"at most {MAX_BUILD_FILES} files make one mosaic")
+        raise BadRequest(f"at most {MAX_BUILD_FILES} files make one mosaic in the function "
+                         f"(got {len(urls)}): split the prefix into several mosaics")
     quadkey_zoom = event.get("quadkey_zoom")
     if quadkey_zoom is not None and (not isinstance(quadkey_zoom, int)
                                      or isinstance(quadkey_zoom, bool)):
