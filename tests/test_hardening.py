@@ -116,3 +116,18 @@ def test_the_document_cache_is_bounded_in_bytes(tmp_path, monkeypatch):
         held = [size for _, size in documents._cache.values()]
         assert sum(held) <= 3000 and len(held) == min(i + 1, 2)
     documents.clear()
+
+
+def test_text_answers_over_lambda_s_limit_are_a_clear_400(client, tmp_path, monkeypatch):
+    """/stac/assets of an item with 70,000 assets was 12.6 MB (Lambda returns 6)."""
+    monkeypatch.setenv("ALLOWED_SOURCES", f"{tmp_path}/")
+    names = {f"asset-{i:06d}-" + "n" * 90: {"href": f"a{i}.tif", "type": "image/tiff"}
+             for i in range(70_000)}
+    item = {"type": "Feature", "stac_version": "1.0.0", "id": "x", "bbox": [0, 0, 1, 1],
+            "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1],
+                                                             [0, 0]]]},
+            "properties": {"datetime": "2024-01-01T00:00:00Z"}, "links": [], "assets": names}
+    (tmp_path / "item.json").write_text(json.dumps(item))
+    response = client.http.get(f"/stac/assets?url={tmp_path}/item.json")
+    assert response.status_code == 400 and response.json_body["Code"] == "TooLarge"
+    assert "MB" in response.json_body["Message"] and len(response.body) < 1000

@@ -9,6 +9,10 @@ import numpy as np
 from ..core.records import EncodedImage
 
 JSON = "application/json"
+#: Largest text (JSON, XML, HTML) answer: Lambda returns at most 6 MB, headers included.
+MAX_TEXT_BYTES = 6 * 1000 * 1000 - 64 * 1024
+#: Longest error message (a message quoting user input must stay short).
+MAX_MESSAGE = 2000
 
 
 @dataclass
@@ -21,6 +25,8 @@ class Page:
 
 def error_response(response_class, status: int, code: str, message: str, headers=None):
     """The one error shape: ``{"Code": ..., "Message": ...}``."""
+    if len(message) > MAX_MESSAGE:
+        message = message[:MAX_MESSAGE - 3] + "..."
     return response_class(body=json.dumps({"Code": code, "Message": message}).encode(),
                           status_code=status, headers={"Content-Type": JSON, **(headers or {})})
 
@@ -64,8 +70,12 @@ def shape(response_class, result, media_type: str):
         return response_class(body=result.body, status_code=result.status,
                               headers={"Content-Type": result.media_type, **result.headers})
     if isinstance(result, Page):
-        return response_class(body=result.body.encode("utf-8"), status_code=200,
-                              headers={"Content-Type": result.media_type})
-    return response_class(body=to_json(result), status_code=200,
-                          headers={"Content-Type": media_type if "json" in media_type
-                                   else JSON})
+        body, kind = result.body.encode("utf-8"), result.media_type
+    else:
+        body, kind = to_json(result), media_type if "json" in media_type else JSON
+    if len(body) > MAX_TEXT_BYTES:
+        return error_response(response_class, 400, "TooLarge", (
+            f"the answer would be {len(body) / 1e6:.1f} MB, over the {MAX_TEXT_BYTES / 1e6:.1f} "
+            "MB a Lambda function may return: ask for less (fewer assets or bands, fewer "
+            "histogram bins, a smaller zoom range or fewer tile matrix sets)"))
+    return response_class(body=body, status_code=200, headers={"Content-Type": kind})
