@@ -131,3 +131,31 @@ def test_text_answers_over_lambda_s_limit_are_a_clear_400(client, tmp_path, monk
     response = client.http.get(f"/stac/assets?url={tmp_path}/item.json")
     assert response.status_code == 400 and response.json_body["Code"] == "TooLarge"
     assert "MB" in response.json_body["Message"] and len(response.body) < 1000
+
+
+def test_a_file_rewritten_with_its_mtime_put_back_serves_new_pixels(client, tmp_path,
+                                                                    monkeypatch):
+    """cp -p / touch -r restore the mtime (same size too): the old pixels were served."""
+    import os
+    monkeypatch.setenv("ALLOWED_SOURCES", f"{tmp_path}/")
+    path = tmp_path / "scene.tif"
+
+    def write(value):
+        with rasterio.open(path, "w", driver="GTiff", width=64, height=64, count=1,
+                           dtype="uint8", crs="EPSG:4326",
+                           transform=from_origin(0, 10, 0.1, 0.1)) as dst:
+            dst.write(np.full((1, 64, 64), value, dtype="uint8"))
+
+    def value_served():
+        response = client.http.get(f"/cog/point/1,9?url={path}")
+        assert response.status_code == 200, response.body
+        return response.json_body["values"][0]
+
+    write(10)
+    first = os.stat(path)
+    assert value_served() == 10
+    write(20)
+    os.utime(path, ns=(first.st_atime_ns, first.st_mtime_ns))  # as cp -p would
+    assert os.stat(path).st_size == first.st_size
+    assert os.stat(path).st_mtime_ns == first.st_mtime_ns
+    assert value_served() == 20

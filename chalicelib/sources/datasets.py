@@ -313,7 +313,10 @@ class DatasetCache:
                 raise NotFound("no such file: check the url") from None
             if not stat.S_ISREG(info.st_mode):  # a FIFO would block open() forever
                 raise NotFound("no such file: check the url (not a regular file)")
-            key = (source.gdal_path, info.st_mtime_ns, info.st_size)  # a rewritten file reopens
+            # a rewritten file reopens: also one whose mtime was put back (cp -p, touch -r),
+            # which changes its ctime (no call sets that), or replaced by a rename (inode)
+            key = (source.gdal_path, info.st_mtime_ns, info.st_ctime_ns, info.st_ino,
+                   info.st_size)
         with self._lock:
             self._apply_environment(settings, remote=source.scheme != "file")
             entry = self._entries.get(key)

@@ -146,7 +146,8 @@ def load[T](url: str | None, config: Settings, parse: Callable[[dict, Source], T
             info = os.stat(source.path)
         except OSError:
             raise NotFound("no such file: check the url") from None
-        key += (info.st_mtime_ns, info.st_size)  # a rewritten file is read again
+        # a rewritten file is read again (also with its mtime put back: see datasets.get)
+        key += (info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_size)
     with _lock:
         if key in _cache:
             _cache.move_to_end(key)
