@@ -36,12 +36,9 @@ import selectors
 import socket
 import socketserver
 import struct
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -293,8 +290,6 @@ class EgressProxy:
 
     def __init__(self, rule: Rule, shared: mmap.mmap | None = None):
         self.rule = rule
-        #: (monotonic time, "METHOD target") of recent refusals.
-        self.refused: deque[tuple[float, str]] = deque(maxlen=64)
         self._shared = shared  # the parent reads the last refusal's time here
         self._dns: dict[tuple[str, int], tuple[float, list]] = {}
         self._server = _Server(self)
@@ -308,7 +303,7 @@ class EgressProxy:
 
     def note_refusal(self, what: str) -> None:
         now = time.monotonic()  # CLOCK_MONOTONIC: the same clock in every process
-        self.refused.append((now, what[:300]))
+        sys.stderr.write(json.dumps({"egress": "refused", "request": what[:300]}) + "\n")
         if self._shared is not None:
             struct.pack_into("d", self._shared, 0, now)
 
@@ -396,6 +391,8 @@ class _Child:
     """The proxy process and what the parent shares with it."""
 
     def __init__(self):
+        import subprocess  # here, not at import: only a container that reads remote
+        import tempfile  # sources starts the proxy (a few ms of every cold start saved)
         self._file = tempfile.TemporaryFile()
         self._file.write(b"\0" * 8)
         self._file.flush()
