@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..core import settings
+from ..core import budget, settings
 from ..core.errors import BadRequest, TilerError
 from ..core.settings import Settings
 from . import middleware
@@ -240,9 +240,11 @@ class RouteTable:
                                           + " or ".join(taken), {"Allow": allowed})
             else:
                 try:
-                    request = self._request(route, path_params, config)
-                    result = route.view(request)
-                    response = shape(self.response_class, result, route.returns.media_types[0])
+                    with budget.scope():  # one memory budget per request
+                        request = self._request(route, path_params, config)
+                        result = route.view(request)
+                        response = shape(self.response_class, result,
+                                         route.returns.media_types[0])
                 except TilerError as exc:
                     result = None
                     response = error_response(self.response_class, exc.status, exc.code,

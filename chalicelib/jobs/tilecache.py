@@ -26,6 +26,7 @@ import json
 import logging
 
 from ..api import params
+from ..core import budget
 from ..core.errors import BadRequest, TileOutsideBounds, TilerError
 from ..core.geo import geographic_overlap
 from ..core.settings import Settings
@@ -256,9 +257,10 @@ def render_batch(body: str, config: Settings) -> dict:
                     "y": f"{y}.{batch['format']}"}
             values = params.parse((params.TMS_ID, params.Z, params.X, params.Y, params.OUTSIDE,
                                    *RENDER_PARAMS[kind]), query, path, config)
-            image = tiler.tile(source, params.tile_address(values),
-                               params.selection(values), params.style(values),
-                               params.algorithm(values))
+            with budget.scope():  # each tile its own memory budget, as a request
+                image = tiler.tile(source, params.tile_address(values),
+                                   params.selection(values), params.style(values),
+                                   params.algorithm(values))
         except TileOutsideBounds:
             skipped += 1
             continue

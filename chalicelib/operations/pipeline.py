@@ -8,7 +8,8 @@
 2. **process**: :func:`post_process`, between reading and rendering: an algorithm
    (``pixels.algorithms``: hillshade, terrain RGB...) works on the pixels;
 3. **render**: the style (rescale, colormap, alpha; ``pixels.render.apply_style``);
-4. **encode**: the format's encoder, checked against the response limit.
+4. **encode**: the format's encoder, checked against the response limit (an uncompressed
+   one, NPY, before reading: the request's budget knows the limit, ``core.budget``).
 """
 
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..core import budget
 from ..core.errors import BadRequest, TooLarge
 from ..core.records import EncodedImage, ImageData, Style
 from ..pixels import formats, render
@@ -71,6 +73,10 @@ def draw(read: Callable[[bool], ImageData], style: Style, fmt: ImageFormat | Non
     """``read(statistics)`` the pixels, then process (``algorithm``), crop ``crop`` pixels
     off each side (a padding the read added), render and encode them. ``read`` is told
     whether the style needs the dataset statistics attached."""
+    if fmt is not None and fmt.name == "npy" and algorithm is None:
+        # uncompressed: an answer too large to return is refused before reading
+        budget.current().limit_output(MAX_BODY_BYTES, keeps_dtype=style.colormap is None and
+                                      style.rescale is None and style.color_formula is None)
     # an algorithm's output is stretched by the input's statistics only if on its scale
     statistics = render.stretches(style, raw(fmt)) and (
         algorithm is None or algorithm.keeps_scale)

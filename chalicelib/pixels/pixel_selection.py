@@ -7,11 +7,11 @@ per-pixel validity). The names are titiler's / rio-tiler's (``pixel_selection=``
 method is one class here plus its entry in :data:`METHODS`.
 """
 
-from __future__ import annotations  # np.ma in signatures: numpy.ma (10 ms) loads on use
-
 from typing import ClassVar
 
 import numpy as np
+
+from ..core import budget
 
 
 class PixelSelection:
@@ -22,6 +22,8 @@ class PixelSelection:
     keeps_values: ClassVar[bool] = True
     #: The first file alone is often all that is needed (read it before the others).
     first_alone: ClassVar[bool] = False
+    #: Every file's pixels are kept until the result (else they are folded in as fed).
+    holds_inputs: ClassVar[bool] = False
 
     def feed(self, data: np.ndarray, valid: np.ndarray) -> None:
         raise NotImplementedError
@@ -56,11 +58,12 @@ class _Replace(PixelSelection):
     def feed(self, data: np.ndarray, valid: np.ndarray) -> None:
         valid = np.broadcast_to(valid, data.shape)
         if self.data is None or self.valid is None:
+            budget.current().charge(data.nbytes + valid.size, "the mosaic's result")
             self.data, self.valid = data.copy(), valid.copy()
             return
         take = self.take(data, valid, self.data, self.valid)
-        self.data = np.where(take, data, self.data)
-        self.valid = np.where(take, valid, self.valid)
+        np.copyto(self.data, data, where=take)
+        np.copyto(self.valid, valid, where=take)
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         assert self.data is not None and self.valid is not None
@@ -136,64 +139,138 @@ class LastBandHigh(_LastBand):
         return last > mine
 
 
-class _Stack(PixelSelection):
-    """Methods over every file's value at a pixel (all files are read)."""
+class _Running(PixelSelection):
+    """Methods over every file's value at a pixel (all files are read), kept as running
+    sums per pixel and band, so that memory does not grow with the number of files."""
 
     def __init__(self) -> None:
-        self.stack: list[np.ma.MaskedArray] = []
+        self.dtype: np.dtype | None = None
+        self.count: np.ndarray | None = None  # valid values per pixel and band
+
+    #: Bytes of running state per value (besides the count).
+    state_bytes: ClassVar[int] = 0
 
     def feed(self, data: np.ndarray, valid: np.ndarray) -> None:
-        self.stack.append(np.ma.MaskedArray(data, ~np.broadcast_to(valid, data.shape)))
+        valid = np.broadcast_to(valid, data.shape)
+        if self.count is None:
+            budget.current().charge((2 + self.state_bytes) * data.size,
+                                    f"the {self.name} of the mosaic's files")
+            self.dtype = data.dtype
+            self.count = np.zeros(data.shape, np.uint16)
+            self.start(data.shape)
+        self.count += valid
+        self.add(data, valid)
 
-    def reduce(self, stacked: np.ma.MaskedArray, dtype: np.dtype) -> np.ma.MaskedArray:
-        raise NotImplementedError
+    def start(self, shape: tuple[int, ...]) -> None:
+        """Make the running state for images of ``shape``."""
 
-    def result(self):
-        with np.errstate(all="ignore"):
-            out = self.reduce(np.ma.stack(self.stack), self.stack[0].dtype)
-        return np.ma.getdata(out), ~np.ma.getmaskarray(out).all(axis=0)
+    def add(self, data: np.ndarray, valid: np.ndarray) -> None:
+        """Fold one file's values in (``self.count`` already counts them)."""
+
+    def _valid(self) -> np.ndarray:
+        assert self.count is not None
+        return (self.count > 0).any(axis=0)
 
 
-class Mean(_Stack):
+class Mean(_Running):
     """The mean of the valid values."""
 
     name = "mean"
+    state_bytes = 8
 
-    def reduce(self, stacked, dtype):
-        return stacked.mean(axis=0).astype(dtype)
+    def start(self, shape):
+        self.total = np.zeros(shape, np.float64)
+
+    def add(self, data, valid):
+        np.add(self.total, data, out=self.total, where=valid)
+
+    def result(self):
+        assert self.count is not None and self.dtype is not None
+        with np.errstate(all="ignore"):
+            mean = np.divide(self.total, self.count, out=np.zeros_like(self.total),
+                             where=self.count > 0)
+        return mean.astype(self.dtype), self._valid()
 
 
-class Median(_Stack):
-    """The median of the valid values."""
-
-    name = "median"
-
-    def reduce(self, stacked, dtype):
-        return np.ma.median(stacked, axis=0).astype(dtype)
-
-
-class Stdev(_Stack):
-    """The standard deviation of the valid values."""
+class Stdev(_Running):
+    """The (population) standard deviation of the valid values, by Welford's update (no
+    loss of precision for large values of small spread)."""
 
     name = "stdev"
+    state_bytes = 16
 
-    def reduce(self, stacked, dtype):
-        return stacked.std(axis=0)
+    def start(self, shape):
+        self.mean = np.zeros(shape, np.float64)
+        self.squares = np.zeros(shape, np.float64)  # sum of squared differences to the mean
+
+    def add(self, data, valid):
+        assert self.count is not None
+        delta = np.subtract(data, self.mean, dtype=np.float64)
+        np.add(self.mean, delta / np.maximum(self.count, 1), out=self.mean, where=valid)
+        delta *= np.subtract(data, self.mean, dtype=np.float64)
+        np.add(self.squares, delta, out=self.squares, where=valid)
+
+    def result(self):
+        assert self.count is not None and self.dtype is not None
+        with np.errstate(all="ignore"):
+            variance = np.divide(self.squares, self.count, out=np.zeros_like(self.squares),
+                                 where=self.count > 0)
+        return np.sqrt(variance), self._valid()  # float64, as numpy.ma's of masked values
 
 
-class Count(_Stack):
+class Count(_Running):
     """How many files have a valid value (one band)."""
 
     name = "count"
     keeps_values = False
 
     def result(self):
-        counts = np.ma.stack(self.stack)[:, 0].count(axis=0)
-        dtype = np.uint8 if len(self.stack) < 256 else np.uint16
+        assert self.count is not None
+        counts = self.count[0]
+        dtype = np.uint8 if counts.max(initial=0) < 256 else np.uint16
         return counts[None].astype(dtype), np.ones(counts.shape, bool)
 
     def band_names(self, names):
         return ("count",)
+
+
+class Median(PixelSelection):
+    """The median of the valid values (of the two middle ones, their mean). Every file's
+    values are kept until the end, in one array sorted in place per pixel."""
+
+    name = "median"
+    holds_inputs = True
+
+    def __init__(self) -> None:
+        self.inputs: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def feed(self, data: np.ndarray, valid: np.ndarray) -> None:
+        self.inputs.append((data, valid))
+
+    def result(self):
+        data, _ = self.inputs[0]
+        dtype = data.dtype
+        # the inputs move into the stack one by one: one more input's worth at most
+        budget.current().charge(data.nbytes + 2 * data.size, "the median's sorted stack")
+        # invalid values become the largest the type holds: sorted after every valid one
+        # (a valid value equal to it is the same number), the first ``count`` are the valid
+        fill = np.inf if dtype.kind == "f" else np.iinfo(dtype).max
+        stack = np.empty((len(self.inputs), *data.shape), dtype)
+        count = np.zeros(data.shape, np.uint16)
+        for i in range(len(self.inputs)):
+            values, valid = self.inputs[i]
+            valid = np.broadcast_to(valid, values.shape)
+            np.copyto(stack[i], values)
+            stack[i][~valid] = fill
+            count += valid
+            self.inputs[i] = None  # type: ignore[call-overload]  # held once, in the stack
+        stack.sort(axis=0)
+        low = np.take_along_axis(stack, ((np.maximum(count, 1) - 1) // 2)[None], 0)[0]
+        high = np.take_along_axis(stack, (count // 2).clip(0, len(stack) - 1)[None], 0)[0]
+        del stack
+        median = np.where(count % 2 == 1, low, (low.astype(np.float64) + high) / 2)
+        median[count == 0] = 0
+        return median.astype(dtype), (count > 0).any(axis=0)
 
 
 #: Every method by name, in the order the API lists them.

@@ -28,6 +28,7 @@ from rasterio.warp import transform as transform_points
 from rasterio.windows import Window, from_bounds
 from rasterio.windows import bounds as windows_bounds
 
+from ..core import budget
 from ..core.errors import BadRequest, TileOutsideBounds
 from ..core.geo import WGS84, Bounds, geographic_overlap, in_degrees, widened
 from ..core.memo import remembered
@@ -42,8 +43,11 @@ from ..sources.datasets import OpenDataset
 from .planning import (
     MAX_ALL_BANDS_BYTES,
     MAX_VRT_SIDE,
+    charge_read,
+    check_band_count,
     check_expression_memory,
     check_read_size,
+    check_warp_size,
     fit_size,
     read_scale,
 )
@@ -59,6 +63,7 @@ def band_indexes(dataset: OpenDataset, selection: Selection) -> tuple[int, ...]:
     for index in indexes:
         if index > count:
             raise BadRequest(f"band {index} does not exist: this file has {count} band(s)")
+    check_band_count(len(indexes), bool(selection.indexes) or selection.expression is not None)
     return tuple(indexes)
 
 
@@ -148,14 +153,22 @@ def part(dataset: OpenDataset, bounds, crs, width: int, height: int,
         extra = [src.count + 1]
     read = list(indexes) + extra
     every = list(range(1, src.count + (2 if options.get("add_alpha") else 1)))
+    check_warp_size(len(every), width, height)
+    charge_read(dataset, selection, len(read), width, height)
+    itemsize = max(np.dtype(d).itemsize for d in src.dtypes)
+    spare = (len(every) - len(read)) * width * height * itemsize  # the bands read, not kept
+    request = budget.current()
     with WarpedVRT(src, **options) as vrt:
-        itemsize = max(np.dtype(d).itemsize for d in src.dtypes)
-        if read != every and len(every) * width * height * itemsize <= MAX_ALL_BANDS_BYTES:
+        if read != every and spare <= MAX_ALL_BANDS_BYTES and request.room() >= spare:
             # GDAL reads a warped VRT through its overviews only when every band is read at
             # once: a subset is warped at the VRT's full resolution (a minute for a z0 tile
             # of a small file). Read them all and keep those asked for.
-            data = vrt.read(every, out_shape=(len(every), height, width),
-                            resampling=selection.resampling)[[i - 1 for i in read]]
+            request.charge(spare, "reading every band for a subset")
+            try:
+                data = vrt.read(every, out_shape=(len(every), height, width),
+                                resampling=selection.resampling)[[i - 1 for i in read]]
+            finally:
+                request.release(spare)
         else:
             data = vrt.read(read, out_shape=(len(read), height, width),
                             resampling=selection.resampling)
@@ -187,6 +200,7 @@ def _read_window(dataset: OpenDataset, selection: Selection, window, width: int,
     src = dataset.src
     extra = [dataset.alpha] if nodata is None and dataset.alpha is not None else []
     read = list(indexes) + extra
+    charge_read(dataset, selection, len(read), width, height)
     data = src.read(read, window=window, out_shape=(len(read), height, width),
                     resampling=selection.resampling)
     if extra or nodata is not None:

@@ -5,17 +5,20 @@ A mosaic is an index (:class:`MosaicIndex`: "which files cover this box?", in pr
 order; MosaicJSON is one, :mod:`.mosaicjson`) plus a member reader (one GeoTIFF,
 :class:`~.cog.COGReader`). A tile's files come from the index by the tile's longitude and
 latitude bounds (any tile matrix set); each is checked against the allow-list before it is
-opened, read on the tile's grid (concurrently, :func:`~.pool.read_all`), and the pixels are
-combined by a pixel selection method (:mod:`chalicelib.pixels.pixel_selection`). With
-``first`` (the default), reading stops as soon as every pixel is filled. What rendering needs
-(the palette, the stretch ranges) comes from the index's first file, so that every tile of a
-mosaic is drawn alike, and is kept with the index.
+opened, read on the tile's grid (concurrently, :func:`~.pool.read_all`; each file's pixels
+charged to the request's one memory budget, :mod:`chalicelib.core.budget`, and released once
+folded in), and the pixels are combined by a pixel selection method
+(:mod:`chalicelib.pixels.pixel_selection`). With ``first`` (the default), reading stops as
+soon as every pixel is filled. What rendering needs (the palette, the stretch ranges) comes
+from the index's first file, so that every tile of a mosaic is drawn alike, and is kept with
+the index.
 """
 
 import math
 from collections.abc import Callable
 from typing import Protocol
 
+from ..core import budget
 from ..core.errors import BadRequest, TileOutsideBounds
 from ..core.geo import (
     MAX_LAT,
@@ -118,27 +121,36 @@ class MosaicReader:
                              f"{MAX_FILES_PER_TILE}): zoom in")
         method = METHODS[selection.pixel_selection]()
         first, used = None, []
-        for url, image, error in read_all(urls, lambda u: read(self._open(u), selection),
-                                          first_alone=method.first_alone):
+
+        def read_member(url: str):
+            with budget.child() as charged:  # what this file's pixels hold
+                return read(self._open(url), selection), charged
+
+        for url, result, error in read_all(urls, read_member, first_alone=method.first_alone):
             if isinstance(error, TileOutsideBounds):
                 continue
             if error is not None:
                 raise member_error(url, error)
-            if first is None:
-                first = image
-            elif image.data.shape[0] != first.data.shape[0]:
+            image, charged = result
+            if first is None:  # what the result takes from the first file (not its pixels)
+                first = (image.bounds, image.crs, tuple(image.band_names), image.data.shape[0])
+            elif image.data.shape[0] != first[3]:
                 raise BadRequest("the mosaic's files have different band counts; choose "
                                  "bands with bidx")
             method.feed(image.data, image.mask[None])
+            if not method.holds_inputs:  # folded in (the method charged its own state)
+                charged.release()
+            del image, result
             used.append(url)
             if method.done:
                 break
         if first is None:
             raise TileOutsideBounds("no file of the mosaic has data here")
         data, valid = method.result()
-        names = first.band_names if data.shape[0] == first.data.shape[0] else \
-            method.band_names(first.band_names)
-        return ImageData(data, valid, first.bounds, first.crs, tuple(names)), used
+        bounds, crs, names, count = first
+        if data.shape[0] != count:
+            names = method.band_names(names)
+        return ImageData(data, valid, bounds, crs, tuple(names)), used
 
     def _attach(self, image: ImageData, selection: Selection, statistics: bool) -> ImageData:
         """The palette and, when asked, the stretch ranges of the index's first file (the

@@ -16,6 +16,7 @@ from rasterio.errors import RasterioError
 from rasterio.warp import transform as transform_points
 from rasterio.warp import transform_bounds
 
+from ..core import budget
 from ..core.errors import TooLarge
 from ..core.records import ImageSize, Selection
 from ..core.settings import MAX_IMAGE_SIZE
@@ -36,6 +37,55 @@ MAX_READ_BYTES = 1024 * 1024 * 1024
 MAX_EXPRESSION_BYTES = 640 * 1024 * 1024
 #: Largest read of every band made to serve a band subset (see :func:`part`).
 MAX_ALL_BANDS_BYTES = 512 * 1024 * 1024
+#: Most bands one read may take: GDAL spends about a millisecond per band and read whatever
+#: the pixels (20,000 one-pixel bands took 20-30 s for a point, a preview or statistics).
+MAX_BANDS = 1024
+#: Most values (bands x output pixels) one warped read may make: GDAL's warper works on every
+#: band of the file whichever are read (10-25 ns a value: a 4,000-band file takes 2-6 s per
+#: 256 x 256 tile, even for bidx=1).
+MAX_WARP_VALUES = 1 << 28
+
+
+def check_band_count(count: int, chosen: bool = True) -> None:
+    """Refuse a read of more than :data:`MAX_BANDS` bands (``chosen``: by the request, else
+    every band of the file)."""
+    if count > MAX_BANDS:
+        what = f"{count} bands are asked" if chosen else f"the file has {count} bands"
+        raise TooLarge(f"{what}, more than one request may read ({MAX_BANDS}): choose "
+                       "bands with bidx (or an expression)")
+
+
+def check_warp_size(bands: int, width: int, height: int) -> None:
+    """Refuse a warped read of a file of ``bands`` bands (every one is warped) at ``width``
+    x ``height`` beyond :data:`MAX_WARP_VALUES`."""
+    if bands * width * height > MAX_WARP_VALUES:
+        raise TooLarge(f"the file's {bands} bands, reprojected at {width}x{height} pixels, are "
+                       "more than one request may warp (GDAL warps every band of a file "
+                       "whichever are asked): ask for a smaller image (tilesize, @1x, "
+                       "max_size, width, height), or tile a file of the bands you need")
+
+
+def charge_read(dataset: OpenDataset, selection: Selection, bands: int, width: int,
+                height: int) -> int:
+    """Charge the request's budget (:mod:`chalicelib.core.budget`) for a read of ``bands``
+    bands at ``width`` x ``height``: the bands as read, the mask, the expression's output or
+    the unscaled copy; first refuse a raw answer that could not be returned. Returns the
+    bytes charged."""
+    src = dataset.src
+    itemsize = max(np.dtype(d).itemsize for d in src.dtypes)
+    pixels = width * height
+    expression = selection.expression
+    outputs = len(expression.output_names) if expression is not None else bands
+    unscaled = selection.unscale and (any(s != 1 for s in src.scales)
+                                      or any(o != 0 for o in src.offsets))
+    current = budget.current()
+    current.check_output(outputs, width, height,
+                         4 if expression is not None or unscaled else itemsize)
+    held = bands * pixels * itemsize + pixels
+    if expression is not None or unscaled:
+        held += outputs * pixels * 4
+    current.charge(held, f"a read of {bands} band(s) of {width}x{height} pixels")
+    return held
 
 
 def check_read_size(bands: int, width: int, height: int) -> None:

@@ -1,13 +1,16 @@
 """Reading several files of one request at once (GDAL releases the GIL while it reads).
 
 STAC items (their assets) and mosaics (their files) read through :func:`read_all`: one
-thread pool per container, results in the items' order, and a caller that stops consuming
-stops the reading.
+thread pool per container, results in the items' order, a caller that stops consuming
+stops the reading, and every read charged to the request's one memory budget
+(:mod:`chalicelib.core.budget`).
 """
 
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+from ..core import budget
 
 #: Files of one request read at once.
 MAX_THREADS = 8
@@ -22,6 +25,7 @@ def read_all[T](items: Iterable[T], read: Callable[[T], Any], threads: int = MAX
     chunk under way finishes). ``first_alone``: read the first item by itself (when it may
     be all the caller needs)."""
     items = list(items)
+    read = budget.carried(read)  # the request's budget, in the pool's threads too
     if len(items) <= 1 or threads <= 1:
         for item in items:
             try:
