@@ -239,3 +239,47 @@ def test_the_api_reads_s3_without_loading_boto3(bucket, moto):
     result = subprocess.run([sys.executable, "-c", code], cwd=str(Path(__file__).parent.parent),
                             env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_a_source_replaced_in_place_is_read_again_after_source_ttl(
+        client, bucket, allow_s3, monkeypatch, rasters):
+    """A COG and a STAC item overwritten under the same keys (as cogify overwrites its
+    output): a warm container keeps what it read for SOURCE_TTL seconds, then reads both
+    again (GDAL's cached ranges of the old file dropped too). The clock is moved, not
+    waited for."""
+    import json
+    now = [1_000.0]
+    monkeypatch.setattr(datasets, "clock", lambda: now[0])
+    from chalicelib.sources import documents
+    documents.clear()
+    tile = mercantile.Tile(x=300, y=380, z=10)  # the synthetic rasters' tile
+    bounds = mercantile.bounds(tile)
+    item = {"type": "Feature", "stac_version": "1.0.0", "id": "swap", "bbox": list(bounds),
+            "geometry": {"type": "Point", "coordinates": [bounds.west, bounds.south]},
+            "properties": {"datetime": "2020-01-01T00:00:00Z"}, "links": []}
+
+    def put(value: int, asset: str) -> None:
+        path = write_raster(rasters / f"swap{value}.tif", np.full((1, 256, 256), value, "uint8"))
+        bucket.upload_file(str(path), BUCKET, "data/swap.tif")
+        bucket.put_object(Bucket=BUCKET, Key="data/swap.json", Body=json.dumps(
+            {**item, "assets": {asset: {"href": "swap.tif", "type": "image/tiff"}}}))
+
+    def values() -> tuple[int, list[str]]:
+        cog = client.http.get(tile_path(tile, ".npy", url=f"s3://{BUCKET}/data/swap.tif"),
+                              headers=ACCEPT_IMAGE)
+        assert cog.status_code == 200, cog.body[:200]
+        import io
+        first = int(np.load(io.BytesIO(cog.body))[0, 0, 0])
+        assets = client.http.get(f"/stac/assets?url=s3://{BUCKET}/data/swap.json").json_body
+        return first, assets
+
+    put(10, "old")
+    assert values() == (10, ["old"])
+    put(20, "new")
+    now[0] += 299  # within SOURCE_TTL (300 s by default): what was read stands
+    assert values() == (10, ["old"])
+    now[0] += 2
+    assert values() == (20, ["new"])
+    monkeypatch.setenv("SOURCE_TTL", "0")  # 0: read again on every request
+    put(30, "newer")
+    assert values() == (30, ["newer"])

@@ -56,6 +56,10 @@ class Settings:
     cache_max_age: int = 3600
     #: How many opened datasets a warm container keeps.
     dataset_cache_size: int = 32
+    #: Seconds a warm container trusts what it read of an S3 or HTTP source (an opened
+    #: dataset, a document) before reading it again: a file replaced under the same key is
+    #: seen within this time. Local files are checked on every request (mtime, ctime, inode).
+    source_ttl: int = 300
     #: Largest side in pixels of any rendered image (preview, bbox, tile).
     max_image_size: int = MAX_IMAGE_SIZE
     #: Deepest zoom served (tiles, TileJSON, WMTS); None: the tile matrix set's deepest.
@@ -127,6 +131,7 @@ def from_environ(env: Mapping[str, str] | None = None) -> Settings:
         unsafe_allow_hosts=_split(env.get("UNSAFE_ALLOW_HOSTS", "")),
         cache_max_age=_int("CACHE_MAX_AGE", 3600, env),
         dataset_cache_size=max(1, _int("DATASET_CACHE_SIZE", 32, env)),
+        source_ttl=max(0, _int("SOURCE_TTL", 300, env)),
         max_image_size=_int("MAX_IMAGE_SIZE", MAX_IMAGE_SIZE, env),
         max_zoom=_int("MAX_ZOOM", -1, env) if env.get("MAX_ZOOM", "").strip() else None,
         api_key_required=_flag("API_KEY_REQUIRED", env),

@@ -43,6 +43,8 @@ from .allowlist import Source, display_name
 
 #: Extra handles per dataset for threads that would otherwise wait (chalice local).
 MAX_SPARES = 3
+#: The time source of SOURCE_TTL (seconds; a test may move it on).
+clock = time.monotonic
 _spare_lock = threading.Lock()
 
 
@@ -63,6 +65,8 @@ class OpenDataset:
     #: More handles on the same file, made when threads contend for this one (see
     #: :func:`reading`); they share ``memo``.
     spares: list = field(default_factory=list)
+    #: When it was opened (:func:`clock`): a remote source is reopened after SOURCE_TTL.
+    opened_at: float = 0.0
 
     def spare(self) -> "OpenDataset | None":
         """An idle handle on the same file, its lock held by the caller; a new one while
@@ -317,13 +321,20 @@ class DatasetCache:
             # which changes its ctime (no call sets that), or replaced by a rename (inode)
             key = (source.gdal_path, info.st_mtime_ns, info.st_ctime_ns, info.st_ino,
                    info.st_size)
+        remote = source.scheme != "file"
         with self._lock:
-            self._apply_environment(settings, remote=source.scheme != "file")
+            self._apply_environment(settings, remote=remote)
             entry = self._entries.get(key)
+            if entry is not None and remote and clock() - entry.opened_at >= settings.source_ttl:
+                # trusted long enough: read it again as it is now (a COG replaced in place).
+                # Dropped, not closed (a thread may be reading it); GDAL's cached ranges go.
+                del self._entries[key]
+                gdalconfig.forget(source.gdal_path)
+                entry = None
             if entry is not None:
                 self._entries.move_to_end(key)
                 return entry
-        if source.scheme != "file":
+        if remote:
             _check_extension(source, settings)
         started = time.monotonic()
         try:
@@ -335,6 +346,7 @@ class DatasetCache:
         except Exception:
             src.close()
             raise
+        entry.opened_at = clock()
         with self._lock:
             self.opened += 1
             self._entries[key] = entry

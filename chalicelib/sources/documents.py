@@ -2,7 +2,8 @@
 
 :func:`load` checks the document's URL against the allow-list (as for rasters), fetches it
 from a local file, S3 or HTTP(S), parses it and keeps the result in a small LRU, so a warm
-container fetches each document once. Fetching is bounded: a size limit, GDAL_HTTP_TIMEOUT,
+container fetches each document once (a local one again when the file changes, a remote one
+after SOURCE_TTL seconds). Fetching is bounded: a size limit, GDAL_HTTP_TIMEOUT,
 and no HTTP redirect is followed (a redirect could lead to a host the allow-list does not
 name). :func:`href` resolves the links inside a document (asset hrefs, mosaic members)
 relative to it; whatever they name is checked against the allow-list before it is opened.
@@ -31,7 +32,7 @@ from ..core.errors import (
     UpstreamTimeout,
 )
 from ..core.settings import Settings
-from . import aws
+from . import aws, datasets
 from .allowlist import Source, resolve
 from .datasets import http_timeout
 
@@ -45,7 +46,8 @@ CACHE_SIZE = 64
 #: variants of one big document must not fill the function's memory.
 CACHE_BYTES = 64 * 1024 * 1024
 
-_cache: "OrderedDict[tuple, tuple[object, int]]" = OrderedDict()  # key -> (parsed, bytes)
+#: key -> (parsed, bytes, when it was read: a remote one is read again after SOURCE_TTL)
+_cache: "OrderedDict[tuple, tuple[object, int, float]]" = OrderedDict()
 _lock = threading.Lock()
 fetched = [0]  # how many documents were really fetched (tests)
 
@@ -149,9 +151,11 @@ def load[T](url: str | None, config: Settings, parse: Callable[[dict, Source], T
         # a rewritten file is read again (also with its mtime put back: see datasets.get)
         key += (info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_size)
     with _lock:
-        if key in _cache:
+        if key in _cache and (source.scheme == "file"
+                              or datasets.clock() - _cache[key][2] < config.source_ttl):
             _cache.move_to_end(key)
             return _cache[key][0]  # type: ignore[return-value]  # cached by this parse
+    read_at = datasets.clock()
     body = _gunzip(fetch(source, config))
     try:
         document = json.loads(body)
@@ -161,10 +165,11 @@ def load[T](url: str | None, config: Settings, parse: Callable[[dict, Source], T
         raise NotARaster(f"the source is not {what}: it is not a JSON object")
     parsed = parse(document, source)
     with _lock:
-        _cache[key] = (parsed, len(body))
-        total = sum(size for _, size in _cache.values())
+        _cache[key] = (parsed, len(body), read_at)
+        _cache.move_to_end(key)
+        total = sum(size for _, size, _ in _cache.values())
         while _cache and (len(_cache) > CACHE_SIZE or total > CACHE_BYTES):
-            _, (_, size) = _cache.popitem(last=False)
+            _, (_, size, _) = _cache.popitem(last=False)
             total -= size
     return parsed
 

@@ -4,7 +4,7 @@ rasterio's ``set_gdal_config`` calls ``CPLSetConfigOption`` on the main thread b
 ``CPLSetThreadLocalConfigOption`` on any other: options applied from a worker thread (the
 reader pool, a ``chalice local`` request thread) hold in that thread only, and the egress
 guard with them. So options are set here through GDAL's own C function, found in the
-libgdal rasterio has loaded.
+libgdal rasterio has loaded; :func:`forget` clears what GDAL caches of a remote file.
 """
 
 import ctypes
@@ -35,6 +35,8 @@ def _library() -> ctypes.CDLL:
     library.CPLSetConfigOption.restype = None
     library.CPLGetConfigOption.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
     library.CPLGetConfigOption.restype = ctypes.c_char_p
+    library.VSICurlPartialClearCache.argtypes = [ctypes.c_char_p]
+    library.VSICurlPartialClearCache.restype = None
     return library
 
 
@@ -47,3 +49,9 @@ def get_option(name: str) -> str | None:
     """GDAL's value of ``name`` as the calling thread sees it."""
     found = _library().CPLGetConfigOption(name.encode(), None)
     return None if found is None else found.decode()
+
+
+def forget(path: str) -> None:
+    """Drop what GDAL's network file systems (/vsicurl/, /vsis3/) keep of ``path`` (its size,
+    its cached ranges), so that the next open reads the file as it is now."""
+    _library().VSICurlPartialClearCache(path.encode())
