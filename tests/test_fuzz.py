@@ -21,6 +21,7 @@ from urllib.parse import quote, urlencode
 import numpy as np
 import pytest
 import rasterio
+from hostile_documents import NOT_ALLOWED, write_hostile_documents
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from rasterio.crs import CRS
@@ -38,7 +39,9 @@ HOSTILE = ["", " ", "\u0663", "\u0661", "b\u1369", "9" * 100, "-" + "9" * 100, "
            "-1.7e308,1.7e308", "0,5e-324", "1e20", "5e-324", "#gg0000", "nan", "inf", "-inf",
            "NaN,NaN", "0x10", "1_000", "\x00", "%00", "../../etc/passwd", "b1+", "b1 ",
            "(b3-b1)/(b3 b1)", "{}", "[]", '{"1":"#gg0000"}', '{"1":[1e400,0,0]}', "null",
-           "-0", "2147483648", "\u2167", "\uff11", "true", "0,0", "1,2,3,4,5", "\u202e"]
+           "-0", "2147483648", "\u2167", "\uff11", "true", "0,0", "1,2,3,4,5", "\u202e",
+           # empty list items (p=, once gave a 500)
+           ",", ",,", "1,", ",1", " , ", "1,,2", "0,,", ", ,"]
 
 ODD_RASTERS = {
     "complex64.tif": dict(dtype="complex64", crs="EPSG:4326"),
@@ -55,9 +58,6 @@ ODD_RASTERS = {
 SHARED_NAMES = ["cog.tif", "nocog.tif", "corrupt.tif", "float_raster_with_nodata.tif",
                 "cog_dateline.tif", "world.rgb.tif", "RGBA.byte.tif", "cog_cmap.tif",
                 "no_geo.jpg", "cog_rgb_mask.tif"]
-NOT_ALLOWED = ["/etc/passwd", "file:///etc/passwd", "http://169.254.169.254/x.tif",
-               "/vsicurl/http://127.0.0.1/x.tif", "chalicelib/demo/../../app.py",
-               "http://[::ffff:127.0.0.1]/x.tif", "s3://elsewhere/x.tif"]
 
 
 def write_odd_rasters(folder) -> list[str]:
@@ -75,15 +75,54 @@ def write_odd_rasters(folder) -> list[str]:
     return paths
 
 
+class Swapper:
+    """A raster and a document replaced between requests (by a rename or rewritten in place
+    with their mtime put back), among good, odd and broken contents: a warm cache must
+    never serve a 5xx for a file that changed under it."""
+
+    def __init__(self, folder, rasters: list[str], documents: list[str]):
+        self.raster, self.document = folder / "swap.tif", folder / "swap.json"
+        demo = (ROOT / "chalicelib" / "demo" / "demo.tif").read_bytes()
+        self.rasters = [demo, demo[:5000], b"not a tiff", b""] + [
+            open(p, "rb").read() for p in rasters[:2]]
+        self.documents = [(ROOT / "chalicelib" / "demo" / "item.json").read_bytes(),
+                          b"{", b""] + [open(p, "rb").read() for p in documents[:3]]
+        self.step = 0
+        self.next()
+
+    def _replace(self, path, body: bytes) -> None:
+        if self.step % 2:  # a new file renamed over the old one (a new inode)
+            path.with_suffix(".new").write_bytes(body)
+            os.replace(path.with_suffix(".new"), path)
+        elif path.exists():  # rewritten in place, its mtime put back (cp -p, touch -r)
+            info = path.stat()
+            path.write_bytes(body)
+            os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+        else:
+            path.write_bytes(body)
+
+    def next(self) -> None:
+        self._replace(self.raster, self.rasters[self.step % len(self.rasters)])
+        self._replace(self.document, self.documents[self.step % len(self.documents)])
+        self.step += 1
+
+
 @pytest.fixture(scope="module")
-def sources(rasters):
-    cogs = ["chalicelib/demo/demo.tif"] + write_odd_rasters(rasters) + NOT_ALLOWED
+def swapper(rasters):
+    return Swapper(rasters, write_odd_rasters(rasters), write_hostile_documents(rasters)[0])
+
+
+@pytest.fixture(scope="module")
+def sources(rasters, swapper):
+    cogs = ["chalicelib/demo/demo.tif", str(swapper.raster)] + write_odd_rasters(rasters) \
+        + NOT_ALLOWED
     if SHARED.is_dir():
         cogs += [str(SHARED / n) for n in SHARED_NAMES]
+    items, mosaics = write_hostile_documents(rasters)
     documents = ["chalicelib/demo/item.json", "chalicelib/demo/mosaic.json",
-                 "chalicelib/demo/demo.tif"]
-    return {"cog": cogs, "stac": documents + NOT_ALLOWED[:3],
-            "mosaicjson": documents[::-1] + NOT_ALLOWED[:3]}
+                 "chalicelib/demo/demo.tif", str(swapper.document)]
+    return {"cog": cogs, "stac": documents + items + NOT_ALLOWED[:3],
+            "mosaicjson": documents[::-1] + mosaics + NOT_ALLOWED[:3]}
 
 
 @pytest.fixture(scope="module")
@@ -290,7 +329,7 @@ def check(response, sent: str) -> None:
 
 
 @pytest.mark.parametrize("route", _routes(), ids=lambda r: r.path)
-def test_no_request_gets_a_5xx(route, module_client, sources):
+def test_no_request_gets_a_5xx(route, module_client, sources, swapper):
     kind = route.path.split("/")[1]
     urls = sources.get(kind, sources["cog"])
 
@@ -299,6 +338,8 @@ def test_no_request_gets_a_5xx(route, module_client, sources):
               suppress_health_check=list(HealthCheck))
     @given(requests(route, urls))
     def run(sent):
+        if "swap." in sent:
+            swapper.next()
         check(module_client.http.get(sent), sent)
 
     run()

@@ -7,7 +7,8 @@ bounded in examples per operation and in time:
   examples and fuzzing phases;
 * ``real-rasters``: ``url`` drawn from the real rasters in ../shared/data (and the demo's
   raster, STAC item and MosaicJSON), so
-  that tiles, previews, statistics and WMTS are computed from generated parameters; examples,
+  that tiles, previews, statistics and WMTS are computed from generated parameters, and from
+  hostile STAC items and MosaicJSON documents (:mod:`hostile_documents`); examples,
   coverage (boundary values of every parameter: about 6,000 requests, 2-3 minutes) and
   fuzzing phases.
 
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chalice_local import ROOT, ChaliceLocal
+from hostile_documents import write_hostile_documents
 
 CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,"
           "response_headers_conformance,response_schema_conformance")
@@ -127,7 +129,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     pinned = rasters(args.shared) if args.shared.is_dir() else [
         "chalicelib/demo/demo.tif", "chalicelib/demo/item.json", "chalicelib/demo/mosaic.json"]
-    allowed = "chalicelib/demo/" + (f",{args.shared}/" if args.shared.is_dir() else "")
+    hostile = tempfile.TemporaryDirectory()
+    items, mosaics = write_hostile_documents(Path(hostile.name))
+    chosen = ("nested", "surrogate", "hrefs", "many", "bomb", "odd_mosaic", "self_mosaic")
+    pinned += [p for p in items + mosaics if Path(p).stem in chosen]  # most: real pixels
+    allowed = ",".join(["chalicelib/demo/", f"{hostile.name}/"]
+                       + ([f"{args.shared}/"] if args.shared.is_dir() else []))
     real = (f"[dictionaries.rasters]\nvalues = {json.dumps(pinned)}\n\n"
             '[parameters]\n"query.url" = { dictionary = "rasters", probability = 1.0 }\n')
     # mode: (configuration, phases, methods). The GeoJSON routes take the GET routes'
@@ -147,6 +154,7 @@ def main(argv=None) -> int:
         runs = [run(local, mode, config, phases, args, Path(work), methods)
                 for mode, (config, phases, methods) in modes.items()]
         server_output = local.output()
+    hostile.cleanup()
     for result in runs:
         print(result.line())
     failed = [r for r in runs if r.exit_code != 0 or r.failures]
