@@ -37,10 +37,10 @@ test: lint typecheck
 	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 ## unit: the fast part of the suite (under a minute): all but the browser, package,
-##       rehearsal, fuzz and server suites (pytest.ini's markers; run one with -m NAME)
+##       rehearsal, fuzz, server and memory suites (pytest.ini's markers; run one with -m NAME)
 unit: setup
 	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile \
-	  -m "not (browser or package or rehearsal or fuzz or server)" $(PYTEST_ARGS)
+	  -m "not (browser or package or rehearsal or fuzz or server or memory)" $(PYTEST_ARGS)
 
 ## lint: ruff (pycodestyle, pyflakes, bugbear, import order, pyupgrade, complexity,
 ##       docstrings: ruff.toml)

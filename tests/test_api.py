@@ -717,6 +717,7 @@ print(json.dumps({{"status": response.status_code,
 """
 
 
+@pytest.mark.memory
 @pytest.mark.parametrize("path", [
     "/cog/preview.jpg?url=chalicelib/demo/demo.tif&width=3900&height=3900",
     "/cog/preview.png?url=chalicelib/demo/demo.tif&width=2048&height=2048&rescale=-1,1"

@@ -4,7 +4,8 @@ Findings 6 and 9 of the third hardening round, each reproduced: a median mosaic 
 tilesize 1024, over 16 four-band float32 files peaked at 7,988 MB and 27.8 s (the per-file
 limits multiplied); a STAC request over 19-band assets at 2 GB; an NPY answer too large to
 return was refused only after reading and encoding; a 4,000-band file took a minute for one
-``bidx=1`` tile, 20,000 one-pixel bands 20-60 s for a point, a preview or statistics.
+``bidx=1`` tile, 20,000 one-pixel bands 20-60 s for a point, a preview or statistics
+(the same classes tried here on 2,000 bands, past the limits).
 """
 
 import json
@@ -96,7 +97,8 @@ def probe(path: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("method", ["median", "mean", "stdev", "highest"])
+@pytest.mark.memory
+@pytest.mark.parametrize("method", ["median", "stdev"])  # held inputs; running state
 def test_a_mosaic_tile_over_many_large_files_is_refused_within_memory(sixteen, method):
     """@2x at tilesize 1024 over 16 files is 16 x 68 MB of pixels: refused by the budget,
     in a process that stays under 1 GB; at tilesize 512 the same tile is drawn."""
@@ -162,39 +164,34 @@ def test_a_stac_request_over_many_band_assets_is_bounded(rasters, client):
 
 @pytest.fixture(scope="module")
 def many_bands(rasters):
-    """4,000 bands of 32 x 32 pixels in EPSG:4326 (reprojected for Web Mercator tiles), and
-    20,000 bands of one pixel."""
+    """2,000 bands of 8 x 8 pixels in EPSG:4326 (reprojected for Web Mercator tiles)."""
     folder = rasters / "bands"
     folder.mkdir(exist_ok=True)
-    bounds = mercantile.bounds(TILE)
-    wide = write_raster(folder / "b4000.tif", np.ones((4000, 32, 32), "uint8"),
-                        bounds=bounds, crs="EPSG:4326")
-    deep = write_raster(folder / "b20000.tif", np.ones((20000, 1, 1), "uint8"),
-                        bounds=bounds, crs="EPSG:4326")
-    return wide, deep
+    return write_raster(folder / "b2000.tif", np.ones((2000, 8, 8), "uint8"),
+                        bounds=mercantile.bounds(TILE), crs="EPSG:4326")
 
 
 def test_many_band_files_are_bounded_by_their_bands(many_bands, client):
-    wide, deep = many_bands
+    path = many_bands
     lon, lat = (lambda b: ((b.west + b.east) / 2, (b.south + b.north) / 2))(
         mercantile.bounds(TILE))
     refused = {
         # every band of the file is warped, whichever are read
-        f"/cog/tiles/{Z}/{X}/{Y}@2x.npy?url={wide}&bidx=1&tilesize=512": "4001 bands",
-        f"/cog/point/{lon},{lat}?url={deep}": "the file has 20000 bands",
-        f"/cog/statistics?url={deep}": "the file has 20000 bands",
-        f"/cog/preview.npy?url={deep}": "the file has 20000 bands",
-        f"/cog/point/{lon},{lat}?url={deep}&bidx=" + ",".join(map(str, range(1, 1100))):
+        f"/cog/tiles/{Z}/{X}/{Y}@2x.npy?url={path}&bidx=1&tilesize=512": "2001 bands",
+        f"/cog/point/{lon},{lat}?url={path}": "the file has 2000 bands",
+        f"/cog/statistics?url={path}": "the file has 2000 bands",
+        f"/cog/preview.npy?url={path}": "the file has 2000 bands",
+        f"/cog/point/{lon},{lat}?url={path}&bidx=" + ",".join(map(str, range(1, 1100))):
             "1099 bands are asked",
     }
-    for path, expected in refused.items():
-        response = client.http.get(path, headers={"Accept": "*/*"})
-        assert response.status_code == 400, (path[:80], response.body[:200])
+    for url, expected in refused.items():
+        response = client.http.get(url, headers={"Accept": "*/*"})
+        assert response.status_code == 400, (url[:80], response.body[:200])
         assert expected in response.json_body["Message"], response.json_body
-    served = (f"/cog/tiles/{Z}/{X}/{Y}.npy?url={wide}&bidx=1",
-              f"/cog/point/{lon},{lat}?url={deep}&bidx=1,20000",
-              f"/cog/info?url={deep}")
-    for path in served:
-        response = client.http.get(path, headers={"Accept": "*/*"})
-        assert response.status_code == 200, (path[:80], response.body[:200])
+    served = (f"/cog/tiles/{Z}/{X}/{Y}.npy?url={path}&bidx=1",
+              f"/cog/point/{lon},{lat}?url={path}&bidx=1,2000",
+              f"/cog/info?url={path}")
+    for url in served:
+        response = client.http.get(url, headers={"Accept": "*/*"})
+        assert response.status_code == 200, (url[:80], response.body[:200])
     assert planning.MAX_BANDS >= 426  # hyperspectral files (EnMAP, PRISMA) stay whole

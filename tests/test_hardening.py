@@ -113,7 +113,7 @@ def test_the_document_cache_is_bounded_in_bytes(tmp_path, monkeypatch):
         path = tmp_path / f"doc{i}.json"
         path.write_text(json.dumps({"pad": "x" * 990, "i": i}))
         assert documents.load(str(path), config, lambda d, s: d["i"], "a test document") == i
-        held = [size for _, size in documents._cache.values()]
+        held = [size for _, size, _ in documents._cache.values()]
         assert sum(held) <= 3000 and len(held) == min(i + 1, 2)
     documents.clear()
 
