@@ -171,6 +171,13 @@ class _Running(PixelSelection):
         assert self.count is not None
         return (self.count > 0).any(axis=0)
 
+    def _per_value(self, total: np.ndarray) -> np.ndarray:
+        """``total`` divided by the count of valid values (0 where there is none)."""
+        assert self.count is not None
+        with np.errstate(all="ignore"):
+            return np.divide(total, self.count, out=np.zeros_like(total),
+                             where=self.count > 0)
+
 
 class Mean(_Running):
     """The mean of the valid values."""
@@ -185,11 +192,8 @@ class Mean(_Running):
         np.add(self.total, data, out=self.total, where=valid)
 
     def result(self):
-        assert self.count is not None and self.dtype is not None
-        with np.errstate(all="ignore"):
-            mean = np.divide(self.total, self.count, out=np.zeros_like(self.total),
-                             where=self.count > 0)
-        return mean.astype(self.dtype), self._valid()
+        assert self.dtype is not None
+        return self._per_value(self.total).astype(self.dtype), self._valid()
 
 
 class Stdev(_Running):
@@ -211,11 +215,8 @@ class Stdev(_Running):
         np.add(self.squares, delta, out=self.squares, where=valid)
 
     def result(self):
-        assert self.count is not None and self.dtype is not None
-        with np.errstate(all="ignore"):
-            variance = np.divide(self.squares, self.count, out=np.zeros_like(self.squares),
-                                 where=self.count > 0)
-        return np.sqrt(variance), self._valid()  # float64, as numpy.ma's of masked values
+        # float64, as numpy.ma's of masked values
+        return np.sqrt(self._per_value(self.squares)), self._valid()
 
 
 class Count(_Running):

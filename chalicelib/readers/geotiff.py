@@ -155,7 +155,7 @@ def part(dataset: OpenDataset, bounds, crs, width: int, height: int,
     every = list(range(1, src.count + (2 if options.get("add_alpha") else 1)))
     check_warp_size(len(every), width, height)
     charge_read(dataset, selection, len(read), width, height)
-    itemsize = max(np.dtype(d).itemsize for d in src.dtypes)
+    itemsize = dataset.itemsize
     spare = (len(every) - len(read)) * width * height * itemsize  # the bands read, not kept
     request = budget.current()
     with WarpedVRT(src, **options) as vrt:

@@ -72,7 +72,7 @@ def charge_read(dataset: OpenDataset, selection: Selection, bands: int, width: i
     the unscaled copy; first refuse a raw answer that could not be returned. Returns the
     bytes charged."""
     src = dataset.src
-    itemsize = max(np.dtype(d).itemsize for d in src.dtypes)
+    itemsize = dataset.itemsize
     pixels = width * height
     expression = selection.expression
     outputs = len(expression.output_names) if expression is not None else bands
@@ -192,7 +192,7 @@ def read_cost(dataset: OpenDataset, bounds, crs, width: int, height: int,
     if selection.resampling.name == "nearest" and factor <= scale:
         # decimation skips the blocks between samples
         blocks_x, blocks_y = min(blocks_x, width), min(blocks_y, height)
-    itemsize = max(np.dtype(d).itemsize for d in src.dtypes)
+    itemsize = dataset.itemsize
     return float(blocks_x * blocks_y) * block_w * block_h * src.count * itemsize
 
 

@@ -67,6 +67,8 @@ class OpenDataset:
     spares: list = field(default_factory=list)
     #: When it was opened (:func:`clock`): a remote source is reopened after SOURCE_TTL.
     opened_at: float = 0.0
+    #: Bytes of one value of its widest band (what reads are sized by).
+    itemsize: int = 1
 
     def spare(self) -> "OpenDataset | None":
         """An idle handle on the same file, its lock held by the caller; a new one while
@@ -79,7 +81,8 @@ class OpenDataset:
                 return None
             other = OpenDataset(src=rasterio.open(self.key[0], driver="GTiff"), name=self.name,
                                 key=self.key, alpha=self.alpha,
-                                geographic_bounds=self.geographic_bounds, memo=self.memo)
+                                geographic_bounds=self.geographic_bounds, memo=self.memo,
+                                opened_at=self.opened_at, itemsize=self.itemsize)
             other.lock.acquire()
             self.spares.append(other)
             return other
@@ -235,7 +238,8 @@ def _describe(src, source: Source, key: tuple) -> OpenDataset:
     if not all(map(math.isfinite, (west, south, east, north))):
         raise NotARaster("the source's bounds cannot be expressed in longitude/latitude")
     return OpenDataset(src=src, name=display_name(source), key=key, alpha=alpha,
-                       geographic_bounds=LonLatBounds(west, south, east, north))
+                       geographic_bounds=LonLatBounds(west, south, east, north),
+                       itemsize=max(np.dtype(d).itemsize for d in src.dtypes))
 
 
 def _check_extension(source: Source, settings: Settings) -> None:
