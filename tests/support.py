@@ -127,3 +127,35 @@ def fetch(url, headers=None, method="GET", body: bytes | None = None):
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read()
+
+
+# ---- a request in a fresh process (a cold Lambda container) --------------------------------
+
+_PROBE = """
+import json, sys
+sys.path.insert(0, {root!r})
+from chalice.test import Client
+from app import app
+with Client(app, stage_name="test", project_dir={root!r}) as client:
+    response = client.http.get(sys.argv[1], headers={{"Accept": "*/*"}})
+with open("/proc/self/status") as status:
+    peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+print(json.dumps({{"status": response.status_code, "body": response.body[:600].decode("latin-1"),
+                  "peak_mb": peak / 1024}}))
+"""
+
+
+def fresh_process_request(path: str, env: dict | None = None, timeout=180) -> dict:
+    """``path`` asked in a new process: its status, the start of its body and the process's
+    peak RSS in MB. The peak is the new process's own (VmHWM): ``getrusage``'s ru_maxrss
+    keeps the parent's high-water mark across exec on Linux, so a child of a big test
+    process reported the parent's peak (1.6 GB in CI)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "-c", _PROBE.format(root=str(ROOT)), path],
+                            capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                            env=env or os.environ.copy())
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])

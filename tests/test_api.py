@@ -10,7 +10,16 @@ import pytest
 import rasterio
 
 from chalicelib.pixels import colormaps
-from tests.support import ACCEPT_IMAGE, ROOT, TILE, decode, pattern, tile_path, write_raster
+from tests.support import (
+    ACCEPT_IMAGE,
+    ROOT,
+    TILE,
+    decode,
+    fresh_process_request,
+    pattern,
+    tile_path,
+    write_raster,
+)
 
 
 @pytest.fixture
@@ -705,18 +714,6 @@ def test_expressions_are_budgeted_before_anything_is_read(client):
     assert ratio.status_code == 200, ratio.body[:200]
 
 
-PROBE = """
-import json, os, resource, sys
-sys.path.insert(0, {root!r})
-from chalice.test import Client
-from app import app
-with Client(app, stage_name="test", project_dir={root!r}) as client:
-    response = client.http.get(sys.argv[1], headers={{"Accept": "*/*"}})
-print(json.dumps({{"status": response.status_code,
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
-"""
-
-
 @pytest.mark.memory
 @pytest.mark.parametrize("path", [
     "/cog/preview.jpg?url=chalicelib/demo/demo.tif&width=3900&height=3900",
@@ -732,16 +729,8 @@ def test_peak_memory_per_request_class_stays_within_budget(shared, path):
     limits allow: the peak RSS (imports included) must stay under 1 GB of Lambda's 1536 MB.
     (Answers may be 400 when the encoded image exceeds the response limit: the work was
     still done.)"""
-    import subprocess
-    import sys
-
-    from tests.support import ROOT
     env = {**os.environ, "ALLOWED_SOURCES": f"chalicelib/demo/,{shared}/"}
-    result = subprocess.run([sys.executable, "-c", PROBE.format(root=str(ROOT)),
-                             path.format(shared=shared)], capture_output=True, text=True,
-                            timeout=120, env=env, cwd=ROOT)
-    assert result.returncode == 0, result.stderr[-2000:]
-    probe = json.loads(result.stdout.strip().splitlines()[-1])
+    probe = fresh_process_request(path.format(shared=shared), env=env, timeout=120)
     assert probe["status"] in (200, 400), probe
     assert probe["peak_mb"] < 1024, probe
 

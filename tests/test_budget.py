@@ -9,9 +9,6 @@ return was refused only after reading and encoding; a 4,000-band file took a min
 """
 
 import json
-import os
-import subprocess
-import sys
 
 import mercantile
 import numpy as np
@@ -23,7 +20,7 @@ from chalicelib.jobs import mosaics
 from chalicelib.readers import planning
 from chalicelib.readers.pool import read_all
 from chalicelib.sources import documents
-from tests.support import ROOT, TILE, config, write_raster
+from tests.support import TILE, config, fresh_process_request, write_raster
 
 Z, X, Y = TILE.z, TILE.x, TILE.y
 PNG = "rescale=0,1000&return_mask=false"
@@ -76,38 +73,17 @@ def sixteen(rasters):
     return path
 
 
-PROBE = """
-import json, resource, sys
-sys.path.insert(0, {root!r})
-from chalice.test import Client
-from app import app
-with Client(app, stage_name="test", project_dir={root!r}) as client:
-    response = client.http.get(sys.argv[1], headers={{"Accept": "*/*"}})
-print(json.dumps({{"status": response.status_code, "body": response.body[:600].decode("latin-1"),
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
-"""
-
-
-def probe(path: str) -> dict:
-    """``path`` asked in a fresh process (a cold Lambda container): status, body, peak RSS."""
-    result = subprocess.run([sys.executable, "-c", PROBE.format(root=str(ROOT)), path],
-                            capture_output=True, text=True, timeout=180, cwd=ROOT,
-                            env=os.environ.copy())
-    assert result.returncode == 0, result.stderr[-2000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 @pytest.mark.memory
 @pytest.mark.parametrize("method", ["median", "stdev"])  # held inputs; running state
 def test_a_mosaic_tile_over_many_large_files_is_refused_within_memory(sixteen, method):
     """@2x at tilesize 1024 over 16 files is 16 x 68 MB of pixels: refused by the budget,
     in a process that stays under 1 GB; at tilesize 512 the same tile is drawn."""
     base = f"/mosaicjson/tiles/{Z}/{X}/{Y}@2x.png?url={sixteen}&pixel_selection={method}&{PNG}"
-    refused = probe(base + "&tilesize=1024")
+    refused = fresh_process_request(base + "&tilesize=1024")
     assert refused["status"] == 400, refused
     assert "TooLarge" in refused["body"] and "more than one request may" in refused["body"]
     assert refused["peak_mb"] < 1024, refused
-    drawn = probe(base + "&tilesize=512")
+    drawn = fresh_process_request(base + "&tilesize=512")
     assert drawn["status"] == 200, drawn
     assert drawn["peak_mb"] < 1024, drawn
 
