@@ -31,9 +31,11 @@ run: setup
 	@echo "cogtiler: open http://$(HOST):$(PORT)/ for the map viewer (stage $(STAGE))"
 	@exec $(BIN)/python tools/run.py --stage $(STAGE) --host $(HOST) --port $(PORT) $(if $(RELOAD),--reload)
 
-## test: lint, typecheck, then the whole test suite (installs Chromium for the browser tests)
+## test: lint, typecheck, then the whole test suite (installs Chromium for the browser tests,
+##       PostgreSQL + PostGIS for the STAC API tests)
 test: lint typecheck
 	$(BIN)/python tools/browser.py --install
+	$(BIN)/python tools/stacapi.py --install
 	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 ## unit: the fast part of the suite (under a minute): all but the browser, package,

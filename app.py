@@ -9,8 +9,10 @@ the same declarations. Where things go: docs/architecture.md.
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 from chalice import Chalice, CORSConfig, Response
@@ -20,6 +22,9 @@ from chalicelib.api.middleware import preflight_origin
 from chalicelib.api.params import (
     ALGORITHM_ID,
     BBOX,
+    CATALOG_POINT_SELECTION,
+    CATALOG_SELECTION,
+    COLLECTION_ID,
     COLORMAP_ID,
     COLORMAP_IMAGE,
     COORD_CRS,
@@ -30,14 +35,19 @@ from chalicelib.api.params import (
     FEATURES,
     FORMAT,
     IMAGE,
+    ITEM_ID,
     LANDING_FORMAT,
     LONLAT,
+    MAX_ITEMS,
     MOSAIC_POINT_SELECTION,
     MOSAIC_SELECTION,
     MOSAIC_URL,
     POINT_SELECTION,
     POST_PROCESS,
     READ_RESAMPLING,
+    SEARCH_BODY,
+    SEARCH_ID,
+    SEARCH_QUERY,
     SELECTION,
     SHAPE_STATISTICS,
     SIZE,
@@ -60,6 +70,7 @@ from chalicelib.api.params import (
     coord_crs,
     image_size,
     point_of,
+    search_fields,
     selection,
     statistics_options,
     style,
@@ -213,29 +224,68 @@ def tile_matrix_set(r: Request):
 
 @dataclass(frozen=True)
 class Family:
-    kind: str  # the path prefix and the reader (chalicelib.readers.kinds)
-    url: Param
+    kind: str  # the reader (chalicelib.readers.kinds) and, by default, the path prefix
+    source: tuple[Param, ...]  # what names the source: its url, or a collection and a search
     selection: tuple[Param, ...]  # what to read
     point: tuple[Param, ...]  # what to read at a point
     info: tuple[Param, ...] = ()  # what info describes (a STAC item's assets)
     whole: bool = True  # previews and statistics of the whole source
+    parts: bool = True  # bbox, feature and shape statistics
+    prefix: str = ""  # the routes' path prefix, when not /{kind}
+    tag: str = ""  # the OpenAPI tag, when not the kind
+    #: opens the reader from the request (default: the kind's reader of ``url``)
+    opener: Callable[[Request, Selection | None], Any] | None = None
 
     @property
     def what(self) -> str:  # "the raster", for summaries
         return KINDS[self.kind].what
 
+    @property
+    def path(self) -> str:
+        return self.prefix or f"/{self.kind}"
+
+
+# catalog readers are imported on first use: off the single-file path (cold start)
+def _collection(r: Request, select: Selection | None):
+    from chalicelib.readers import catalog
+    v = r.values
+    return catalog.collection_reader(v.collection_id, search_fields(v), r.config, v.max_items)
+
+
+def _search(r: Request, select: Selection | None):
+    from chalicelib.readers import catalog
+    return catalog.search_reader(r.values.search_id, r.config, r.values.max_items)
+
+
+def _item(r: Request, select: Selection | None):
+    from chalicelib.readers import catalog
+    return catalog.item_reader(r.values.collection_id, r.values.item_id, r.config, select)
+
 
 FAMILIES = (
-    Family("cog", URL, SELECTION, POINT_SELECTION),
-    Family("stac", STAC_URL, STAC_SELECTION, STAC_POINT_SELECTION, info=STAC_INFO),
-    Family("mosaicjson", MOSAIC_URL, MOSAIC_SELECTION, MOSAIC_POINT_SELECTION, whole=False),
+    Family("cog", (URL,), SELECTION, POINT_SELECTION),
+    Family("stac", (STAC_URL,), STAC_SELECTION, STAC_POINT_SELECTION, info=STAC_INFO),
+    Family("mosaicjson", (MOSAIC_URL,), MOSAIC_SELECTION, MOSAIC_POINT_SELECTION, whole=False),
+    # a STAC API's collections and registered searches (STAC_API_URL), as mosaics of items
+    Family("collections", (COLLECTION_ID, *SEARCH_QUERY), CATALOG_SELECTION,
+           CATALOG_POINT_SELECTION, whole=False, parts=False,
+           prefix="/collections/{collection_id}", tag="catalog", opener=_collection),
+    Family("searches", (SEARCH_ID, MAX_ITEMS), CATALOG_SELECTION, CATALOG_POINT_SELECTION,
+           whole=False, parts=False, prefix="/searches/{search_id}", tag="catalog",
+           opener=_search),
+    Family("stac", (COLLECTION_ID, ITEM_ID), STAC_SELECTION, STAC_POINT_SELECTION,
+           info=STAC_INFO, prefix="/collections/{collection_id}/items/{item_id}",
+           tag="catalog", opener=_item),
 )
 
 
 def _source(family: Family, r: Request, select: Selection | None = None):
-    """The reader of the request's ``url``; the request's selection (``select``, else
+    """The reader of the request's source; the request's selection (``select``, else
     parsed here) tells a STAC item which assets matter."""
-    return open_reader(family.kind, r.values.url, r.config, select or selection(r.values))
+    select = select or selection(r.values)
+    if family.opener is not None:
+        return family.opener(r, select)
+    return open_reader(family.kind, r.values.url, r.config, select)
 
 
 def _preview(f: Family, fmt=None, sized=False):
@@ -275,43 +325,43 @@ def _feature(f: Family, fmt=None, sized=False):
 
 
 def declare_family(f: Family) -> None:
-    k, tag = f"/{f.kind}", f.kind
+    k, tag = f.path, f.tag or f.kind
     select, style_params = f.selection, (*POST_PROCESS, *STYLE)
 
     @api.get(f"{k}/info", f"What {f.what} is: bounds, CRS, size, bands, overviews, zooms"
-             + (" (per asset)" if f.info else ""), params=(f.url, *f.info), returns=JSON,
+             + (" (per asset)" if f.info else ""), params=(*f.source, *f.info), returns=JSON,
              tag=tag)
     def info(r: Request):
         return tiler.info(_source(f, r), tile_matrix_set_of(r.values))
 
     @api.get(f"{k}/info.geojson", f"The footprint of {f.what} as a GeoJSON Feature, with its "
-             "info", params=(f.url, *f.info),
+             "info", params=(*f.source, *f.info),
              returns=Returns(("application/geo+json",), "GeoJSON"), tag=tag)
     def info_geojson(r: Request):
         return tiler.info_geojson(_source(f, r), tile_matrix_set_of(r.values))
 
     @api.get(f"{k}/point/{{lonlat}}", "Each band's value at a point",
-             params=(f.url, LONLAT, *f.point, COORD_CRS), returns=JSON, tag=tag)
+             params=(*f.source, LONLAT, *f.point, COORD_CRS), returns=JSON, tag=tag)
     def point(r: Request):
         select = selection(r.values)
         return tiler.point(_source(f, r, select), point_of(r.values), select,
                            coord_crs(r.values))
 
     @api.get(f"{k}/tiles", f"The tilesets of {f.what}, one per tile matrix set (OGC API "
-             "Tiles)", params=(f.url, *f.info), returns=JSON, tag=tag)
+             "Tiles)", params=(*f.source, *f.info), returns=JSON, tag=tag)
     def tileset_list(r: Request):
         return tiler.tilesets(_source(f, r), [tilematrixsets.get(i) for i in tilematrixsets.IDS],
                               r.base_url, urlencode(r.query, doseq=True))
 
     @api.get(f"{k}/tiles/{{tileMatrixSetId}}", f"One tileset of {f.what}: links and the tiles "
-             "that hold data at each zoom (OGC API Tiles)", params=(TMS_ID, f.url, *f.info),
+             "that hold data at each zoom (OGC API Tiles)", params=(TMS_ID, *f.source, *f.info),
              returns=JSON, tag=tag)
     def tileset_description(r: Request):
         return tiler.tileset(_source(f, r), r.values.tileMatrixSetId, r.base_url,
                              urlencode(r.query, doseq=True))
 
     @api.get(f"{k}/{{tileMatrixSetId}}/map.html", f"The map viewer on {f.what} (titiler's "
-             "map.html; WebMercatorQuad)", params=(TMS_ID, f.url), returns=HTML, tag=tag,
+             "map.html; WebMercatorQuad)", params=(TMS_ID, *f.source), returns=HTML, tag=tag,
              any_query=True)
     def map_page(r: Request):
         if not r.values.tileMatrixSetId.is_web_mercator:
@@ -319,7 +369,7 @@ def declare_family(f: Family) -> None:
                              f"use {k}/{{tileMatrixSetId}}/tilejson.json or WMTS in a GIS")
         return _viewer_page(r)
 
-    tile_params = (f.url, *TILE, *select, *style_params)
+    tile_params = (*f.source, *TILE, *select, *style_params)
 
     @api.get(f"{k}/tiles/{{z}}/{{x}}/{{y}}", "A WebMercatorQuad map tile", returns=TILE_OUT,
              tag=tag, params=tuple(p for p in tile_params if p is not TMS_ID))
@@ -330,7 +380,7 @@ def declare_family(f: Family) -> None:
         return tiler.tile(_source(f, r, select), tile_address(v), select, style(v),
                           algorithm(v))
 
-    tilejson_params = (f.url, *TILEJSON, *select, *style_params)
+    tilejson_params = (*f.source, *TILEJSON, *select, *style_params)
 
     @api.get(f"{k}/tilejson.json", "TileJSON 3.0.0 (WebMercatorQuad)",
              params=tilejson_params, returns=JSON, tag=tag)
@@ -342,7 +392,7 @@ def declare_family(f: Family) -> None:
         return tiler.tilejson(_source(f, r, select), tile_matrix_set_of(v), tileset_options(v),
                               _passthrough(r), r.base_url, select, style(v), algorithm(v))
 
-    wmts_params = (f.url, *WMTS, *select, *style_params)
+    wmts_params = (*f.source, *WMTS, *select, *style_params)
 
     @api.get(f"{k}/WMTSCapabilities.xml", "OGC WMTS 1.0.0 capabilities (WebMercatorQuad)",
              params=wmts_params, returns=XML, tag=tag)
@@ -358,7 +408,8 @@ def declare_family(f: Family) -> None:
                                       algorithm(v)),
                     XML.media_types[0])
 
-    declare_parts(f)
+    if f.parts:
+        declare_parts(f)
     if f.whole:
         declare_whole(f)
 
@@ -366,9 +417,9 @@ def declare_family(f: Family) -> None:
 def declare_parts(f: Family) -> None:
     """A family's routes of a part of the source: a box, a GeoJSON shape, its
     statistics."""
-    k, tag, select = f"/{f.kind}", f.kind, f.selection
+    k, tag, select = f.path, f.tag or f.kind, f.selection
     style_params = (*POST_PROCESS, *STYLE)
-    image_params = (f.url, *IMAGE, *select, *style_params)
+    image_params = (*f.source, *IMAGE, *select, *style_params)
     api.get(f"{k}/bbox/{{bbox}}", f"A part of {f.what} as an image (in degrees, or in "
             "coord_crs; the image in dst_crs)", params=(BBOX, *image_params, COORD_CRS,
                                                         DST_CRS),
@@ -377,7 +428,7 @@ def declare_parts(f: Family) -> None:
             ".{format}", params=(BBOX, SIZE, *image_params, COORD_CRS, DST_CRS),
             returns=IMAGE_OUT, tag=tag)(_bbox(f, sized=True))
 
-    shape_image = (f.url, *FEATURE_IMAGE, *select, *style_params, COORD_CRS, DST_CRS, FEATURE)
+    shape_image = (*f.source, *FEATURE_IMAGE, *select, *style_params, COORD_CRS, DST_CRS, FEATURE)
     api.post(f"{k}/feature", f"The image of a GeoJSON Feature over {f.what}: its box, the "
              "pixels outside the shape masked", params=(*shape_image, FORMAT),
              returns=IMAGE_OUT, tag=tag)(_feature(f))
@@ -390,7 +441,7 @@ def declare_parts(f: Family) -> None:
 
     @api.post(f"{k}/statistics", "Statistics of the pixels each shape of a GeoJSON Feature "
               "or FeatureCollection covers, partial pixels weighted by their coverage",
-              params=(f.url, *select, *POST_PROCESS, *SHAPE_STATISTICS, COORD_CRS, DST_CRS,
+              params=(*f.source, *select, *POST_PROCESS, *SHAPE_STATISTICS, COORD_CRS, DST_CRS,
                       FEATURES), returns=Returns(("application/geo+json",), "The GeoJSON, "
                                                  "each feature with its statistics"), tag=tag)
     def shape_statistics(r: Request):
@@ -406,11 +457,11 @@ def declare_parts(f: Family) -> None:
 
 def declare_whole(f: Family) -> None:
     """A family's routes of the whole source: its statistics and previews."""
-    k, tag, select = f"/{f.kind}", f.kind, f.selection
-    image_params = (f.url, *IMAGE, *select, *POST_PROCESS, *STYLE)
+    k, tag, select = f.path, f.tag or f.kind, f.selection
+    image_params = (*f.source, *IMAGE, *select, *POST_PROCESS, *STYLE)
 
     @api.get(f"{k}/statistics", "Per-band statistics: min, max, mean, percentiles, histogram",
-             params=(f.url, *select, *POST_PROCESS, *STATISTICS), returns=JSON, tag=tag)
+             params=(*f.source, *select, *POST_PROCESS, *STATISTICS), returns=JSON, tag=tag)
     def statistics(r: Request):
         v = r.values
         select = selection(v)
@@ -478,6 +529,25 @@ def stac_asset_statistics(r: Request):
     select = selection(v)
     source = open_reader("stac", v.url, r.config, select)
     return tiler.asset_statistics(source, select, statistics_options(v))
+
+
+@api.post("/searches/register", "Keep a STAC search (a STAC API search body, with optional "
+          "`metadata`: name, bounds, minzoom, maxzoom) and answer its id and links "
+          "(titiler-pgstac's shape); the same search always gets the same id",
+          params=(SEARCH_BODY,), returns=JSON, errors=(400, 404, 500, 502, 504), tag="catalog")
+def register_search(r: Request):
+    from chalicelib.readers import catalog
+    search_id, _ = catalog.register(r.values.search, r.config)
+    base = f"{r.base_url}/searches/{search_id}"
+    return {"id": search_id, "links": [
+        {"rel": "metadata", "type": "application/json", "href": f"{base}/info",
+         "title": "The mosaic's info"},
+        {"rel": "tilejson", "type": "application/json",
+         "href": f"{base}/WebMercatorQuad/tilejson.json", "title": "TileJSON (WebMercatorQuad)"},
+        {"rel": "wmts", "type": "application/xml",
+         "href": f"{base}/WebMercatorQuad/WMTSCapabilities.xml", "title": "WMTS capabilities"},
+        {"rel": "map", "type": "text/html", "href": f"{base}/WebMercatorQuad/map.html",
+         "title": "The map viewer"}]}
 
 
 @api.get("/{proxy+}", "Any other path: a JSON 404", returns=JSON, errors=(404,),

@@ -161,3 +161,81 @@ def moto(rasters):
         aws.client.cache_clear()
         process.terminate()
         process.wait(timeout=10)
+
+
+class Catalog:
+    """A real STAC API (tools/stacapi.py) over scenes served by a range server."""
+
+    COLLECTION = "scenes"
+
+    def __init__(self, api, files, items: list[dict], folder: Path):
+        self.api, self.files, self.items, self.folder = api, files, items, folder
+        self.url = api.url
+
+    def env(self, searches: Path) -> dict:
+        """The environment a stage pointed at this catalog has."""
+        return {"STAC_API_URL": self.url, "SEARCHES_PREFIX": str(searches),
+                "ALLOWED_SOURCES": os.environ["ALLOWED_SOURCES"] + f",{self.files.url('')}",
+                "UNSAFE_ALLOW_HOSTS": self.files.host}
+
+    def item(self, item_id: str) -> dict:
+        return next(i for i in self.items if i["id"] == item_id)
+
+
+#: The scenes of the catalog: windows of cog.tif (col, row offsets), each with its own
+#: offset added to the pixels (which scene a pixel came from shows), a date and a cloud cover.
+SCENES = (("s1", 0, 0, 0, "2025-06-01T10:00:00Z", 5.0),
+          ("s2", 1100, 0, 1000, "2025-06-10T10:00:00Z", 40.0),
+          ("s3", 0, 1100, 2000, "2025-07-01T10:00:00Z", 2.0),
+          ("s4", 1100, 1100, 3000, "2025-06-20T10:00:00Z", 15.0))
+SCENE_SIZE = 1550
+
+
+def write_scene(shared: Path, path: Path, col: int, row: int, offset: int) -> tuple:
+    """A window of cog.tif with ``offset`` added, as a COG; its bounds in degrees."""
+    import numpy as np
+    import rasterio
+    from rasterio.io import MemoryFile
+    from rasterio.shutil import copy
+    from rasterio.warp import transform_bounds
+    from rasterio.windows import Window
+    window = Window(col, row, SCENE_SIZE, SCENE_SIZE)
+    with rasterio.open(shared / "cog.tif") as src:
+        data = src.read(1, window=window).astype("uint32") + offset
+        profile = {"driver": "GTiff", "width": SCENE_SIZE, "height": SCENE_SIZE, "count": 1,
+                   "dtype": "uint16", "crs": src.crs, "nodata": 0,
+                   "transform": src.window_transform(window)}
+        box = transform_bounds(src.crs, "EPSG:4326", *rasterio.windows.bounds(
+            window, src.transform), densify_pts=21)
+    if not path.exists():
+        with MemoryFile() as memory:
+            with memory.open(**profile) as mem:
+                mem.write(np.clip(data, 1, 65535).astype("uint16"), 1)
+            with memory.open() as mem:
+                copy(mem, str(path), driver="COG", blocksize=256, compress="deflate",
+                     overview_resampling="nearest")
+    return box
+
+
+@pytest.fixture(scope="session")
+def stac_api(shared, rasters):
+    """A real STAC API (PostgreSQL + PostGIS + PgSTAC + stac-fastapi-pgstac on 127.0.0.1) with
+    one collection of four overlapping scenes; skipped, saying why, where it cannot run."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import stacapi
+    from rangeserver import RangeServer
+    why = stacapi.unavailable()
+    if why:
+        pytest.skip(why)
+    folder = rasters / "catalog"
+    folder.mkdir(exist_ok=True)
+    with RangeServer(folder) as files, stacapi.StacAPI() as api:
+        items, boxes = [], []
+        for name, col, row, offset, when, cloud in SCENES:
+            box = write_scene(shared, folder / f"{name}.tif", col, row, offset)
+            boxes.append(box)
+            items.append(stacapi.stac_item(Catalog.COLLECTION, name, box, when,
+                                           {"data": files.url(f"{name}.tif")},
+                                           **{"eo:cloud_cover": cloud}))
+        api.load(stacapi.collection(Catalog.COLLECTION, boxes), items)
+        yield Catalog(api, files, items, folder)

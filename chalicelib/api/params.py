@@ -551,6 +551,84 @@ PIXEL_SELECTION = Param("pixel_selection", "How the files of a mosaic make one p
 MOSAIC_SELECTION = (*SELECTION, PIXEL_SELECTION)
 MOSAIC_POINT_SELECTION = (*POINT_SELECTION, PIXEL_SELECTION)
 
+# ---- catalog searches (a STAC API: /collections/..., /searches/...) ------------------------
+
+COLLECTION_ID = Param("collection_id", "A collection of the server's STAC API "
+                      "(`STAC_API_URL`)", "string", _text, where="path", required=True,
+                      pattern=r"^[A-Za-z0-9_.:\-]{1,256}$", example="scenes", max_length=256)
+ITEM_ID = Param("item_id", "An item of the collection", "string", _text, where="path",
+                required=True, pattern=r"^[A-Za-z0-9_.:\-]{1,256}$", example="scene-1",
+                max_length=256)
+SEARCH_ID = Param("search_id", "A registered search (`POST /searches/register` answers it)",
+                  "string", _text, where="path", required=True, pattern=r"^[0-9a-f]{32}$",
+                  example="0123456789abcdef0123456789abcdef", max_length=32)
+IDS = Param("ids", "Only these items, repeatable or comma-separated", "string", _each(_text),
+            repeat=True, pattern=r"^[A-Za-z0-9_.:\-,]{1,256}$")
+SEARCH_BBOX = Param("bbox", "Only items that intersect `west,south,east,north` (degrees)",
+                    "string", _text, max_length=200, example="-61.3,15.1,-60.9,15.6")
+DATETIME = Param("datetime", "Only items of an RFC 3339 instant or interval "
+                 "(`2025-06-01T00:00:00Z/2025-07-01T00:00:00Z`, `../2025-07-01T00:00:00Z`)",
+                 "string", _text, max_length=100)
+FILTER = Param("filter", "A CQL2 filter (text, or JSON with `filter-lang=cql2-json`), sent to "
+               "the STAC API: `eo:cloud_cover < 10`", "string", _text, max_length=16384)
+FILTER_LANG = Param("filter-lang", "The filter's language", "string", _choice,
+                    enum=("cql2-text", "cql2-json"))
+SORTBY = Param("sortby", "The items' order, most important first: fields with `-` for "
+               "descending (`-properties.eo:cloud_cover,datetime`); the mosaic's priority",
+               "string", _text, max_length=1000)
+LIMIT = integer("limit", "Items per page of the STAC API's answers", 1, 1000)
+MAX_ITEMS = integer("max_items", "Read at most the first N items a tile's search finds "
+                    "(without it, more than 64 in one tile is refused: zoom in)", 1, 64)
+SEARCH_BODY = Param("search", "A STAC API search: `collections`, and optionally `ids`, `bbox`, "
+                    "`datetime`, `filter` + `filter-lang`, `sortby`, `query`, `limit`; "
+                    "`metadata` (name, bounds, minzoom, maxzoom) describes the mosaic",
+                    "object", json_body, required=True, where="body",
+                    json_schema={"type": "object", "properties": {
+                        "collections": {"type": "array", "items": {"type": "string"}},
+                        "ids": {"type": "array", "items": {"type": "string"}},
+                        "bbox": {"type": "array", "items": {"type": "number"}},
+                        "datetime": {"type": "string"}, "filter-lang": {"type": "string"},
+                        "sortby": {"type": "array", "items": {"type": "object"}},
+                        "metadata": {"type": "object"}}},
+                    example={"collections": ["scenes"], "sortby": [
+                        {"field": "properties.eo:cloud_cover", "direction": "asc"}]})
+#: A collection's search, in the query (titiler-stacapi's names).
+SEARCH_QUERY = (IDS, SEARCH_BBOX, DATETIME, FILTER, FILTER_LANG, SORTBY, LIMIT, MAX_ITEMS)
+CATALOG_SELECTION = (*STAC_SELECTION, PIXEL_SELECTION)
+CATALOG_POINT_SELECTION = (*STAC_POINT_SELECTION, PIXEL_SELECTION)
+
+
+def search_fields(v: "Values") -> dict:
+    """A collection route's search query as the fields of a STAC search body."""
+    fields: dict = {}
+    if v.get("ids"):
+        fields["ids"] = list(v.ids)
+    if v.get("bbox") is not None:
+        fields["bbox"] = list(bbox_value(v.bbox))
+    if v.get("datetime") is not None:
+        fields["datetime"] = v.datetime
+    if v.get("filter") is not None:
+        lang = v.get("filter-lang") or "cql2-text"
+        fields["filter-lang"] = lang
+        if lang == "cql2-json":
+            try:
+                fields["filter"] = json.loads(v.filter)
+            except ValueError:
+                raise BadRequest("'filter' with filter-lang=cql2-json must be JSON") from None
+        else:
+            fields["filter"] = v.filter
+    elif v.get("filter-lang") is not None:
+        raise BadRequest("'filter-lang' without a 'filter'")
+    if v.get("sortby") is not None:
+        fields["sortby"] = [
+            {"field": part.strip().lstrip("+-"),
+             "direction": "desc" if part.strip().startswith("-") else "asc"}
+            for part in v.sortby.split(",") if part.strip()]
+    if v.get("limit") is not None:
+        fields["limit"] = v.limit
+    return fields
+
+
 RESCALE = Param("rescale", "`min,max` stretched to 0-255: one for all bands, or one per band "
                 "(repeat it)", "string", _rescale, repeat=True,
                 pattern=rf"^{_NUMBER_RE},{_NUMBER_RE}$", example=["0,255"])

@@ -86,6 +86,13 @@ class Settings:
     #: mosaic: where the ``mosaic`` function writes the MosaicJSON documents it builds
     #: (``s3://bucket/mosaics/`` or a local folder); unset, the function is not deployed.
     mosaic_prefix: str = ""
+    #: The STAC API behind ``/collections/...`` and ``/searches/...`` (``https://host/path``,
+    #: its landing page); unset, those routes answer 404. Asset hrefs of its items are
+    #: checked against ALLOWED_SOURCES like every other source.
+    stac_api_url: str = ""
+    #: Where ``POST /searches/register`` keeps searches (``s3://bucket/searches/`` or a local
+    #: folder), by content hash; unset, searches cannot be registered.
+    searches_prefix: str = ""
     #: Whether the environment names an HTTP proxy (then GDAL's egress guard stays off).
     environment_proxy: bool = False
     #: GDAL configuration options found in the environment (GDAL_*, CPL_*, VSI_*, AWS_*...).
@@ -145,4 +152,6 @@ def from_environ(env: Mapping[str, str] | None = None) -> Settings:
         tile_prefix=env.get("TILE_PREFIX", "tiles").strip().strip("/"),
         max_seed_tiles=_int("MAX_SEED_TILES", 100_000, env),
         mosaic_prefix=env.get("MOSAIC_PREFIX", "").strip(),
+        stac_api_url=env.get("STAC_API_URL", "").strip().rstrip("/"),
+        searches_prefix=env.get("SEARCHES_PREFIX", "").strip(),
     )

@@ -21,17 +21,20 @@ class SourceKind(NamedTuple):
 
     name: str  # the path prefix of its routes and the ``source`` of a seed event
     what: str  # "the raster", for summaries
-    module: str  # the module under chalicelib.readers whose ``reader_for`` opens it
+    module: str  # the module under chalicelib.readers whose ``opener`` opens it
+    opener: str = "reader_for"
 
     @property
     def open(self) -> Callable[..., Reader]:
-        return import_module(f"{__package__}.{self.module}").reader_for
+        return getattr(import_module(f"{__package__}.{self.module}"), self.opener)
 
 
 KINDS: dict[str, SourceKind] = {kind.name: kind for kind in (
     SourceKind("cog", "the raster", "cog"),
     SourceKind("stac", "the STAC item", "stac"),
     SourceKind("mosaicjson", "the mosaic", "mosaicjson"),
+    SourceKind("collections", "the collection's search", "catalog", "collection_for"),
+    SourceKind("searches", "the registered search", "catalog", "search_for"),
 )}
 
 

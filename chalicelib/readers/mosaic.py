@@ -42,6 +42,7 @@ from .geotiff import sized_part
 from .planning import check_read_size
 from .pool import read_all
 from .protocol import point_values
+from .stac import STACReader
 
 #: Most files one tile may combine; a tile that needs more must be asked at a deeper zoom.
 MAX_FILES_PER_TILE = 64
@@ -83,12 +84,16 @@ class MosaicIndex(Protocol):
         """What ``/info`` adds about the index (its size, its own parameters)."""
         ...
 
+    def display_names(self, files: list[str]) -> list[str]:
+        """The names of ``files`` safe to show users."""
+        ...
+
 
 class MosaicReader:
     """A mosaic as a :class:`~.protocol.Reader`; ``member`` opens one of its files."""
 
     def __init__(self, index: MosaicIndex, config: Settings, kind: str,
-                 member: Callable[[str, Settings], COGReader] = COGReader.open):
+                 member: Callable[[str, Settings], COGReader | STACReader] = COGReader.open):
         self.index = index
         self.config = config
         self.kind = kind
@@ -102,7 +107,7 @@ class MosaicReader:
     def files_for(self, box: tuple) -> list[str]:
         return self.index.files_for(box)
 
-    def _open(self, url: str) -> COGReader:
+    def _open(self, url: str) -> COGReader | STACReader:
         return self.member(url, self.config)
 
     def _files_of_tile(self, tms: TileMatrixSet, z: int, x: int, y: int) -> list[str]:
@@ -130,7 +135,7 @@ class MosaicReader:
             if isinstance(error, TileOutsideBounds):
                 continue
             if error is not None:
-                raise member_error(url, error)
+                raise member_error(url, error, self.index.display_names([url])[0])
             image, charged = result
             if first is None:  # what the result takes from the first file (not its pixels)
                 first = (image.bounds, image.crs, tuple(image.band_names), image.data.shape[0])
@@ -175,15 +180,15 @@ class MosaicReader:
 
     def assets_for_tile(self, tms: TileMatrixSet, z: int, x: int, y: int) -> list[str]:
         """The files a tile reads, in priority order (names safe to show)."""
-        return _shown(self._files_of_tile(tms, z, x, y))
+        return self.index.display_names(self._files_of_tile(tms, z, x, y))
 
     def assets_for_point(self, x: float, y: float, crs=WGS84) -> list[str]:
         lon, lat = to_lonlat(crs, x, y)
-        return _shown(self.index.files_for((lon, lat, lon, lat))
-                      if -MAX_LAT < lat < MAX_LAT else [])
+        return self.index.display_names(self.index.files_for((lon, lat, lon, lat))
+                                        if -MAX_LAT < lat < MAX_LAT else [])
 
     def assets_for_bbox(self, bounds: Bounds, crs=WGS84) -> list[str]:
-        return _shown(self.files_in(bounds, crs))
+        return self.index.display_names(self.files_in(bounds, crs))
 
     def tile(self, address: TileAddress, selection: Selection,
              statistics: bool = False) -> ImageData:
@@ -235,7 +240,7 @@ class MosaicReader:
         image, used = self._combine(urls, selection,
                                     lambda cog, s: cog.point_image(lon, lat, s))
         result = point_values(image, lon, lat)
-        result["assets"] = _shown(used)
+        result["assets"] = self.index.display_names(used)
         return result
 
     def info(self, tms: TileMatrixSet) -> dict:
@@ -272,15 +277,12 @@ class MosaicReader:
         return tile_limits(tms, z, self.footprint(tms))
 
 
-def _shown(urls: list[str]) -> list[str]:
-    return [display_name(parse(u)) for u in urls]
-
-
-def member_error(url: str, error: BaseException) -> BaseException:
-    """A member file's failure, naming the file (never a server path)."""
+def member_error(url: str, error: BaseException, shown: str | None = None) -> BaseException:
+    """A member file's failure, naming the file (``shown``, else its display name: never
+    a server path)."""
     message = getattr(error, "message", None)
     if message is None:
         return error
-    error.message = f"mosaic file {display_name(parse(url))}: {message}"  # type: ignore[attr-defined]
+    error.message = f"mosaic file {shown or display_name(parse(url))}: {message}"  # type: ignore[attr-defined]
     error.args = (error.message,)  # type: ignore[attr-defined]
     return error

@@ -17,7 +17,7 @@ from ..core.geo import MAX_LAT, LonLatBounds, lon_spans
 from ..core.records import Selection
 from ..core.settings import Settings
 from ..sources import documents
-from ..sources.allowlist import Source, display_name
+from ..sources.allowlist import Source, display_name, parse
 from .mosaic import MosaicReader
 
 #: Most quadkeys one tile may look up (a low zoom over a deep index).
@@ -65,6 +65,9 @@ class MosaicJSON:
 
     def first_file(self) -> str | None:
         return next((files[0] for files in self.tiles.values() if files), None)
+
+    def display_names(self, files: list[str]) -> list[str]:
+        return [display_name(parse(u)) for u in files]
 
     def describe(self) -> dict:
         return {"quadkey_zoom": self.quadkey_zoom, "quadkeys": len(self.tiles),

@@ -315,10 +315,23 @@ class STACReader:
         """No palette (the bands come from several files); when asked, stretch ranges over
         the whole item for pixels that are not 8-bit (once per item and selection)."""
         if statistics and not render.shown_as_is(image.data.dtype):
-            image.dataset_statistics = remembered(
-                self.item.memo, ("stretch", *selection.key),
-                lambda: percentile_ranges(self.preview(selection, ImageSize(None, 512))))
+            image.dataset_statistics = self.stretch_ranges(selection)
         return image
+
+    def grid_in(self, crs):
+        """The grid of the item's first GeoTIFF asset in ``crs`` (a mosaic of items reads
+        a box on the first item's grid)."""
+        return self._asset(next(iter(self.item.assets))).grid_in(crs)
+
+    def palette(self) -> None:
+        """An item has no palette: its bands come from several files."""
+        return None
+
+    def stretch_ranges(self, selection: Selection):
+        """The stretch ranges of the whole item's pixels (once per item and selection)."""
+        return remembered(self.item.memo, ("stretch", *selection.key),
+                          lambda: percentile_ranges(self.preview(selection,
+                                                                 ImageSize(None, 512))))
 
     def tile(self, address: TileAddress, selection: Selection,
              statistics: bool = False) -> ImageData:
@@ -368,9 +381,12 @@ class STACReader:
                            plan)
         return self._attach(image, selection, statistics)
 
+    def point_image(self, lon: float, lat: float, selection: Selection) -> ImageData:
+        """The pixel at a point as a 1x1 image (a mosaic of items combines these)."""
+        return self._read(selection, lambda cog, s: cog.point_image(lon, lat, s))
+
     def point(self, lon: float, lat: float, selection: Selection) -> dict:
-        image = self._read(selection, lambda cog, s: cog.point_image(lon, lat, s))
-        return point_values(image, lon, lat)
+        return point_values(self.point_image(lon, lat, selection), lon, lat)
 
     def info(self, tms: TileMatrixSet) -> dict:
         """Each asset's info (the assets of ``assets=``, else all)."""

@@ -57,7 +57,8 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None  # the 3xx reaches the caller as an HTTPError
 
 
-_opener = urllib.request.build_opener(_NoRedirect)
+#: urllib without redirects (the STAC API client uses it too).
+OPENER = urllib.request.build_opener(_NoRedirect)
 
 
 def _too_big() -> TilerError:
@@ -102,7 +103,7 @@ def _read_http(source: Source, config: Settings) -> bytes:
     url = source.gdal_path[len("/vsicurl/"):]
     request = urllib.request.Request(url, headers={"Accept": "application/json, */*"})
     try:
-        with _opener.open(request, timeout=http_timeout(config)) as answer:
+        with OPENER.open(request, timeout=http_timeout(config)) as answer:
             return answer.read(MAX_DOCUMENT_BYTES + 1)
     except urllib.error.HTTPError as exc:
         if 300 <= exc.code < 400:
