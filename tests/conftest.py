@@ -221,8 +221,7 @@ def write_scene(shared: Path, path: Path, col: int, row: int, offset: int) -> tu
 def stac_api(shared, rasters):
     """A real STAC API (PostgreSQL + PostGIS + PgSTAC + stac-fastapi-pgstac on 127.0.0.1) with
     one collection of four overlapping scenes; skipped, saying why, where it cannot run."""
-    sys.path.insert(0, str(ROOT / "tools"))
-    import stacapi
+    import stacapi  # tools/
     from rangeserver import RangeServer
     why = stacapi.unavailable()
     if why:

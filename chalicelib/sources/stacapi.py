@@ -202,10 +202,11 @@ def _call(url: str, config: Settings, body: dict | None, deadline: float) -> dic
             raw = answer.read(MAX_DOCUMENT_BYTES + 1)
     except urllib.error.HTTPError as exc:
         raise _api_error(exc) from None
-    except TimeoutError:
-        raise UpstreamTimeout("the catalog (STAC API) did not answer in time; try again, or "
-                              "narrow the search") from None
-    except (urllib.error.URLError, OSError):
+    except (urllib.error.URLError, OSError) as exc:
+        if isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None),
+                                                       TimeoutError):
+            raise UpstreamTimeout("the catalog (STAC API) did not answer in time; try again, "
+                                  "or narrow the search") from None
         raise UpstreamError("the catalog (STAC API) failed to answer; try again") from None
     if len(raw) > MAX_DOCUMENT_BYTES:
         raise UpstreamError("the catalog answered more than 32 MB for one page: ask for "
