@@ -114,4 +114,5 @@ bench: setup
 	$(BIN)/python bench/shapes.py
 	$(BIN)/python bench/band_subset.py
 	$(BIN)/python bench/egress.py
+	$(BIN)/python bench/catalog.py
 	$(BIN)/python bench/report.py

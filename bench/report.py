@@ -96,6 +96,31 @@ def mosaic_section(mosaic: dict) -> list[str]:
                   f"{mosaic['http_warm_requests_per_tile']:.2f} (four files).", ""]
 
 
+def catalog_section(result: dict) -> list[str]:
+    out = ["## 8. Catalog mosaics (target: a search tile close to the same MosaicJSON's)", "",
+           "The four quadrants of section 6 over HTTP (a range server), as a MosaicJSON and as "
+           "four STAC items in a real STAC API (stac-fastapi-pgstac on PostgreSQL + PgSTAC, on "
+           "127.0.0.1). Warm, in process: the MosaicJSON tile; the collection's tile with its "
+           "search new (a map's next tile: one search); the same tile repeated (the search's "
+           "answer kept for SOURCE_TTL).", "",
+           "| tile | MosaicJSON | search, new tile | × MosaicJSON | search, repeated | "
+           "× MosaicJSON |", "|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        x, y, z = r["tile"]
+        out.append(f"| {z}/{x}/{y} | {r['mosaicjson_ms']:.1f} ms | {r['search_ms']:.1f} ms | "
+                   f"{r['search_ms'] / r['mosaicjson_ms']:.2f} | {r['repeated_ms']:.1f} ms | "
+                   f"{r['repeated_ms'] / r['mosaicjson_ms']:.2f} |")
+    return out + ["", f"**Geometric means: {result['search_over_mosaicjson']:.2f} × the "
+                  f"MosaicJSON for a new tile, {result['repeated_over_mosaicjson']:.2f} × for a "
+                  f"repeated one.** Requests to the STAC API: "
+                  f"{result['api_requests_first_tile']} for a container's first tile (the "
+                  "collection, the search's first item, the tile's search), then "
+                  f"{result['api_requests_per_new_tile']:.2f} per new tile and "
+                  f"{result['api_requests_per_repeated_tile']:.2f} per repeated one; range "
+                  f"requests {result['range_requests_first_tile']} for the first tile, then "
+                  f"{result['range_requests_per_tile']:.2f} per tile (four files).", ""]
+
+
 def band_subset_section(result: dict) -> list[str]:
     out = ["## 7. Band subsets (target: `bidx=1` within 1.2 × every band)", "",
            "A tile of one band against the tile of every band, from zoom 0 to the native zoom "
@@ -211,6 +236,9 @@ def main() -> None:
     subset = load("band_subset")
     if subset:
         out += band_subset_section(subset)
+    searched = load("catalog")
+    if searched:
+        out += catalog_section(searched)
     notes = common.ROOT / "bench" / "NOTES.md"
     if notes.exists():
         out += [notes.read_text().strip(), ""]

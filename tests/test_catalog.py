@@ -31,11 +31,11 @@ def catalog(stac_api, tmp_path, monkeypatch):
     """The stage's environment pointed at the catalog; caches emptied."""
     for name, value in stac_api.env(tmp_path / "searches").items():
         monkeypatch.setenv(name, value)
-    stacapi.clear()
-    searches.clear()
+    for forget in (stacapi.clear, searches.clear, catalog_reader.clear):
+        forget()
     yield stac_api
-    stacapi.clear()
-    searches.clear()
+    for forget in (stacapi.clear, searches.clear, catalog_reader.clear):
+        forget()
 
 
 def center_tile(catalog, z=10) -> mercantile.Tile:
@@ -274,6 +274,7 @@ def test_too_many_items_or_pages_in_a_tile_are_refused_saying_what_to_do(catalog
     np.testing.assert_array_equal(paged, npy(get(client, path)))
     monkeypatch.setattr(catalog_reader, "MAX_FILES_PER_TILE", 2)
     stacapi.clear()
+    catalog_reader.clear()
     crowded = get(client, path)
     assert crowded.status_code == 400
     assert "more than 2 items" in crowded.json_body["Message"]
@@ -283,6 +284,7 @@ def test_too_many_items_or_pages_in_a_tile_are_refused_saying_what_to_do(catalog
     assert_npy_is(first_two, rio_tiler_tile(api_order(catalog, tile)[:2], tile)[0])
     monkeypatch.setattr(stacapi, "MAX_PAGES", 2)
     stacapi.clear()
+    catalog_reader.clear()
     deep = get(client, path + "&limit=1&max_items=4")
     assert deep.status_code == 400 and "more than 2 pages" in deep.json_body["Message"]
 
@@ -337,6 +339,7 @@ def test_no_hop_leaves_the_catalog_or_the_allow_list(catalog, client, monkeypatc
             assert "redirect" in redirected.json_body["Message"]
             del api.redirects["/collections/scenes"]
             stacapi.clear()
+            catalog_reader.clear()
             off = get(client, tile_of(catalog) + "&filter=" + quote("eo:cloud_cover < 90"))
             assert off.status_code == 502, off.body[:300]
             assert "not on the catalog" in off.json_body["Message"]

@@ -119,3 +119,13 @@ def test_aws_unreachable_is_one_line(tmp_path):
     assert result.returncode != 0
     assert result.stderr.startswith("AWS:") and "Traceback" not in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_registered_searches_on_s3_are_read_and_written_only_there():
+    import policy
+    document = policy.policy_for([], {"SEARCHES_PREFIX": "s3://kept/searches/"})
+    statement = {s["Sid"]: s for s in document["Statement"]}["RegisteredSearches"]
+    assert statement["Action"] == ["s3:GetObject", "s3:PutObject"]
+    assert statement["Resource"] == ["arn:aws:s3:::kept/searches/*"]
+    local = policy.policy_for([], {"SEARCHES_PREFIX": "build/searches/"})
+    assert "RegisteredSearches" not in {s["Sid"] for s in local["Statement"]}

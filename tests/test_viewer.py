@@ -211,3 +211,30 @@ def test_a_failing_tile_shows_the_server_message_once(server, open_page, shared)
     page.wait_for_function("window.cogtiler.tilesLoaded > 0")  # every tile answered
     assert len(fetched) <= 1  # the message fetched once, not once per failed tile
     map_pixels(page, "tile-error")
+
+
+def test_a_collection_search_opens_from_the_address(open_page, stac_api, tmp_path):
+    """kind=collection in the address: the collection's search of a real STAC API, through
+    chalice local, drawn; a click reads the top item's value."""
+    window = "2025-06-01T00:00:00Z/2025-06-15T00:00:00Z"
+    with ChaliceLocal("test", stac_api.env(tmp_path / "searches")) as local:
+        page = open_page(f"{local.base}/?" + urlencode(
+            {"kind": "collection", "url": "scenes", "assets": "data", "datetime": window,
+             "rescale": "0,9000"}))
+        tiles_loaded(page)
+        info = page.locator("#info").inner_text()
+        assert "kind\tSTAC API collection" in info and f"datetime={window}" in info
+        pixels = map_pixels(page, "collection")
+        assert drawn(pixels).mean() > 0.1
+        assert page.locator("#message").is_hidden()
+        assert "datetime=" in page.url and "kind=collection" in page.url
+        page.locator("#map").click(position={"x": 640, "y": 480})
+        page.wait_for_function("document.querySelectorAll('#point tr').length >= 2")
+        rows = dict(line.split("\t", 1) for line in
+                    page.locator("#point").inner_text().splitlines())
+        lon, lat = (float(v) for v in rows["at"].split(","))
+        expected = api(local.base, f"/collections/scenes/point/{lon},{lat}", assets="data",
+                       datetime=window)
+        shown = [v for k, v in rows.items() if k != "at"]
+        assert shown[0] == ("nodata" if expected["values"][0] is None
+                            else str(expected["values"][0]))

@@ -5,7 +5,8 @@ ALLOWED_SOURCES; ListBucket, limited to those prefixes, lets S3 answer 404 rathe
 a missing key. https:// and local sources need no IAM permission. When the stage configures
 the pure functions: cogify reads UPLOAD_PREFIX and writes COG_PREFIX, seed sends to and render
 receives from TILE_QUEUE, render writes TILE_PREFIX, mosaic writes MOSAIC_PREFIX (and lists the
-allowed prefixes it is given: the ListBucket above).
+allowed prefixes it is given: the ListBucket above); the API reads and writes registered
+searches under SEARCHES_PREFIX.
 
     python tools/policy.py --stage prod            # writes .chalice/policy-prod.json
     python tools/policy.py --stage prod --check    # fails if the file is out of date
@@ -97,6 +98,13 @@ def _pipeline_statements(env: dict) -> list[dict]:
         bucket, _, prefix = mosaics[len("s3://"):].partition("/")
         statements.append({
             "Sid": "MosaicWriteDocuments", "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject"],
+            "Resource": [f"arn:aws:s3:::{bucket}/{p}" for p in _patterns(prefix)]})
+    kept = env.get("SEARCHES_PREFIX", "")
+    if kept.startswith("s3://"):  # POST /searches/register writes, the tile routes read
+        bucket, _, prefix = kept[len("s3://"):].partition("/")
+        statements.append({
+            "Sid": "RegisteredSearches", "Effect": "Allow",
             "Action": ["s3:GetObject", "s3:PutObject"],
             "Resource": [f"arn:aws:s3:::{bucket}/{p}" for p in _patterns(prefix)]})
     queue = env.get("TILE_QUEUE", "")

@@ -101,6 +101,9 @@ def serve(stage: str, host: str, port: int) -> int:
     os.environ.update({k: given[k] for k in overridden})  # read per request (settings.py)
     for name in overridden:
         print(f"cogtiler: {name} from the environment (not the {stage} stage's): {given[name]}")
+    # a local run keeps registered searches (POST /searches/register) in a local folder
+    if not os.environ.get("SEARCHES_PREFIX") and not stage_variables.get("SEARCHES_PREFIX"):
+        os.environ["SEARCHES_PREFIX"] = str(ROOT / "build" / "searches")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         server.serve_forever()

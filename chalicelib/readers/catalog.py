@@ -16,6 +16,7 @@ query), ``/searches/{search_id}/...`` (titiler-pgstac's: a registered search) an
 """
 
 import re
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from urllib.parse import quote
@@ -24,7 +25,7 @@ from ..core.errors import BadRequest, NotARaster
 from ..core.geo import MAX_LAT, LonLatBounds
 from ..core.records import Selection
 from ..core.settings import Settings
-from ..sources import searches, stacapi
+from ..sources import datasets, searches, stacapi
 from ..sources.allowlist import parse
 from ..sources.stacapi import Search, search_from
 from .mosaic import MAX_FILES_PER_TILE, MosaicReader
@@ -101,8 +102,39 @@ class SearchIndex:
         return list(keys)  # collection/id
 
     def describe(self) -> dict:
+        """The search, and the GeoTIFF assets of its first item (what ``assets=`` names)."""
+        first = self.first_file()
         return {"search": self.search.body,
+                "assets": list(self.item(first).assets) if first else [],
                 **({"max_items": self.max_items} if self.max_items else {})}
+
+
+#: The indexes of recent searches, kept per warm container for SOURCE_TTL (their parsed
+#: items and memos: the first item, its palette and stretch) as documents are.
+INDEXES_KEPT = 64
+_indexes: "OrderedDict[tuple, tuple[SearchIndex, float]]" = OrderedDict()
+_lock = threading.Lock()
+
+
+def _kept(key: tuple, config: Settings, make) -> SearchIndex:
+    key = (config, *key)  # an index reads with the settings it was made with
+    with _lock:
+        hit = _indexes.get(key)
+        if hit is not None and datasets.clock() - hit[1] < config.source_ttl:
+            _indexes.move_to_end(key)
+            return hit[0]
+    index = make()
+    with _lock:
+        _indexes[key] = (index, datasets.clock())
+        while len(_indexes) > INDEXES_KEPT:
+            _indexes.popitem(last=False)
+    return index
+
+
+def clear() -> None:
+    """Forget the kept indexes."""
+    with _lock:
+        _indexes.clear()
 
 
 def _reader(index: SearchIndex, kind: str) -> MosaicReader:
@@ -156,7 +188,8 @@ def collection_reader(cid: str, fields: dict, config: Settings,
     if "collections" in fields:
         raise BadRequest("the collection is the one in the path; 'collections' is not taken")
     search = search_from({**fields, "collections": [cid]})
-    index = SearchIndex(search, config, cid, _bounds(search, config), max_items=max_items)
+    index = _kept(("collection", search.text, max_items), config, lambda: SearchIndex(
+        search, config, cid, _bounds(search, config), max_items=max_items))
     return _reader(index, f"collections/{cid}")
 
 
@@ -164,10 +197,10 @@ def search_reader(search_id: str, config: Settings,
                   max_items: int | None = None) -> MosaicReader:
     """The mosaic of the registered search ``search_id``."""
     search, metadata = searches.load(search_id, config)
-    index = SearchIndex(search, config, str(metadata.get("name") or search_id),
-                        _bounds(search, config, metadata.get("bounds")),
-                        int(metadata.get("minzoom", MINZOOM)),
-                        int(metadata.get("maxzoom", MAXZOOM)), max_items=max_items)
+    index = _kept(("search", search_id, max_items), config, lambda: SearchIndex(
+        search, config, str(metadata.get("name") or search_id),
+        _bounds(search, config, metadata.get("bounds")), int(metadata.get("minzoom", MINZOOM)),
+        int(metadata.get("maxzoom", MAXZOOM)), max_items=max_items))
     return _reader(index, f"searches/{search_id}")
 
 

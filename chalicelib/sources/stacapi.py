@@ -367,7 +367,9 @@ def item(collection_id: str, item_id: str, config: Settings) -> tuple[dict, str]
                    lambda: _call(url, config, None, time.monotonic() + SEARCH_SECONDS)), url
 
 
-def clear() -> None:
-    """Forget every answer of the API."""
+def clear(searches_only: bool = False) -> None:
+    """Forget the API's answers (``searches_only``: its searches, not its collections and
+    items)."""
     with _lock:
-        _cache.clear()
+        for key in [k for k in _cache if not searches_only or k[0] == "search"]:
+            del _cache[key]
