@@ -201,6 +201,10 @@ def test_ids_bbox_and_filters_choose_the_items(catalog, client):
     assert bad.status_code == 400 and "datetime" in bad.json_body["Message"]
     refused = get(client, path + "&filter=" + quote("cloud <<< 3"))
     assert refused.status_code == 400 and "catalog refused" in refused.json_body["Message"]
+    for titiler_pgstac in ("scan_limit=10", "items_limit=3", "exitwhenfull=false"):
+        named = get(client, path + "&" + titiler_pgstac)  # not taken: refused by name
+        assert named.status_code == 400, titiler_pgstac
+        assert titiler_pgstac.split("=")[0] in named.json_body["Message"]
     unknown = get(client, "/collections/nothing-here/tiles/10/1/1.png?assets=data")
     assert unknown.status_code == 404 and "collection" in unknown.json_body["Message"]
 

@@ -216,3 +216,30 @@ def test_dockerfile_builds_on_the_lambda_python_312_image_with_the_same_slimming
     assert "FROM public.ecr.aws/lambda/python:3.12" in text
     assert "slim.py" in text and "requirements-runtime.txt" in text
     assert "FROM scratch" in text  # only the slimmed tree is exported
+
+
+def test_the_package_serves_a_catalog_search(packages, stac_api, tmp_path):
+    """The packaged function under awslambdaric, pointed at a real STAC API: a collection's
+    tile (API Gateway's event for /collections/{collection_id}/tiles/...) and a registered
+    search's TileJSON."""
+    import mercantile
+    package_dir, _ = packages["dev"]
+    boxes = [i["bbox"] for i in stac_api.items]
+    lon = (max(b[0] for b in boxes) + min(b[2] for b in boxes)) / 2
+    lat = (max(b[1] for b in boxes) + min(b[3] for b in boxes)) / 2
+    z, x, y = (lambda t: (t.z, t.x, t.y))(mercantile.tile(lon, lat, 10))
+    resource = "/collections/{collection_id}/tiles/{tileMatrixSetId}/{z}/{x}/{y}"
+    tile = verify_package.api_event(
+        f"/collections/scenes/tiles/WebMercatorQuad/{z}/{x}/{y}.png",
+        {"assets": ["data"], "rescale": ["0,9000"]}, resource=resource,
+        path_parameters={"collection_id": "scenes", "tileMatrixSetId": "WebMercatorQuad",
+                         "z": str(z), "x": str(x), "y": f"{y}.png"})
+    point = verify_package.api_event(
+        f"/collections/scenes/point/{lon},{lat}", {"assets": ["data"]},
+        resource="/collections/{collection_id}/point/{lonlat}",
+        path_parameters={"collection_id": "scenes", "lonlat": f"{lon},{lat}"})
+    checks = [verify_package.Check("collection tile", tile, 200, "image/png", (256, 256)),
+              verify_package.Check("collection point", point, 200, "application/json")]
+    report = verify_package.verify(package_dir, SCRATCH / "verify-catalog", checks=checks,
+                                   env=stac_api.env(tmp_path / "searches"))
+    assert report.failures == []

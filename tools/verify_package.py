@@ -300,13 +300,15 @@ def layer_paths(opt: Path) -> list[Path]:
 
 
 def verify(package: Path, work: Path, allowed: str | None = None,
-           checks: list[Check] = CHECKS) -> Report:
-    """Unpack ``package`` into ``work`` and run ``checks`` through awslambdaric."""
+           checks: list[Check] = CHECKS, env: dict | None = None) -> Report:
+    """Unpack ``package`` into ``work`` and run ``checks`` through awslambdaric (``env``:
+    variables added to the function's own)."""
     runtime = runtime_dir(work.parent)
     task, layer = unpack(package, work)
     variables, memory = function_settings(package)
     if allowed is not None:
         variables["ALLOWED_SOURCES"] = allowed
+    variables.update(env or {})
     paths = [task, *(layer_paths(layer) if layer is not None else [])]
     return run_checks(paths, task, variables, memory, checks, runtime)
 

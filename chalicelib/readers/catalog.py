@@ -54,6 +54,8 @@ class SearchIndex:
     max_items: int | None = None
     memo: dict = field(default_factory=dict)
     _items: "OrderedDict[str, Item]" = field(default_factory=OrderedDict)
+    #: Requests in several threads (chalice local) share a kept index and its items.
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _found(self, box: tuple | None, most: int) -> list[str]:
         found, complete = stacapi.items(self.search, box, self.config, most)
@@ -69,17 +71,27 @@ class SearchIndex:
         for document in found:
             collection, item_id = str(document.get("collection") or ""), document.get("id")
             key = f"{collection}/{item_id}"
-            if key not in self._items:
-                url = f"{self.config.stac_api_url}/collections/{quote(collection, safe='')}" \
-                      f"/items/{quote(str(item_id), safe='')}"
-                try:
-                    self._items[key] = parse_item(document, parse(url))
-                except NotARaster as exc:
-                    raise NotARaster(f"item {key} of the search: {exc.message}") from None
-                while len(self._items) > ITEMS_KEPT:
-                    self._items.popitem(last=False)
+            with self._lock:
+                if key in self._items:  # parsed already (its memo kept)
+                    self._items.move_to_end(key)
+                    keys.append(key)
+                    continue
+            url = f"{self.config.stac_api_url}/collections/{quote(collection, safe='')}" \
+                  f"/items/{quote(str(item_id), safe='')}"
+            try:
+                self._keep(key, parse_item(document, parse(url)))
+            except NotARaster as exc:
+                raise NotARaster(f"item {key} of the search: {exc.message}") from None
             keys.append(key)
         return keys
+
+    def _keep(self, key: str, item: Item) -> Item:
+        with self._lock:
+            self._items[key] = item
+            self._items.move_to_end(key)
+            while len(self._items) > ITEMS_KEPT:
+                self._items.popitem(last=False)
+        return item
 
     def files_for(self, box: tuple) -> list[str]:
         return self._found(box, self.max_items or MAX_FILES_PER_TILE)
@@ -92,11 +104,13 @@ class SearchIndex:
         return self.memo["first"]
 
     def item(self, key: str) -> Item:
-        if key not in self._items:  # pushed out since the search: ask for it again
-            collection, _, item_id = key.partition("/")
-            document, url = stacapi.item(collection, item_id, self.config)
-            self._items[key] = parse_item(document, parse(url))
-        return self._items[key]
+        with self._lock:
+            found = self._items.get(key)
+        if found is not None:
+            return found
+        collection, _, item_id = key.partition("/")  # pushed out since: asked for again
+        document, url = stacapi.item(collection, item_id, self.config)
+        return self._keep(key, parse_item(document, parse(url)))
 
     def display_names(self, keys: list[str]) -> list[str]:
         return list(keys)  # collection/id
