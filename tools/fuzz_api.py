@@ -12,6 +12,11 @@ bounded in examples per operation and in time:
   coverage (boundary values of every parameter: about 6,000 requests, 2-3 minutes) and
   fuzzing phases.
 
+The catalog routes (``/collections/...``, ``/searches/...``: no ``url``) are fuzzed in the
+``random-url`` run against a real STAC API (:mod:`stacapi`, where PostgreSQL + PostGIS are
+installed) holding the demo raster as collection ``demo``, item ``demo``, asset ``visual``
+(their parameters' examples), and left out of the real-raster runs, which vary ``url``.
+
 Checks: no 5xx (``not_a_server_error``), and every status code, content type, documented
 header and JSON body as the document says. Methods that chalice local's HTTP server itself
 answers with 501 (TRACE, QUERY; API Gateway never forwards them) are left out.
@@ -21,6 +26,7 @@ answers with 501 (TRACE, QUERY; API Gateway never forwards them) are left out.
 
 import argparse
 import collections
+import contextlib
 import json
 import re
 import subprocess
@@ -31,6 +37,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import stacapi
 from chalice_local import ROOT, ChaliceLocal
 from hostile_documents import write_hostile_documents
 
@@ -79,17 +86,23 @@ def validate(base: str) -> dict:
 #: ``/preview?format=...``): fuzzed through their PNG and NPY spellings (every format is
 #: fuzzed through ``format=`` and the tiles' extensions), so the bounded run spends its
 #: time elsewhere.
-REPEATS = r"^/[a-z]+/(feature|preview)\.(?!png$|npy$)[a-z0-9]+$"
+REPEATS = r"^/.*/(feature|preview)\.(?!png$|npy$)[a-z0-9]+$"
+#: The catalog's operations (no ``url``): fuzzed in the random-url run only.
+CATALOG = r"^/(collections|searches)/"
 
 
-def operations(document: dict) -> tuple[int, int]:
-    """(operations in the document, those :data:`REPEATS` leaves out of the runs)."""
+def operations(document: dict) -> tuple[int, int, int]:
+    """(operations in the document, those :data:`REPEATS` leaves out of the runs, the
+    catalog's that are not repeats)."""
     found = [(path, method) for path, item in document["paths"].items() for method in item]
-    return len(found), sum(1 for path, _ in found if re.match(REPEATS, path))
+    repeats = sum(1 for path, _ in found if re.match(REPEATS, path))
+    catalog = sum(1 for path, _ in found if re.match(CATALOG, path)
+                  and not re.match(REPEATS, path))
+    return len(found), repeats, catalog
 
 
 def run(local: ChaliceLocal, mode: str, config: str, phases: str, args, work: Path,
-        methods: tuple[str, ...] = ()) -> Run:
+        methods: tuple[str, ...] = (), exclude: str = REPEATS) -> Run:
     toml = work / f"{mode}.toml"
     toml.write_text(config)
     before = len(local.requests())
@@ -99,7 +112,7 @@ def run(local: ChaliceLocal, mode: str, config: str, phases: str, args, work: Pa
                "--seed", str(args.seed), "--workers", "2", "--request-timeout", "30",
                "--phases", phases,
                "--exclude-method", "TRACE", "--exclude-method", "QUERY",
-               "--exclude-path-regex", REPEATS, "--no-color",
+               "--exclude-path-regex", exclude, "--no-color",
                *(f"--include-method={m}" for m in methods)]
     started = time.monotonic()
     try:  # schemathesis's own --max-time would fuzz until it is spent: bound it from here
@@ -119,6 +132,21 @@ def run(local: ChaliceLocal, mode: str, config: str, phases: str, args, work: Pa
                seconds, dict(statuses), report)
 
 
+def catalog(stack: contextlib.ExitStack) -> dict:
+    """A real STAC API with the demo raster (collection ``demo``, item ``demo``, asset
+    ``visual``), for as long as ``stack`` lasts; the environment that points at it (none
+    where it cannot run here)."""
+    if stacapi.unavailable():
+        return {}
+    from rangeserver import RangeServer
+    files = stack.enter_context(RangeServer(ROOT / "chalicelib" / "demo"))
+    api = stack.enter_context(stacapi.StacAPI())
+    api.load(*stacapi.catalog_of(ROOT / "chalicelib" / "demo", files.url("").rstrip("/"),
+                                 "demo", asset="visual"))
+    return {"STAC_API_URL": api.url, "UNSAFE_ALLOW_HOSTS": files.host,
+            "CATALOG_FILES": files.url("")}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--examples", type=int, default=25, help="examples per operation")
@@ -126,6 +154,8 @@ def main(argv=None) -> int:
                         help="seconds a run may take before it counts as failed")
     parser.add_argument("--seed", type=int, default=20261123)
     parser.add_argument("--shared", type=Path, default=SHARED)
+    parser.add_argument("--reports", type=Path, help="write each run's report and the "
+                        "server's log into this folder")
     args = parser.parse_args(argv)
     pinned = rasters(args.shared) if args.shared.is_dir() else [
         "chalicelib/demo/demo.tif", "chalicelib/demo/item.json", "chalicelib/demo/mosaic.json"]
@@ -140,21 +170,34 @@ def main(argv=None) -> int:
     # mode: (configuration, phases, methods). The GeoJSON routes take the GET routes'
     # parameters (the same declarations, parsed by the same code: covered there) plus a
     # body: fuzzed on real rasters without the coverage phase's parameter enumeration.
+    urls_only = f"(?:{REPEATS})|(?:{CATALOG})"
     modes = {
-        "random-url": ("", "examples,fuzzing", ()),
-        "real-rasters": (real, "examples,coverage,fuzzing", ("GET",)),
-        "real-shapes": (real, "examples,fuzzing", ("POST",)),
+        "random-url": ("", "examples,fuzzing", (), REPEATS),
+        "real-rasters": (real, "examples,coverage,fuzzing", ("GET",), urls_only),
+        "real-shapes": (real, "examples,fuzzing", ("POST",), urls_only),
     }
-    with ChaliceLocal("test", {"ALLOWED_SOURCES": allowed}) as local, \
-            tempfile.TemporaryDirectory() as work:
+    with contextlib.ExitStack() as stack:
+        work = stack.enter_context(tempfile.TemporaryDirectory())
+        env = {"ALLOWED_SOURCES": allowed, "SEARCHES_PREFIX": f"{work}/searches"}
+        env.update(catalog(stack))
+        env["ALLOWED_SOURCES"] = ",".join(filter(None, [allowed, env.pop("CATALOG_FILES", "")]))
+        local = stack.enter_context(ChaliceLocal("test", env))
         document = validate(local.base)
-        total, repeats = operations(document)
+        total, repeats, in_catalog = operations(document)
         print(f"openapi.json: valid OpenAPI {document['openapi']}, "
-              f"{len(document['paths'])} paths, {total} operations, {repeats} repeats")
-        runs = [run(local, mode, config, phases, args, Path(work), methods)
-                for mode, (config, phases, methods) in modes.items()]
+              f"{len(document['paths'])} paths, {total} operations, {repeats} repeats, "
+              f"{in_catalog} catalog")
+        if "STAC_API_URL" not in env:
+            print(f"catalog: no STAC API here ({stacapi.unavailable()}): its routes answer 404")
+        runs = [run(local, mode, config, phases, args, Path(work), methods, exclude)
+                for mode, (config, phases, methods, exclude) in modes.items()]
         server_output = local.output()
     hostile.cleanup()
+    if args.reports:  # whole reports and the server's log, for a failure's details
+        args.reports.mkdir(parents=True, exist_ok=True)
+        for result in runs:
+            (args.reports / f"{result.mode}.txt").write_text(result.report)
+        (args.reports / "server.log").write_text(server_output)
     for result in runs:
         print(result.line())
     failed = [r for r in runs if r.exit_code != 0 or r.failures]

@@ -208,9 +208,10 @@ class StacAPI:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def catalog_of(folder: Path, base_url: str, collection_id: str = "local") -> tuple[dict, list]:
-    """A collection and one item per GeoTIFF in ``folder`` (asset ``data``, href under
-    ``base_url``), for ``--serve``."""
+def catalog_of(folder: Path, base_url: str, collection_id: str = "local",
+               asset: str = "data") -> tuple[dict, list]:
+    """A collection and one item per GeoTIFF in ``folder`` (each the item's ``asset``, its
+    href under ``base_url``), for ``--serve`` and the fuzz run."""
     import rasterio
     from rasterio.warp import transform_bounds
     items, boxes = [], []
@@ -219,7 +220,7 @@ def catalog_of(folder: Path, base_url: str, collection_id: str = "local") -> tup
             box = transform_bounds(src.crs, "EPSG:4326", *src.bounds, densify_pts=21)
         boxes.append(box)
         items.append(stac_item(collection_id, path.stem, box, "2025-06-01T00:00:00Z",
-                               {"data": f"{base_url}/{path.name}"}))
+                               {asset: f"{base_url}/{path.name}"}))
     return collection(collection_id, boxes), items
 
 

@@ -555,9 +555,9 @@ MOSAIC_POINT_SELECTION = (*POINT_SELECTION, PIXEL_SELECTION)
 
 COLLECTION_ID = Param("collection_id", "A collection of the server's STAC API "
                       "(`STAC_API_URL`)", "string", _text, where="path", required=True,
-                      pattern=r"^[A-Za-z0-9_.:\-]{1,256}$", example="scenes", max_length=256)
+                      pattern=r"^[A-Za-z0-9_.:\-]{1,256}$", example="demo", max_length=256)
 ITEM_ID = Param("item_id", "An item of the collection", "string", _text, where="path",
-                required=True, pattern=r"^[A-Za-z0-9_.:\-]{1,256}$", example="scene-1",
+                required=True, pattern=r"^[A-Za-z0-9_.:\-]{1,256}$", example="demo",
                 max_length=256)
 SEARCH_ID = Param("search_id", "A registered search (`POST /searches/register` answers it)",
                   "string", _text, where="path", required=True, pattern=r"^[0-9a-f]{32}$",
@@ -570,7 +570,8 @@ DATETIME = Param("datetime", "Only items of an RFC 3339 instant or interval "
                  "(`2025-06-01T00:00:00Z/2025-07-01T00:00:00Z`, `../2025-07-01T00:00:00Z`)",
                  "string", _text, max_length=100)
 FILTER = Param("filter", "A CQL2 filter (text, or JSON with `filter-lang=cql2-json`), sent to "
-               "the STAC API: `eo:cloud_cover < 10`", "string", _text, max_length=16384)
+               "the STAC API: `eo:cloud_cover < 10`; a longer one: register the search (POST "
+               "/searches/register)", "string", _text, max_length=2048)
 FILTER_LANG = Param("filter-lang", "The filter's language", "string", _choice,
                     enum=("cql2-text", "cql2-json"))
 SORTBY = Param("sortby", "The items' order, most important first: fields with `-` for "
