@@ -362,3 +362,21 @@ def test_a_warm_tile_asks_the_catalog_once_and_a_repeated_one_never(catalog, cli
     npy(get(client, f"/collections/scenes/tiles/{tile.z}/{tile.x + 1}/{tile.y}.npy"
                     "?assets=data"))
     assert made[0] - start == cold + 1
+
+
+def test_the_catalogs_answers_are_asked_again_after_source_ttl(catalog, client, monkeypatch):
+    """A collection changes (items added, removed): a warm container sees it within
+    SOURCE_TTL (300 s), the clock moved here rather than waited for."""
+    from chalicelib.sources import datasets
+    now = [1_000.0]
+    monkeypatch.setattr(datasets, "clock", lambda: now[0])
+    made = stacapi.requests_made
+    path = tile_of(catalog)
+    npy(get(client, path))
+    first = made[0]
+    now[0] += 299
+    npy(get(client, path))
+    assert made[0] == first  # still trusted
+    now[0] += 2
+    npy(get(client, path))
+    assert made[0] > first  # asked again

@@ -3,9 +3,11 @@
 Each source holds a ``memo`` dict; keys are tuples whose first item names the kind of
 result (``("stretch", ...)``). Kinds keyed by what users ask (expressions, band lists) are
 kept with :func:`remembered`, bounded by :func:`bound_memo`, so that a stream of distinct
-requests cannot grow one.
+requests cannot grow one. :class:`Kept` keeps results across requests for a time.
 """
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -28,3 +30,37 @@ def remembered(memo: dict[Any, Any], key: tuple[Any, ...], compute: Callable[[],
         bound_memo(memo, key[0])
         memo[key] = value
     return memo[key]
+
+
+class Kept:
+    """A bounded LRU of results trusted for a time (answers of a remote service, indexes
+    built from them), shared by a container's threads. ``clock()`` tells the time (a
+    function, so that tests can move it)."""
+
+    def __init__(self, size: int, clock: Callable[[], float]):
+        self.size, self.clock = size, clock
+        self._entries: OrderedDict[Any, tuple[Any, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any, ttl: float, make: Callable[[], Any]) -> Any:
+        """The entry for ``key`` if it was made less than ``ttl`` seconds ago, else
+        ``make()``'s, kept (outside the lock: a slow make does not hold up others)."""
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is not None and self.clock() - hit[1] < ttl:
+                self._entries.move_to_end(key)
+                return hit[0]
+        made_at = self.clock()
+        value = make()
+        with self._lock:
+            self._entries[key] = (value, made_at)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return value
+
+    def forget(self, which: Callable[[Any], bool] = lambda key: True) -> None:
+        """Drop the entries whose key ``which`` accepts (all, by default)."""
+        with self._lock:
+            for key in [k for k in self._entries if which(k)]:
+                del self._entries[key]

@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 from ..core.errors import BadRequest, NotARaster
 from ..core.geo import MAX_LAT, LonLatBounds
+from ..core.memo import Kept
 from ..core.records import Selection
 from ..core.settings import Settings
 from ..sources import datasets, searches, stacapi
@@ -126,29 +127,17 @@ class SearchIndex:
 #: The indexes of recent searches, kept per warm container for SOURCE_TTL (their parsed
 #: items and memos: the first item, its palette and stretch) as documents are.
 INDEXES_KEPT = 64
-_indexes: "OrderedDict[tuple, tuple[SearchIndex, float]]" = OrderedDict()
-_lock = threading.Lock()
+_indexes = Kept(INDEXES_KEPT, lambda: datasets.clock())
 
 
 def _kept(key: tuple, config: Settings, make) -> SearchIndex:
-    key = (config, *key)  # an index reads with the settings it was made with
-    with _lock:
-        hit = _indexes.get(key)
-        if hit is not None and datasets.clock() - hit[1] < config.source_ttl:
-            _indexes.move_to_end(key)
-            return hit[0]
-    index = make()
-    with _lock:
-        _indexes[key] = (index, datasets.clock())
-        while len(_indexes) > INDEXES_KEPT:
-            _indexes.popitem(last=False)
-    return index
+    index: SearchIndex = _indexes.get((config, *key), config.source_ttl, make)
+    return index  # keyed by the settings too: an index reads with those it was made with
 
 
 def clear() -> None:
     """Forget the kept indexes."""
-    with _lock:
-        _indexes.clear()
+    _indexes.forget()
 
 
 def _reader(index: SearchIndex, kind: str) -> MosaicReader:

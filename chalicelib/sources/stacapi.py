@@ -16,15 +16,14 @@ when they are opened (:mod:`chalicelib.readers.stac`), like every other source.
 import json
 import math
 import re
-import threading
 import time
 import urllib.error
 import urllib.request
-from collections import OrderedDict
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode, urlsplit
 
 from ..core.errors import BadRequest, NotFound, UpstreamError, UpstreamTimeout
+from ..core.memo import Kept
 from ..core.settings import Settings
 from . import datasets
 from .datasets import http_timeout
@@ -46,8 +45,7 @@ _DATE = r"\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d
 _DATETIME = re.compile(rf"(?:{_DATE}|\.\.)?(?:/(?:{_DATE}|\.\.)?)?")
 
 requests_made = [0]  # requests really sent to the API (tests, benchmarks)
-_cache: "OrderedDict[tuple, tuple[object, float]]" = OrderedDict()
-_lock = threading.Lock()
+_answers = Kept(CACHE_SIZE, lambda: datasets.clock())
 
 
 @dataclass(frozen=True)
@@ -241,19 +239,7 @@ def _api_error(exc: urllib.error.HTTPError):
 
 
 def _cached(key: tuple, config: Settings, fetch):
-    with _lock:
-        hit = _cache.get(key)
-        if hit is not None and datasets.clock() - hit[1] < config.source_ttl:
-            _cache.move_to_end(key)
-            return hit[0]
-    at = datasets.clock()
-    value = fetch()
-    with _lock:
-        _cache[key] = (value, at)
-        _cache.move_to_end(key)
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
-    return value
+    return _answers.get(key, config.source_ttl, fetch)
 
 
 def items(search: Search, box: tuple | None, config: Settings,
@@ -370,6 +356,4 @@ def item(collection_id: str, item_id: str, config: Settings) -> tuple[dict, str]
 def clear(searches_only: bool = False) -> None:
     """Forget the API's answers (``searches_only``: its searches, not its collections and
     items)."""
-    with _lock:
-        for key in [k for k in _cache if not searches_only or k[0] == "search"]:
-            del _cache[key]
+    _answers.forget(lambda key: not searches_only or key[0] == "search")
