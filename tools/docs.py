@@ -36,6 +36,9 @@ SECTIONS = [
     ("STAC items (`/stac/...`): what to read, instead of `bidx`/`expression` above",
      params.STAC_SELECTION[:4]),
     ("Mosaics (`/mosaicjson/...`): besides the `/cog` ones", (params.PIXEL_SELECTION,)),
+    ("Catalog searches (`/collections/{collection_id}/...`): the search, besides the STAC "
+     "item and mosaic ones (`/searches/{search_id}/...` take `max_items`)",
+     params.SEARCH_QUERY),
 ]
 
 
