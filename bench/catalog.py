@@ -46,7 +46,6 @@ def main() -> None:
 
     from chalicelib.api import params
     from chalicelib.core import settings
-    from chalicelib.operations import tiler
     from chalicelib.readers import catalog, kinds
     from chalicelib.sources import documents, stacapi
     from chalicelib.sources.datasets import cache
@@ -68,22 +67,14 @@ def main() -> None:
         stacapi.clear()
         config = settings.current()
 
-        def draw(source, tile, declared):
-            values = params.parse((*params.TILE, *declared, *params.STYLE),
-                                  {"assets": ["data"]} if declared is params.CATALOG_SELECTION
-                                  else {},
-                                  {"tileMatrixSetId": "WebMercatorQuad", "z": str(tile.z),
-                                   "x": str(tile.x), "y": f"{tile.y}.png"}, config)
-            tiler.tile(source(), params.tile_address(values), params.selection(values),
-                       params.style(values))
-
         def from_mosaicjson(tile):
-            draw(lambda: kinds.open_reader("mosaicjson", files.url("quadrants-http.json"),
-                                           config), tile, params.MOSAIC_SELECTION)
+            common.reader_png_tile(kinds.open_reader(
+                "mosaicjson", files.url("quadrants-http.json"), config), tile,
+                params.MOSAIC_SELECTION)
 
         def from_search(tile):
-            draw(lambda: catalog.collection_reader("quadrants", {}, config), tile,
-                 params.CATALOG_SELECTION)
+            common.reader_png_tile(catalog.collection_reader("quadrants", {}, config), tile,
+                                   params.CATALOG_SELECTION, {"assets": ["data"]})
 
         def new_tile(tile):
             stacapi.clear(searches_only=True)  # a map's next tile: its search is new

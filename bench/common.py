@@ -105,6 +105,20 @@ def sample_tiles(url: str, per_zoom: int = 30, extra_zoom: int = 1):
     return chosen
 
 
+def reader_png_tile(source, tile, selection: tuple, query: dict | None = None):
+    """A WebMercatorQuad PNG ``tile`` of any reader, its parameters (``selection``: a
+    params group, e.g. ``MOSAIC_SELECTION``) parsed from their declarations as the HTTP
+    layer parses them."""
+    from chalicelib.api import params
+    from chalicelib.core import settings
+    from chalicelib.operations import tiler
+    values = params.parse((*params.TILE, *selection, *params.STYLE), query or {},
+                          {"tileMatrixSetId": "WebMercatorQuad", "z": str(tile.z),
+                           "x": str(tile.x), "y": f"{tile.y}.png"}, settings.current())
+    return tiler.tile(source, params.tile_address(values), params.selection(values),
+                      params.style(values))
+
+
 def engine_tile(url: str, z, x, y_segment: str, query: dict, tms: str = "WebMercatorQuad"):
     """A tile through the engine as the HTTP layer calls it: parameters parsed from their
     declarations, settings read, then ``chalicelib.operations.tiler.tile``."""

@@ -102,7 +102,6 @@ def main() -> None:
 
     from chalicelib.api import params
     from chalicelib.core import settings
-    from chalicelib.operations import tiler
     from chalicelib.readers import kinds
 
     paths = make_quadrants()
@@ -114,13 +113,7 @@ def main() -> None:
     assert all(len(mosaic._files_of_tile(_wmq(), t.z, t.x, t.y)) == 4 for t in tiles)
 
     def ours(source):
-        def draw(tile):
-            values = params.parse((*params.TILE, *params.MOSAIC_SELECTION, *params.STYLE), {},
-                                  {"tileMatrixSetId": "WebMercatorQuad", "z": str(tile.z),
-                                   "x": str(tile.x), "y": f"{tile.y}.png"}, config)
-            tiler.tile(source, params.tile_address(values), params.selection(values),
-                       params.style(values))
-        return draw
+        return lambda tile: common.reader_png_tile(source, tile, params.MOSAIC_SELECTION)
 
     readers = {str(p): Reader(str(p)) for p in paths}
 
@@ -168,7 +161,6 @@ def http_requests(paths, tiles) -> dict:
 
     from chalicelib.api import params
     from chalicelib.core import settings
-    from chalicelib.operations import tiler
     from chalicelib.readers import kinds
     from chalicelib.sources import documents
     from chalicelib.sources.datasets import cache
@@ -182,12 +174,8 @@ def http_requests(paths, tiles) -> dict:
         config = settings.current()
         marks = []
         for tile in tiles:
-            values = params.parse((*params.TILE, *params.MOSAIC_SELECTION, *params.STYLE), {},
-                                  {"tileMatrixSetId": "WebMercatorQuad", "z": str(tile.z),
-                                   "x": str(tile.x), "y": f"{tile.y}.png"}, config)
             source = kinds.open_reader("mosaicjson", server.url("quadrants-http.json"), config)
-            tiler.tile(source, params.tile_address(values), params.selection(values),
-                       params.style(values))
+            common.reader_png_tile(source, tile, params.MOSAIC_SELECTION)
             marks.append(len(server.log))
     first, warm = marks[0], (marks[-1] - marks[0]) / (len(marks) - 1)
     print(f"HTTP: first mosaic tile {first} requests (document + 4 file headers + data), "

@@ -19,7 +19,6 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from urllib.parse import quote
 
 from ..core.errors import BadRequest, NotARaster
 from ..core.geo import MAX_LAT, LonLatBounds
@@ -77,8 +76,7 @@ class SearchIndex:
                     self._items.move_to_end(key)
                     keys.append(key)
                     continue
-            url = f"{self.config.stac_api_url}/collections/{quote(collection, safe='')}" \
-                  f"/items/{quote(str(item_id), safe='')}"
+            url = stacapi.item_url(collection, str(item_id), self.config)
             try:
                 self._keep(key, parse_item(document, parse(url)))
             except NotARaster as exc:

@@ -344,11 +344,15 @@ def collection(collection_id: str, config: Settings) -> dict:
                    lambda: _call(url, config, None, time.monotonic() + SEARCH_SECONDS))
 
 
+def item_url(collection_id: str, item_id: str, config: Settings) -> str:
+    """Where the API serves an item (what its relative asset hrefs resolve against)."""
+    return (f"{api_url(config)}/collections/{quote(collection_id, safe='')}/items/"
+            f"{quote(item_id, safe='')}")
+
+
 def item(collection_id: str, item_id: str, config: Settings) -> tuple[dict, str]:
-    """One item's JSON and its URL (what relative asset hrefs resolve against)."""
-    api = api_url(config)
-    url = (f"{api}/collections/{quote(collection_id, safe='')}/items/"
-           f"{quote(item_id, safe='')}")
+    """One item's JSON and its URL."""
+    url = item_url(collection_id, item_id, config)
     return _cached(("get", url), config,
                    lambda: _call(url, config, None, time.monotonic() + SEARCH_SECONDS)), url
 
